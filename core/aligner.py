@@ -1,0 +1,71 @@
+"""Aligner: find the permutations that bring one network's hidden units into line with another's.
+
+``align(reference, other, spec, context) -> Alignment``. Applying the alignment to ``other``
+returns a functionally identical state whose units correspond to ``reference``'s. Aligners
+that merge (ZipIt, MergeMany) set ``merges = True`` and return the merged state(s).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+import torch
+
+from ridgeline.core.evaluator import Evaluator
+from ridgeline.core.spec import PermutationSpec, Perms
+from ridgeline.core.state import State
+
+
+@attrs.frozen
+class AlignContext:
+    """What an aligner may use beyond the two states: data, device, seed."""
+
+    evaluator: Evaluator | None = None
+    seed: int = 0
+    split: str = "train"
+
+    @property
+    def device(self) -> torch.device:
+        return self.evaluator.device if self.evaluator else torch.device("cpu")
+
+
+@attrs.frozen
+class Alignment:
+    """The outcome of an aligner.
+
+    ``perms``: group -> permutation (long tensor) to apply to ``other``; ``objective``: the
+    final value of the method's objective (higher is better for matching objectives);
+    ``history``: the objective per iteration; ``seconds``: wall time; ``transport``: soft
+    maps (group -> n x n) where the method has them; ``merged``: the merged state of a
+    merging aligner; ``diagnostics``: anything else worth recording (JSON-serialisable).
+    """
+
+    perms: Perms
+    objective: float = float("nan")
+    history: tuple[float, ...] = ()
+    seconds: float = 0.0
+    transport: Mapping[str, torch.Tensor] = attrs.field(factory=dict)
+    merged: State | None = None
+    diagnostics: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def apply(self, spec: PermutationSpec, other: Mapping[str, torch.Tensor]) -> State:
+        """``other`` with the alignment's permutations applied."""
+        return spec.apply(other, self.perms)
+
+
+class Aligner(abc.ABC):
+    """A matching algorithm. Subclasses take keyword options and implement :meth:`align`."""
+
+    name: ClassVar[str] = ""
+    merges: ClassVar[bool] = False
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @abc.abstractmethod
+    def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
+              spec: PermutationSpec, context: AlignContext) -> Alignment:
+        """Permutations taking ``other``'s units onto ``reference``'s."""

@@ -1,0 +1,62 @@
+"""Metric: measurements along a path, yielded point by point so they can be streamed.
+
+A metric lists its *points* (for instance a t grid), measures one point at a time into a
+flat record of numbers, and summarises the finished records. The pipeline writes each record
+as soon as it exists and, on a re-run, skips points already written, so an interrupted run
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from ridgeline.core.evaluator import Evaluation, Evaluator
+from ridgeline.core.path import Path
+
+Record = dict[str, float]
+
+
+class PathProbe:
+    """Evaluations of one path, cached by (t, split) so several metrics share them."""
+
+    def __init__(self, path: Path, evaluator: Evaluator) -> None:
+        self.path = path
+        self.evaluator = evaluator
+        self._cache: dict[tuple[float, str, bool], Evaluation] = {}
+
+    def evaluate(self, t: float, split: str, *, bn_reset: bool | None = None) -> Evaluation:
+        key = (round(float(t), 12), split, bool(bn_reset))
+        if key not in self._cache:
+            self._cache[key] = self.evaluator.evaluate(self.path.at(t), split, bn_reset=bn_reset)
+        return self._cache[key]
+
+
+class Metric(abc.ABC):
+    """A measurement along a path.
+
+    ``columns`` names the numbers in each record (in order); :meth:`points` lists the points
+    to measure; :meth:`measure` computes one record; :meth:`summarise` reduces the records of
+    all points to named numbers (for instance a barrier).
+    """
+
+    name: ClassVar[str] = ""
+    columns: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @abc.abstractmethod
+    def points(self, path: Path) -> Sequence[float]:
+        """The points to measure, e.g. the t grid."""
+
+    @abc.abstractmethod
+    def measure(self, point: float, probe: PathProbe) -> Mapping[str, float | torch.Tensor]:
+        """The record at one point: a number (or 0-d tensor) for each of ``columns``."""
+
+    @abc.abstractmethod
+    def summarise(self, records: Sequence[Record]) -> dict[str, float]:
+        """Summary numbers from the records of every point, in point order."""

@@ -1,0 +1,51 @@
+"""Path: a curve theta(t), t in [0, 1], through control states.
+
+Following Garipov et al. (2018), a path is a list of control states and coefficients
+c_i(t) with theta(t) = sum_i c_i(t) * control_i. The linear path has controls (A, B) and
+c = (1 - t, t). Trainable paths (Bezier, polygonal chain, star centre) set ``trainable`` and
+implement :meth:`fit`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from ridgeline.core.state import State, check_compatible, combine
+
+
+class Path(abc.ABC):
+    """A curve between ``endpoints[0]`` (t = 0) and ``endpoints[-1]`` (t = 1)."""
+
+    name: ClassVar[str] = ""
+    trainable: ClassVar[bool] = False
+
+    def __init__(self, endpoints: Sequence[State], **options: Any) -> None:
+        if len(endpoints) < 2:
+            raise ValueError(f"path {self.name!r} needs at least two endpoint states")
+        for i, state in enumerate(endpoints[1:], start=1):
+            check_compatible(endpoints[0], state, names=("endpoint 0", f"endpoint {i}"))
+        self.endpoints = list(endpoints)
+        self.options = options
+
+    @property
+    @abc.abstractmethod
+    def controls(self) -> list[State]:
+        """The control states the coefficients weight."""
+
+    @abc.abstractmethod
+    def coefficients(self, t: float) -> torch.Tensor:
+        """c(t), one weight per control state."""
+
+    def at(self, t: float) -> State:
+        """theta(t)."""
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(f"path parameter t must lie in [0, 1], got {t}")
+        return combine(self.controls, self.coefficients(t).tolist())
+
+    def fit(self, evaluator: Any, **options: Any) -> dict[str, Any]:
+        """Fit the free control states (trainable paths only); returns a fit report."""
+        raise TypeError(f"path {self.name!r} has nothing to fit")

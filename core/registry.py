@@ -1,0 +1,107 @@
+"""Registries of named factories, one per plugin kind.
+
+A registry stores factories (classes or callables), never built objects. Names are short
+lowercase words; listing takes fnmatch patterns (as ``timm.list_models`` does); an unknown
+name raises :class:`~ridgeline.core.errors.UnknownEntryError` with close matches and a duplicate
+name raises :class:`~ridgeline.core.errors.DuplicateEntryError` naming both plugins.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import attrs
+
+from ridgeline.core.errors import ConfigError, DuplicateEntryError, UnknownEntryError
+
+KINDS = ("models", "datasets", "aligners", "paths", "metrics", "corrections")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@attrs.frozen
+class Entry:
+    """One registered factory and the plugin that supplied it."""
+
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    summary: str = ""
+
+
+class Registry:
+    """Named factories of one kind (``models``, ``aligners``, ...)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, factory: Callable[..., Any], *, plugin: str) -> None:
+        if not _NAME.match(name):
+            raise ConfigError(
+                f"plugin {plugin!r} tried to register {self.kind[:-1]} {name!r}: names are "
+                "lowercase words joined by underscores"
+            )
+        if name in self._entries:
+            raise DuplicateEntryError(self.kind, name, self._entries[name].plugin, plugin)
+        doc = (getattr(factory, "__doc__", None) or "").strip().splitlines()
+        self._entries[name] = Entry(name, factory, plugin, doc[0] if doc else "")
+
+    def entry(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownEntryError(self.kind, name, self._entries) from None
+
+    def get(self, name: str) -> Callable[..., Any]:
+        """The factory registered as ``name``."""
+        return self.entry(name).factory
+
+    def create(self, name: str, /, **options: Any) -> Any:
+        """Build the entry ``name`` with keyword options; bad options name the entry."""
+        factory = self.get(name)
+        try:
+            return factory(**options)
+        except TypeError as error:
+            if "argument" not in str(error):
+                raise
+            raise ConfigError(f"{self.kind[:-1]} {name!r}: {error}") from None
+
+    def list(self, pattern: str | Sequence[str] = "*", exclude: str | Sequence[str] = ()) -> list[str]:
+        """Sorted names matching any of ``pattern`` and none of ``exclude`` (fnmatch)."""
+        include = [pattern] if isinstance(pattern, str) else list(pattern)
+        excluded = [exclude] if isinstance(exclude, str) else list(exclude)
+        return sorted(
+            name
+            for name in self._entries
+            if any(fnmatch.fnmatchcase(name, p) for p in include)
+            and not any(fnmatch.fnmatchcase(name, p) for p in excluded)
+        )
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries[name] for name in sorted(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@attrs.frozen
+class Registries:
+    """The registries of every kind, filled by one plugin host."""
+
+    models: Registry = attrs.field(factory=lambda: Registry("models"))
+    datasets: Registry = attrs.field(factory=lambda: Registry("datasets"))
+    aligners: Registry = attrs.field(factory=lambda: Registry("aligners"))
+    paths: Registry = attrs.field(factory=lambda: Registry("paths"))
+    metrics: Registry = attrs.field(factory=lambda: Registry("metrics"))
+    corrections: Registry = attrs.field(factory=lambda: Registry("corrections"))
+
+    def of(self, kind: str) -> Registry:
+        if kind not in KINDS:
+            raise UnknownEntryError("registry kinds", kind, KINDS)
+        return getattr(self, kind)

@@ -1,0 +1,215 @@
+"""PermutationSpec: the permutation symmetries of a network's hidden units.
+
+A spec names permutation *groups* (name -> number of units) and, for each, the tensor axes
+it acts on. Permuting every axis of a group by the same permutation leaves the network's
+function unchanged. An :class:`AxisRef` can act on a slice of an axis (concatenations, fused
+``qkv`` projections) and on blocks of consecutive entries (a channel of a conv flattened into
+``stride`` features). Hand-written and traced specs are the same type.
+
+Convention: ``apply(state, perms)`` returns a state whose unit ``i`` of group ``g`` is unit
+``perms[g][i]`` of the input, on every axis of the group. To align B to A, an aligner returns
+``perms`` such that ``apply(B, perms)`` matches A unit for unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from ridgeline.core.errors import SpecError
+from ridgeline.core.state import State
+
+Perms = dict[str, torch.Tensor]
+
+
+@attrs.frozen
+class AxisRef:
+    """Where a group acts: axis ``axis`` of tensor ``key``, entries ``offset`` to
+    ``offset + size * stride``, each unit owning ``stride`` consecutive entries."""
+
+    key: str
+    axis: int
+    offset: int = 0
+    stride: int = 1
+
+
+def _as_ref(value: Any) -> AxisRef:
+    if isinstance(value, AxisRef):
+        return value
+    return AxisRef(*value)
+
+
+def _refs(value: Any) -> tuple[AxisRef, ...]:
+    return tuple(_as_ref(v) for v in value)
+
+
+@attrs.frozen
+class PermutationSpec:
+    """Permutation groups, the axes each acts on, and groups left frozen (with reasons).
+
+    ``groups``: name -> size; ``axes``: name -> tuple of :class:`AxisRef` (or
+    ``(key, axis[, offset, stride])`` tuples); ``frozen``: name -> reason, for units that
+    cannot be permuted (reported, never acted on). Groups are applied in the order given.
+    """
+
+    groups: Mapping[str, int] = attrs.field(converter=dict)
+    axes: Mapping[str, tuple[AxisRef, ...]] = attrs.field(
+        converter=lambda d: {g: _refs(r) for g, r in d.items()}
+    )
+    frozen: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+
+    def __attrs_post_init__(self) -> None:
+        if set(self.groups) != set(self.axes):
+            raise SpecError(
+                "spec groups and axes disagree: "
+                f"groups without axes {sorted(set(self.groups) - set(self.axes))}, "
+                f"axes without a group {sorted(set(self.axes) - set(self.groups))}"
+            )
+        for group, refs in self.axes.items():
+            if not refs:
+                raise SpecError(f"permutation group {group!r} acts on no tensor")
+
+    # -- structure --------------------------------------------------------------------
+    @property
+    def keys(self) -> set[str]:
+        """Every tensor key some group acts on."""
+        return {ref.key for refs in self.axes.values() for ref in refs}
+
+    def refs_of_key(self, key: str) -> list[tuple[str, AxisRef]]:
+        return [(g, r) for g, refs in self.axes.items() for r in refs if r.key == key]
+
+    def units(self) -> int:
+        """Total number of permutable units (sum of group sizes)."""
+        return sum(self.groups.values())
+
+    def coverage(self, frozen_sizes: Mapping[str, int] | None = None) -> float:
+        """Permutable units / (permutable + frozen) units."""
+        frozen = sum((frozen_sizes or {}).values())
+        total = self.units() + frozen
+        return self.units() / total if total else 0.0
+
+    def validate(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Raise :class:`SpecError` if a referenced tensor is missing or too small."""
+        for group, refs in self.axes.items():
+            size = self.groups[group]
+            for ref in refs:
+                if ref.key not in state:
+                    raise SpecError(f"group {group!r} refers to tensor {ref.key!r}, absent from the state")
+                shape = tuple(state[ref.key].shape)
+                if ref.axis >= len(shape):
+                    raise SpecError(
+                        f"group {group!r} acts on axis {ref.axis} of {ref.key!r}, shape {shape}"
+                    )
+                end = ref.offset + size * ref.stride
+                if end > shape[ref.axis]:
+                    raise SpecError(
+                        f"group {group!r} (size {size}, stride {ref.stride}, offset {ref.offset}) "
+                        f"needs {end} entries on axis {ref.axis} of {ref.key!r}, shape {shape}"
+                    )
+
+    # -- permutations -----------------------------------------------------------------
+    def identity(self, device: torch.device | str = "cpu") -> Perms:
+        return {g: torch.arange(n, device=device) for g, n in self.groups.items()}
+
+    def random(self, generator: torch.Generator | None = None) -> Perms:
+        return {g: torch.randperm(n, generator=generator) for g, n in self.groups.items()}
+
+    @staticmethod
+    def invert(perms: Mapping[str, torch.Tensor]) -> Perms:
+        return {g: torch.argsort(p) for g, p in perms.items()}
+
+    @staticmethod
+    def compose(first: Mapping[str, torch.Tensor], then: Mapping[str, torch.Tensor]) -> Perms:
+        """The permutations equal to applying ``first`` and then ``then``."""
+        return {g: first[g][then[g]] for g in first}
+
+    def permute_axis(self, tensor: torch.Tensor, ref: AxisRef, perm: torch.Tensor) -> torch.Tensor:
+        """``tensor`` with the group's units along ``ref`` reordered by ``perm``."""
+        n = perm.numel()
+        index = (perm.to(tensor.device)[:, None] * ref.stride
+                 + torch.arange(ref.stride, device=tensor.device)[None, :]).reshape(-1) + ref.offset
+        full = tensor.shape[ref.axis]
+        if ref.offset or n * ref.stride != full:
+            index = torch.cat([
+                torch.arange(ref.offset, device=tensor.device), index,
+                torch.arange(ref.offset + n * ref.stride, full, device=tensor.device),
+            ])
+        return torch.index_select(tensor, ref.axis, index)
+
+    def apply(self, state: Mapping[str, torch.Tensor], perms: Mapping[str, torch.Tensor],
+              skip: tuple[str, AxisRef] | None = None) -> State:
+        """A new state with every group's permutation applied (``skip``: leave one axis)."""
+        out = dict(state)
+        for group, refs in self.axes.items():
+            if group not in perms:
+                continue
+            for ref in refs:
+                if skip is not None and skip == (group, ref):
+                    continue
+                out[ref.key] = self.permute_axis(out[ref.key], ref, perms[group])
+        return out
+
+    def unit_view(self, tensor: torch.Tensor, ref: AxisRef, size: int) -> torch.Tensor:
+        """The units of ``ref`` as rows: shape (size, everything else)."""
+        part = tensor.narrow(ref.axis, ref.offset, size * ref.stride)
+        part = torch.movedim(part, ref.axis, 0)
+        return part.reshape(size, -1)
+
+    # -- verification -----------------------------------------------------------------
+    def check(self, module: nn.Module, example_input: torch.Tensor, *, seeds: int = 3,
+              atol: float = 1e-4, rtol: float = 1e-4) -> SpecCheck:
+        """Permute every group at random (``seeds`` times) and compare outputs in eval mode.
+
+        The module is not mutated: the permuted state is evaluated with
+        ``torch.func.functional_call`` on the module's own structure.
+        """
+        state = {k: v.detach() for k, v in module.state_dict().items()}
+        self.validate(state)
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                reference = torch.func.functional_call(module, state, (example_input,))
+                worst = 0.0
+                for seed in range(seeds):
+                    generator = torch.Generator().manual_seed(seed)
+                    permuted = self.apply(state, self.random(generator))
+                    output = torch.func.functional_call(module, permuted, (example_input,))
+                    error = (output - reference).abs()
+                    scale = atol + rtol * reference.abs()
+                    worst = max(worst, float((error / scale).max()))
+        finally:
+            module.train(was_training)
+        return SpecCheck(passed=worst <= 1.0, worst_ratio=worst, seeds=seeds, atol=atol, rtol=rtol)
+
+    def verify(self, module: nn.Module, example_input: torch.Tensor, **kwargs: Any) -> SpecCheck:
+        """Like :meth:`check` but raise :class:`SpecError` if the network's function changes."""
+        result = self.check(module, example_input, **kwargs)
+        if not result.passed:
+            raise SpecError(
+                "permuting the spec's groups changes the network's outputs "
+                f"(worst error {result.worst_ratio:.3g}x the tolerance): the spec is wrong"
+            )
+        return result
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per group: name, size and the tensors it acts on."""
+        return [
+            {"group": g, "size": n, "tensors": [f"{r.key}[{r.axis}]" for r in self.axes[g]]}
+            for g, n in self.groups.items()
+        ]
+
+
+@attrs.frozen
+class SpecCheck:
+    """Result of :meth:`PermutationSpec.check`: the largest output error relative to tolerance."""
+
+    passed: bool
+    worst_ratio: float
+    seeds: int
+    atol: float
+    rtol: float

@@ -1,0 +1,84 @@
+"""States: a network's parameters and buffers as a ``dict[str, Tensor]`` (a state dict).
+
+States are values. Nothing here mutates its inputs. Arithmetic acts on floating-point
+tensors; integer buffers (BatchNorm's ``num_batches_tracked``) are carried over from the
+first state, since averaging a counter means nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+
+from ridgeline.core.errors import StateMismatchError
+
+State = dict[str, torch.Tensor]
+
+
+def check_compatible(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
+                     names: tuple[str, str] = ("A", "B")) -> None:
+    """Raise :class:`StateMismatchError` naming the first differing key or shape."""
+    missing = sorted(set(a) - set(b))
+    extra = sorted(set(b) - set(a))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{names[1]} lacks {', '.join(missing[:5])}")
+        if extra:
+            parts.append(f"{names[1]} has extra {', '.join(extra[:5])}")
+        raise StateMismatchError(
+            f"states {names[0]} and {names[1]} have different tensors: {'; '.join(parts)} "
+            "(different architectures?)"
+        )
+    for key in a:
+        if a[key].shape != b[key].shape:
+            raise StateMismatchError(
+                f"tensor {key!r} has shape {tuple(a[key].shape)} in {names[0]} but "
+                f"{tuple(b[key].shape)} in {names[1]} (different architectures or widths?)"
+            )
+
+
+def combine(states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float] | torch.Tensor) -> State:
+    """sum_i weights[i] * states[i], key by key; integer tensors come from ``states[0]``."""
+    if len(states) != len(weights):
+        raise ValueError(f"{len(states)} states but {len(weights)} weights")
+    out: State = {}
+    for key, first in states[0].items():
+        if not first.is_floating_point():
+            out[key] = first.clone()
+            continue
+        acc = first * weights[0]
+        for state, w in zip(states[1:], weights[1:]):
+            acc = acc + state[key] * w
+        out[key] = acc
+    return out
+
+
+def lerp(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], t: float) -> State:
+    """(1 - t) a + t b."""
+    return combine([a, b], [1.0 - t, t])
+
+
+def subtract(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> State:
+    """a - b over floating-point tensors (the displacement from b to a)."""
+    return {k: a[k] - b[k] for k in a if a[k].is_floating_point()}
+
+
+def clone(state: Mapping[str, torch.Tensor], device: torch.device | str | None = None) -> State:
+    return {k: v.detach().clone().to(device) if device else v.detach().clone() for k, v in state.items()}
+
+
+def to_device(state: Mapping[str, torch.Tensor], device: torch.device | str) -> State:
+    return {k: v.to(device) for k, v in state.items()}
+
+
+def flatten(state: Mapping[str, torch.Tensor], keys: Iterable[str] | None = None) -> torch.Tensor:
+    """Concatenate the floating-point tensors (in key order) into one vector."""
+    keys = list(state) if keys is None else list(keys)
+    return torch.cat([state[k].reshape(-1) for k in keys if state[k].is_floating_point()])
+
+
+def distance(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:
+    """Euclidean distance between the floating-point parts of two states."""
+    return float(torch.sqrt(sum(((a[k] - b[k]).double() ** 2).sum() for k in a if a[k].is_floating_point())))

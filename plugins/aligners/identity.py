@@ -1,0 +1,20 @@
+"""``identity``: no alignment, the naive baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from ridgeline.core.aligner import AlignContext, Aligner, Alignment
+from ridgeline.core.spec import PermutationSpec
+
+
+class IdentityAligner(Aligner):
+    """Leave ``other`` as it is (the naive interpolation baseline)."""
+
+    name = "identity"
+
+    def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
+              spec: PermutationSpec, context: AlignContext) -> Alignment:
+        return Alignment(perms=spec.identity())

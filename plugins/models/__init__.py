@@ -1,0 +1,11 @@
+"""Model plugins: ``mlp`` and ``timm``."""
+
+from ridgeline.core.plugins import hookimpl
+from ridgeline.plugins.models.mlp import MLPModel
+from ridgeline.plugins.models.timm_models import TimmModel
+
+
+@hookimpl
+def register_models(register):
+    register("mlp", MLPModel)
+    register("timm", TimmModel)

@@ -1,0 +1,58 @@
+"""``mlp``: a fully connected ReLU network without normalisation, and its permutation spec."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ridgeline.core.model import Model
+from ridgeline.core.spec import AxisRef, PermutationSpec
+
+
+class MLP(nn.Module):
+    """Flatten -> (Linear -> ReLU) x depth -> Linear head."""
+
+    def __init__(self, in_features: int, widths: Sequence[int], num_classes: int) -> None:
+        super().__init__()
+        sizes = [in_features, *widths]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.head = nn.Linear(sizes[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for layer in self.hidden:
+            x = torch.relu(layer(x))
+        return self.head(x)
+
+
+class MLPModel(Model):
+    """Fully connected ReLU network; ``widths`` (default 3 x 512) or ``width`` and ``depth``."""
+
+    name = "mlp"
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, *,
+                 widths: Sequence[int] | None = None, width: int = 512, depth: int = 3,
+                 **options: Any) -> None:
+        widths = [int(w) for w in widths] if widths is not None else [int(width)] * int(depth)
+        if not widths or any(w <= 0 for w in widths):
+            raise ValueError(f"mlp widths must be positive integers, got {widths}")
+        super().__init__(input_shape, num_classes, widths=widths, **options)
+        self.widths = widths
+
+    def build(self) -> MLP:
+        return MLP(math.prod(self.input_shape), self.widths, self.num_classes)
+
+    def spec(self) -> PermutationSpec:
+        """One group per hidden layer: its output rows, its bias, the next layer's columns."""
+        names = [f"hidden.{i}" for i in range(len(self.widths))] + ["head"]
+        groups, axes = {}, {}
+        for i, width in enumerate(self.widths):
+            group = f"hidden.{i}"
+            groups[group] = width
+            axes[group] = (AxisRef(f"{names[i]}.weight", 0), AxisRef(f"{names[i]}.bias", 0),
+                           AxisRef(f"{names[i + 1]}.weight", 1))
+        return PermutationSpec(groups, axes)

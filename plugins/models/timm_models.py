@@ -1,0 +1,54 @@
+"""``timm``: any timm architecture by name, randomly initialised or from a local checkpoint.
+
+Never downloads: ``pretrained`` is refused; pass ``checkpoint`` (a local file) instead.
+The permutation spec is derived automatically from the traced graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import timm
+from torch import nn
+
+from ridgeline.core.errors import ConfigError
+from ridgeline.core.model import Model
+from ridgeline.core.spec import PermutationSpec
+
+
+class TimmModel(Model):
+    """A timm architecture (``arch``) with ``num_classes`` outputs and ``in_chans`` from the input."""
+
+    name = "timm"
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, *, arch: str,
+                 checkpoint: str | None = None, **timm_kwargs: Any) -> None:
+        if timm_kwargs.pop("pretrained", False):
+            raise ConfigError(
+                "model 'timm': pretrained weights would be downloaded; save them locally and "
+                "pass checkpoint='path/to/weights.safetensors' instead"
+            )
+        if arch not in timm.list_models():
+            from ridgeline.core.errors import UnknownEntryError
+
+            raise UnknownEntryError("timm architectures", arch, timm.list_models())
+        super().__init__(input_shape, num_classes, arch=arch, checkpoint=checkpoint, **timm_kwargs)
+        self.arch = arch
+        self.checkpoint = checkpoint
+        self.timm_kwargs = timm_kwargs
+
+    def build(self) -> nn.Module:
+        kwargs = dict(self.timm_kwargs)
+        if len(self.input_shape) == 3:
+            kwargs.setdefault("in_chans", self.input_shape[0])
+        module = timm.create_model(self.arch, pretrained=False, num_classes=self.num_classes, **kwargs)
+        if self.checkpoint:
+            from ridgeline.core.checkpoint import load_state
+
+            module.load_state_dict(load_state(self.checkpoint))
+        return module
+
+    def spec(self) -> PermutationSpec:
+        from ridgeline.core.tracing import derive_spec
+
+        return derive_spec(self.build().eval(), self.example_input())
