@@ -53,6 +53,10 @@ class Metric(abc.ABC):
     def points(self, path: Path) -> Sequence[float]:
         """The points to measure, e.g. the t grid."""
 
+    def labels(self, path: Path) -> list[str] | None:
+        """Optional names of the points (e.g. layer names), stored beside the records."""
+        return None
+
     @abc.abstractmethod
     def measure(self, point: float, probe: PathProbe) -> Mapping[str, float | torch.Tensor]:
         """The record at one point: a number (or 0-d tensor) for each of ``columns``."""
