@@ -3,7 +3,8 @@
 Following Garipov et al. (2018), a path is a list of control states and coefficients
 c_i(t) with theta(t) = sum_i c_i(t) * control_i. The linear path has controls (A, B) and
 c = (1 - t, t). Trainable paths (Bezier, polygonal chain, star centre) set ``trainable`` and
-implement :meth:`fit`.
+implement :meth:`fit`; the pipeline calls ``fit`` once before measuring, then runs every
+metric along each of :meth:`segments`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class Path(abc.ABC):
             raise ValueError(f"path parameter t must lie in [0, 1], got {t}")
         return combine(self.controls, self.coefficients(t).tolist())
 
-    def fit(self, evaluator: Any, **options: Any) -> dict[str, Any]:
-        """Fit the free control states (trainable paths only); returns a fit report."""
+    def fit(self, evaluator: Any) -> dict[str, Any]:
+        """Fit the free control states (trainable paths only; settings come from the
+        constructor's options); returns a JSON-serialisable fit report."""
         raise TypeError(f"path {self.name!r} has nothing to fit")
+
+    def segments(self) -> dict[str, Path]:
+        """The curves metrics should run along, by label. Most paths are one curve; a star
+        path (one centre, N models) returns its N lines."""
+        return {"": self}
