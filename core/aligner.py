@@ -15,7 +15,7 @@ import attrs
 import torch
 
 from ridgeline.core.evaluator import Evaluator
-from ridgeline.core.spec import PermutationSpec, Perms
+from ridgeline.core.spec import Perms, PermutationSpec
 from ridgeline.core.state import State
 
 

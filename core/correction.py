@@ -26,8 +26,8 @@ class Correction(abc.ABC):
     def __init__(self, **options: Any) -> None:
         self.options = options
 
-    def prepare(self, endpoints: list[State], evaluator: Evaluator) -> None:
-        """Gather what the correction needs from the path's endpoints."""
+    def prepare(self, endpoints: list[State], evaluator: Evaluator) -> None:  # noqa: B027
+        """Gather what the correction needs from the path's endpoints (default: nothing)."""
 
     @abc.abstractmethod
     def apply(self, state: Mapping[str, torch.Tensor], t: float, evaluator: Evaluator) -> State:

@@ -24,7 +24,7 @@ import pluggy
 
 from ridgeline.core import hookspecs
 from ridgeline.core.errors import PluginLoadError
-from ridgeline.core.registry import KINDS, Registries
+from ridgeline.core.registry import KINDS, Registries, Registry
 
 hookimpl = pluggy.HookimplMarker("ridgeline")
 """Marker for plugin hook implementations: ``@hookimpl def register_aligners(register): ...``"""
@@ -91,8 +91,9 @@ class PluginHost:
             for impl in reversed(caller.get_hookimpls()):
                 plugin_name = impl.plugin_name
 
-                def register(name: str, factory: Any, _plugin: str = plugin_name) -> None:
-                    registry.register(name, factory, plugin=_plugin)
+                def register(name: str, factory: Any, _plugin: str = plugin_name,
+                             _registry: Registry = registry) -> None:
+                    _registry.register(name, factory, plugin=_plugin)
 
                 try:
                     impl.function(register=register)

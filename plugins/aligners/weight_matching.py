@@ -18,14 +18,15 @@ from scipy.optimize import linear_sum_assignment
 
 from ridgeline.core.aligner import AlignContext, Aligner, Alignment
 from ridgeline.core.errors import ConfigError
-from ridgeline.core.spec import PermutationSpec, Perms
+from ridgeline.core.spec import Perms, PermutationSpec
 from ridgeline.core.state import check_compatible
 
 ORDERS = ("random", "forward", "backward")
 
 
 def permuted_tensor(spec: PermutationSpec, state: Mapping[str, torch.Tensor], key: str,
-                    perms: Mapping[str, torch.Tensor], skip: tuple[str, object] | None = None) -> torch.Tensor:
+                    perms: Mapping[str, torch.Tensor],
+                    skip: tuple[str, object] | None = None) -> torch.Tensor:
     """``state[key]`` with every group's permutation applied to it except ``skip``."""
     tensor = state[key]
     for group, ref in spec.refs_of_key(key):

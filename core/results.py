@@ -1,0 +1,377 @@
+"""The HDF5 results store: one file per run, one writer, records appended point by point.
+
+Layout (documented in docs/results-format.md)::
+
+    /                                   attrs: schema_version, ridgeline_version, plugin_versions,
+                                               config (JSON), seed, device, created, complete (last)
+    /pairs/<pair>/alignments/<aligner>  attrs: objective, seconds, diagnostics, complete
+        perms/<group>                   int64 permutation applied to each non-reference model
+        history                         objective after each iteration
+        merged/<key>                    merged state (merging aligners only)
+    /pairs/<pair>/curves/<aligner>/<correction>/<path>/<segment>/<metric>
+        <column>                        float64, shape (n,), resizable, NaN fill
+        labels                          point names (optional)
+                                        attrs: n_done (commit marker, written after each append),
+                                               summary (JSON), complete
+
+Every dataset is created resizable (``maxshape=(None,)``), chunked, NaN-filled and grown by
+``resize`` one record at a time, with ``n_done`` written after the data and the file flushed,
+so a reader (or a crash) sees a consistent prefix (the pattern of emcee's HDF backend). A
+re-run resumes after ``n_done`` and refuses a file whose configuration differs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from ridgeline.core import __version__
+from ridgeline.core.errors import ResultsMismatchError
+
+SCHEMA_VERSION = 1
+CURVE_LEVELS = ("aligner", "correction", "path", "segment", "metric")
+
+
+def _safe(name: str) -> str:
+    """An HDF5-safe group name ('/' would nest groups)."""
+    return (name or "line").replace("/", "|")
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    if isinstance(obj, list) and any(isinstance(v, (Mapping, list)) for v in obj):
+        out = {}
+        for i, value in enumerate(obj):
+            out.update(_flatten(value, f"{prefix}{i}."))
+        return out
+    return {prefix.rstrip("."): obj}
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Human-readable differences between two configurations, by dotted key."""
+    a, b = _flatten(old), _flatten(new)
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            old_value, new_value = a.get(key, "<absent>"), b.get(key, "<absent>")
+            lines.append(f"{key}: file has {old_value!r}, pipeline has {new_value!r}")
+    return lines
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().float().cpu().item()
+    return float(value)
+
+
+class Series:
+    """One metric's records along one curve: a column dataset per number, appended in order."""
+
+    def __init__(self, group: h5py.Group, columns: Sequence[str]) -> None:
+        self.group = group
+        self.columns = tuple(columns)
+
+    @property
+    def n_done(self) -> int:
+        return int(self.group.attrs.get("n_done", 0))
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.group.attrs.get("complete", False))
+
+    def records(self) -> list[dict[str, float]]:
+        n = self.n_done
+        data = {c: self.group[c][:n] for c in self.columns}
+        return [{c: float(data[c][i]) for c in self.columns} for i in range(n)]
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        n = self.n_done
+        for column in self.columns:
+            dataset = self.group[column]
+            if dataset.shape[0] <= n:
+                dataset.resize((n + 1,))
+            dataset[n] = _number(record.get(column, math.nan))
+        self.group.attrs["n_done"] = n + 1  # the commit marker, written after the data
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        self.group.attrs["summary"] = json.dumps({k: _number(v) for k, v in summary.items()})
+        self.group.attrs["complete"] = True
+
+
+class ResultsStore:
+    """Owns one HDF5 results file. Use as a context manager; every write is flushed."""
+
+    def __init__(self, path: str | Path, config: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.config = json.loads(json.dumps(config))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        exists = self.path.exists()
+        try:
+            self.file = h5py.File(self.path, "a")
+        except OSError as error:
+            raise ResultsMismatchError(
+                f"{self.path} exists but is not a readable HDF5 file ({error}); move it away or "
+                "choose another output"
+            ) from None
+        if exists and "config" in self.file.attrs:
+            self._check_existing()
+        elif exists and len(self.file.keys()):
+            self.file.close()
+            raise ResultsMismatchError(f"{self.path} is an HDF5 file but not a ridgeline results file")
+        else:
+            self.file.attrs["schema_version"] = SCHEMA_VERSION
+            self.file.attrs["ridgeline_version"] = __version__
+            self.file.attrs["config"] = json.dumps(self.config, sort_keys=True)
+            self.file.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            self.file.attrs["complete"] = False
+        for key, value in metadata.items():
+            self.file.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
+        self.file.flush()
+
+    def _check_existing(self) -> None:
+        version = int(self.file.attrs.get("schema_version", -1))
+        if version != SCHEMA_VERSION:
+            self.file.close()
+            raise ResultsMismatchError(
+                f"{self.path} has results schema {version}; this ridgeline writes schema {SCHEMA_VERSION}"
+            )
+        old = json.loads(self.file.attrs["config"])
+        differences = config_differences(old, self.config)
+        if differences:
+            self.file.close()
+            raise ResultsMismatchError(
+                f"{self.path} holds results of a different pipeline; refusing to mix them. "
+                "Differences:\n  " + "\n  ".join(differences)
+                + "\nChoose another output file, or delete this one to start over."
+            )
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.file.id.valid:
+            self.file.flush()
+            self.file.close()
+
+    # -- alignments --------------------------------------------------------------------
+    def _alignment_group(self, pair: str, aligner: str) -> str:
+        return f"pairs/{_safe(pair)}/alignments/{_safe(aligner)}"
+
+    def read_alignment(self, pair: str, aligner: str) -> dict[str, Any] | None:
+        """The stored alignment (perms per model, merged state), or None if not complete."""
+        name = self._alignment_group(pair, aligner)
+        if name not in self.file or not self.file[name].attrs.get("complete", False):
+            return None
+        group = self.file[name]
+        perms = [
+            {g: torch.from_numpy(group[f"perms/{i}/{g}"][()]) for g in group[f"perms/{i}"]}
+            for i in sorted(group["perms"], key=int)
+        ]
+        merged = ({k: torch.from_numpy(group["merged"][k][()]) for k in group["merged"]}
+                  if "merged" in group else None)
+        return {"perms": perms, "merged": merged}
+
+    def write_alignment(self, pair: str, aligner: str, alignments: Sequence[Any],
+                        merged: Mapping[str, torch.Tensor] | None = None) -> None:
+        """Store the alignment of each non-reference model to the reference."""
+        name = self._alignment_group(pair, aligner)
+        if name in self.file:
+            del self.file[name]
+        group = self.file.create_group(name)
+        for i, alignment in enumerate(alignments):
+            for g, perm in alignment.perms.items():
+                group.create_dataset(f"perms/{i}/{g}", data=perm.cpu().numpy().astype(np.int64))
+        group.create_dataset("history", data=np.asarray(
+            [h for a in alignments for h in a.history], dtype=np.float64))
+        group.attrs["objective"] = json.dumps([float(a.objective) for a in alignments])
+        group.attrs["seconds"] = float(sum(a.seconds for a in alignments))
+        group.attrs["diagnostics"] = json.dumps([dict(a.diagnostics) for a in alignments], default=str)
+        if merged is not None:
+            for key, tensor in merged.items():
+                group.create_dataset(f"merged/{key}", data=tensor.detach().cpu().numpy())
+        group.attrs["complete"] = True
+        self.file.flush()
+
+    # -- curves ------------------------------------------------------------------------
+    def series(self, pair: str, levels: Sequence[str], columns: Sequence[str],
+               labels: Sequence[str] | None = None, attrs: Mapping[str, Any] | None = None) -> Series:
+        """The series at ``levels`` (aligner, correction, path, segment, metric), created if new."""
+        name = "/".join([f"pairs/{_safe(pair)}/curves", *(_safe(level) for level in levels)])
+        if name in self.file:
+            group = self.file[name]
+            missing = [c for c in columns if c not in group]
+            if missing:
+                raise ResultsMismatchError(f"{self.path}:{name} lacks columns {missing}")
+            return Series(group, columns)
+        group = self.file.create_group(name)
+        for column in columns:
+            group.create_dataset(column, shape=(0,), maxshape=(None,), dtype="f8",
+                                 chunks=(64,), fillvalue=np.nan)
+        if labels is not None:
+            group.create_dataset("labels", data=np.asarray(list(labels), dtype=h5py.string_dtype()))
+        group.attrs["columns"] = json.dumps(list(columns))
+        group.attrs["n_done"] = 0
+        group.attrs["complete"] = False
+        for key, value in (attrs or {}).items():
+            group.attrs[key] = json.dumps(value, default=str)
+        self.file.flush()
+        return Series(group, columns)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def mark_complete(self, timings: Mapping[str, float]) -> None:
+        self.file.attrs["timings"] = json.dumps(dict(timings))
+        self.file.attrs["complete"] = True  # written last: the run's completion marker
+        self.file.flush()
+
+
+class Writer:
+    """Hands writes to the store, in the caller's thread or in one background thread.
+
+    In background mode (used on a GPU) the evaluation loop only enqueues records; tensors are
+    moved to the host and written by the writer thread, so the device never waits on disk.
+    Errors raised in the thread resurface at the next call or at :meth:`close`.
+    """
+
+    def __init__(self, store: ResultsStore, *, background: bool = False) -> None:
+        self.store = store
+        self.background = background
+        self._queue: queue.Queue[tuple[Callable[..., None], tuple] | None] = queue.Queue(maxsize=1024)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name="ridgeline-writer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            fn, args = item
+            try:
+                if self._error is None:
+                    fn(*args)
+                    self.store.flush()
+            except BaseException as error:  # keep draining; report at the next call
+                self._error = error
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        self._raise()
+        if self.background:
+            self._queue.put((fn, args))
+        else:
+            fn(*args)
+            self.store.flush()
+
+    def append(self, series: Series, record: Mapping[str, Any]) -> None:
+        self.submit(series.append, dict(record))
+
+    def finish(self, series: Series, summary: Mapping[str, Any]) -> None:
+        self.submit(series.finish, dict(summary))
+
+    def drain(self) -> None:
+        """Wait until every submitted write is on disk."""
+        if self._thread is not None:
+            done = threading.Event()
+            self._queue.put((done.set, ()))
+            done.wait()
+        self._raise()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self._raise()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- reading ---------------------------------------------------------------------------
+def _curve_groups(file: h5py.File) -> Iterator[tuple[dict[str, str], h5py.Group]]:
+    for pair, pair_group in file.get("pairs", {}).items():
+        if "curves" not in pair_group:
+            continue
+        stack = [((), pair_group["curves"])]
+        while stack:
+            levels, group = stack.pop()
+            if len(levels) == len(CURVE_LEVELS):
+                yield {"pair": pair, **dict(zip(CURVE_LEVELS, levels))}, group
+                continue
+            for name in sorted(group, reverse=True):
+                stack.append(((*levels, name), group[name]))
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The file's top-level attributes (config decoded from JSON)."""
+    with h5py.File(path, "r") as file:
+        meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in file.attrs.items()}
+    for key in ("config", "timings", "plugin_versions"):
+        if isinstance(meta.get(key), str):
+            meta[key] = json.loads(meta[key])
+    return meta
+
+
+def read_summaries(path: str | Path) -> list[dict[str, Any]]:
+    """Tidy rows, one per (pair, aligner, correction, path, segment, metric): the metric's
+    summary numbers, ``complete``, and the alignment's objective and seconds."""
+    rows = []
+    with h5py.File(path, "r") as file:
+        for keys, group in _curve_groups(file):
+            row: dict[str, Any] = dict(keys)
+            row["complete"] = bool(group.attrs.get("complete", False))
+            row["points"] = int(group.attrs.get("n_done", 0))
+            row.update(json.loads(group.attrs.get("summary", "{}")))
+            alignment = file.get(f"pairs/{keys['pair']}/alignments/{keys['aligner']}")
+            if alignment is not None:
+                objectives = json.loads(alignment.attrs.get("objective", "[]"))
+                row["align_objective"] = float(np.nansum(objectives))
+                row["align_seconds"] = float(alignment.attrs.get("seconds", math.nan))
+            rows.append(row)
+    return rows
+
+
+def read_curves(path: str | Path) -> list[dict[str, Any]]:
+    """Tidy rows, one per measured point: the curve's keys, ``index``, ``label`` and columns."""
+    rows = []
+    with h5py.File(path, "r") as file:
+        for keys, group in _curve_groups(file):
+            columns = json.loads(group.attrs["columns"])
+            n = int(group.attrs.get("n_done", 0))
+            data = {c: group[c][:n] for c in columns}
+            labels = None
+            if "labels" in group:
+                labels = [s.decode() if isinstance(s, bytes) else s for s in group["labels"][()]]
+            for i in range(n):
+                row = {**keys, "index": i, "label": labels[i] if labels and i < len(labels) else ""}
+                row.update({c: float(data[c][i]) for c in columns})
+                rows.append(row)
+    return rows
