@@ -139,7 +139,11 @@ class ResultsStore:
             self.file.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             self.file.attrs["complete"] = False
         for key, value in metadata.items():
-            self.file.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
+            if isinstance(value, str):
+                value = str(value)  # str subclasses (torch.__version__) have no HDF5 type
+            elif not isinstance(value, (int, float)):
+                value = json.dumps(value)
+            self.file.attrs[key] = value
         self.file.flush()
 
     def _check_existing(self) -> None:
@@ -233,6 +237,13 @@ class ResultsStore:
             group.attrs[key] = json.dumps(value, default=str)
         self.file.flush()
         return Series(group, columns)
+
+    def write_fit(self, pair: str, levels: Sequence[str], report: Mapping[str, Any]) -> None:
+        """Store a trainable path's fit report (JSON) under ``pairs/<pair>/fits/...``."""
+        name = "/".join([f"pairs/{_safe(pair)}/fits", *(_safe(level) for level in levels)])
+        group = self.file.require_group(name)
+        group.attrs["report"] = json.dumps(dict(report), default=str)
+        self.file.flush()
 
     def flush(self) -> None:
         self.file.flush()
@@ -353,7 +364,8 @@ def read_summaries(path: str | Path) -> list[dict[str, Any]]:
             alignment = file.get(f"pairs/{keys['pair']}/alignments/{keys['aligner']}")
             if alignment is not None:
                 objectives = json.loads(alignment.attrs.get("objective", "[]"))
-                row["align_objective"] = float(np.nansum(objectives))
+                finite = [o for o in objectives if math.isfinite(o)]
+                row["align_objective"] = float(sum(finite)) if finite else math.nan
                 row["align_seconds"] = float(alignment.attrs.get("seconds", math.nan))
             rows.append(row)
     return rows

@@ -1,0 +1,210 @@
+"""Run a pipeline: model sets x aligners x corrections x paths x metrics, streamed to HDF5.
+
+Work is skipped when the results file already holds it (alignments, finished series and the
+points of unfinished ones), so an interrupted run resumes where it stopped and a finished run
+re-runs in seconds. Trained models are cached as checkpoints beside the results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ridgeline.core import __version__
+from ridgeline.core.aligner import AlignContext, Alignment
+from ridgeline.core.checkpoint import load_state, save_state
+from ridgeline.core.config import EntryConfig, ModelSetConfig, PipelineConfig
+from ridgeline.core.correction import Correction
+from ridgeline.core.data import Dataset
+from ridgeline.core.evaluator import Evaluation, Evaluator
+from ridgeline.core.metric import PathProbe
+from ridgeline.core.model import Model
+from ridgeline.core.path import Path as CurvePath
+from ridgeline.core.plugins import PluginHost, default_host
+from ridgeline.core.results import ResultsStore, Writer
+from ridgeline.core.spec import PermutationSpec
+from ridgeline.core.state import State, check_compatible
+from ridgeline.core.training import train
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class CorrectedProbe(PathProbe):
+    """A path probe that applies corrections (in order) to every point before evaluating it."""
+
+    def __init__(self, path: CurvePath, evaluator: Evaluator, corrections: Sequence[Correction]) -> None:
+        super().__init__(path, evaluator)
+        self.corrections = list(corrections)
+        for correction in self.corrections:
+            correction.prepare(list(path.endpoints), evaluator)
+
+    def state_at(self, t: float) -> State:
+        state = self.path.at(t)
+        for correction in self.corrections:
+            state = correction.apply(state, t, self.evaluator)
+        return state
+
+    def evaluate(self, t: float, split: str, *, bn_reset: bool | None = None) -> Evaluation:
+        if not self.corrections:
+            return super().evaluate(t, split, bn_reset=bn_reset)
+        key = (round(float(t), 12), split, bool(bn_reset))
+        if key not in self._cache:
+            self._cache[key] = self.evaluator.evaluate(self.state_at(t), split, bn_reset=bn_reset)
+        return self._cache[key]
+
+
+class Pipeline:
+    """A configured run. ``run()`` writes (or completes) the results file and returns its path."""
+
+    def __init__(self, config: PipelineConfig, *, output: str | Path | None = None,
+                 device: str | torch.device | None = None, progress: bool = True,
+                 host: PluginHost | None = None, background_writer: bool | None = None) -> None:
+        self.config = config
+        self.host = host or default_host()
+        self.registries = self.host.registries
+        config.check_names(self.registries)
+        self.output = Path(output or config.output)
+        self.device = resolve_device(device or config.device)
+        self.progress = progress
+        if background_writer is None:
+            background_writer = self.device.type == "cuda"
+        self.background_writer = background_writer
+        self.dataset: Dataset = self.registries.datasets.create(config.dataset.name, **config.dataset.options)
+        self.model: Model = self.registries.models.create(
+            config.model.name, input_shape=self.dataset.input_shape,
+            num_classes=self.dataset.num_classes, **config.model.options)
+        self.timings: dict[str, float] = {}
+
+    # -- models ------------------------------------------------------------------------
+    def checkpoint_dir(self) -> Path:
+        if self.config.checkpoint_dir:
+            return Path(self.config.checkpoint_dir)
+        return self.output.parent / "checkpoints"
+
+    def _model_tag(self) -> str:
+        blob = json.dumps({"model": self.model.config, "dataset": self.dataset.config,
+                           "train": self.config.to_dict()["train"]}, sort_keys=True)
+        return f"{self.model.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+    def load_models(self, model_set: ModelSetConfig) -> list[State]:
+        """The set's states: loaded from checkpoints, or trained from seeds (and cached)."""
+        reference = self.model.init_state(0)
+        states = []
+        if model_set.checkpoints:
+            for path in model_set.checkpoints:
+                state = load_state(path)
+                check_compatible(reference, state, names=(f"model {self.model.name!r}", str(path)))
+                states.append(state)
+            return states
+        for seed in model_set.seeds:
+            path = self.checkpoint_dir() / f"{self._model_tag()}-seed{seed}.safetensors"
+            if path.exists():
+                states.append(load_state(path))
+                continue
+            start = time.perf_counter()
+            state = train(self.model, self.dataset, self.config.train, seed=seed, device=self.device,
+                          progress=self.progress)
+            self.timings[f"train_seed{seed}"] = time.perf_counter() - start
+            save_state(path, state, {"model": self.model.config, "dataset": self.dataset.config,
+                                     "seed": seed, "train": self.config.to_dict()["train"]})
+            states.append(state)
+        return states
+
+    # -- alignment ---------------------------------------------------------------------
+    def align(self, store: ResultsStore, model_set: ModelSetConfig, entry: EntryConfig,
+              states: list[State], spec: PermutationSpec, evaluator: Evaluator) -> list[State]:
+        """Endpoints for the paths: the reference and every other model aligned to it."""
+        stored = store.read_alignment(model_set.name, entry.key)
+        if stored is not None:
+            perms_list = stored["perms"]
+        else:
+            aligner = self.registries.aligners.create(entry.name, **entry.options)
+            context = AlignContext(evaluator=evaluator, seed=self.config.seed)
+            alignments: list[Alignment] = [aligner.align(states[0], other, spec, context)
+                                           for other in states[1:]]
+            merged = alignments[0].merged if len(alignments) == 1 else None
+            store.write_alignment(model_set.name, entry.key, alignments, merged)
+            perms_list = [a.perms for a in alignments]
+            self.timings[f"align_{model_set.name}_{entry.key}"] = sum(a.seconds for a in alignments)
+        return [states[0], *(spec.apply(other, perms) for other, perms in zip(states[1:], perms_list))]
+
+    # -- measuring ---------------------------------------------------------------------
+    def measure(self, store: ResultsStore, writer: Writer, model_set: ModelSetConfig, aligner: str,
+                corrections: Sequence[EntryConfig], path_entry: EntryConfig, endpoints: list[State],
+                evaluator: Evaluator) -> None:
+        correction_label = self.config.correction_label(corrections)
+        path = self.registries.paths.create(path_entry.name, endpoints=endpoints, **path_entry.options)
+        metrics = [(m, self.registries.metrics.create(m.name, **m.options)) for m in self.config.metrics]
+        if path.trainable:
+            start = time.perf_counter()
+            report = path.fit(evaluator)
+            report["seconds"] = time.perf_counter() - start
+            store.write_fit(model_set.name, (aligner, correction_label, path_entry.key), report)
+        correction_objects = [self.registries.corrections.create(c.name, **c.options)
+                              for c in corrections]
+        for segment_label, segment in path.segments().items():
+            probe = CorrectedProbe(segment, evaluator, correction_objects)
+            for metric_entry, metric in metrics:
+                points = list(metric.points(segment))
+                levels = (aligner, correction_label, path_entry.key, segment_label, metric_entry.key)
+                series = store.series(model_set.name, levels, metric.columns, metric.labels(segment))
+                if series.complete:
+                    continue
+                records = series.records()
+                todo = points[len(records):]
+                label = "/".join(level for level in levels if level)
+                for point in tqdm(todo, desc=label, disable=not self.progress, leave=False):
+                    record = dict(metric.measure(point, probe))
+                    writer.append(series, record)
+                    records.append({k: float(v) for k, v in record.items()})
+                writer.drain()
+                writer.finish(series, metric.summarise(records))
+
+    def run(self) -> Path:
+        start = time.perf_counter()
+        spec = self.model.spec()
+        module = self.model.build()
+        evaluator = Evaluator(module, self.dataset, device=self.device, batch_size=self.config.batch_size)
+        metadata = {
+            "device": str(self.device),
+            "seed": self.config.seed,
+            "torch_version": torch.__version__,
+            "python": platform.python_version(),
+            "plugin_versions": {"ridgeline": __version__, **self.host.versions},
+        }
+        with ResultsStore(self.output, self.config.to_dict(), metadata) as store, \
+                Writer(store, background=self.background_writer) as writer:
+            for model_set in self.config.pairs:
+                states = self.load_models(model_set)
+                for aligner_entry in self.config.aligners:
+                    endpoints = self.align(store, model_set, aligner_entry, states, spec, evaluator)
+                    for corrections in self.config.corrections:
+                        for path_entry in self.config.paths:
+                            self.measure(store, writer, model_set, aligner_entry.key, corrections,
+                                         path_entry, endpoints, evaluator)
+            writer.drain()
+            self.timings["total"] = time.perf_counter() - start
+            store.mark_complete(self.timings)
+        return self.output
+
+
+def run_pipeline(config: PipelineConfig | Mapping[str, Any] | str | Path, **kwargs: Any) -> Path:
+    """Run a pipeline from a config object, a dict, or a TOML file path; returns the results path."""
+    if isinstance(config, (str, Path)):
+        config = PipelineConfig.from_toml(config)
+    elif not isinstance(config, PipelineConfig):
+        config = PipelineConfig.from_dict(config)
+    return Pipeline(config, **kwargs).run()
