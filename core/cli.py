@@ -1,0 +1,231 @@
+"""The ``ridgeline`` command line: list, spec, train, run, report, plot, quickstart."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ridgeline.core.errors import ConfigError, RidgelineError
+from ridgeline.core.registry import KINDS
+
+
+def _value(text: str) -> Any:
+    """Parse an option value as a Python literal when possible (3, 0.1, [512, 512], True)."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _options(pairs: Sequence[str] | None) -> dict[str, Any]:
+    out = {}
+    for pair in pairs or ():
+        if "=" not in pair:
+            raise ConfigError(f"option {pair!r} should look like key=value")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = _value(value.strip())
+    return out
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ridgeline.core.plugins import registries
+
+    regs = registries()
+    kinds = [args.kind] if args.kind else list(KINDS)
+    for kind in kinds:
+        registry = regs.of(kind)
+        names = registry.list(args.pattern)
+        print(f"{kind}:")
+        for name in names:
+            entry = registry.entry(name)
+            print(f"  {name:<22} {entry.summary}  [{entry.plugin}]")
+        if not names:
+            print("  (none)")
+    return 0
+
+
+def _build_model(args: argparse.Namespace):
+    from ridgeline.core.plugins import registries
+
+    regs = registries()
+    dataset = regs.datasets.create(args.dataset, **_options(args.dataset_option))
+    model = regs.models.create(args.model, input_shape=dataset.input_shape,
+                               num_classes=dataset.num_classes, **_options(args.option))
+    return dataset, model
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    from ridgeline.core.spec_report import format_spec_report
+
+    _, model = _build_model(args)
+    print(format_spec_report(model, seeds=args.seeds))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ridgeline.core.checkpoint import save_state
+    from ridgeline.core.evaluator import Evaluator
+    from ridgeline.core.pipeline import resolve_device
+    from ridgeline.core.training import TrainConfig, spawn, train
+
+    dataset, model = _build_model(args)
+    config = TrainConfig.from_dict({"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                                    "optimizer": args.optimizer, "steps": args.steps,
+                                    "checkpoint_every": args.checkpoint_every})
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    meta = {"model": model.config, "dataset": dataset.config}
+    if args.spawn_step is not None:
+        result = spawn(model, dataset, config, seed=args.seed, spawn_step=args.spawn_step, device=device)
+        states = {"parent": result.parent, "child0": result.children[0], "child1": result.children[1]}
+    else:
+        steps_dir = out.parent / f"{out.stem}-steps" if args.checkpoint_every else None
+        states = {"": train(model, dataset, config, seed=args.seed, device=device, checkpoint_dir=steps_dir)}
+    evaluator = Evaluator(model.build(), dataset, device=device)
+    for tag, state in states.items():
+        path = out.with_name(f"{out.stem}-{tag}{out.suffix}") if tag else out
+        save_state(path, state, {**meta, "seed": args.seed, "spawn_step": args.spawn_step})
+        test = evaluator.evaluate(state, "test")
+        print(f"wrote {path}  test accuracy {100 * test.accuracy:.1f}%  test loss {test.loss:.4f}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ridgeline.core.config import PipelineConfig
+    from ridgeline.core.pipeline import Pipeline
+    from ridgeline.core.report import format_table, report_rows
+
+    config = PipelineConfig.from_toml(args.pipeline)
+    output = Pipeline(config, output=args.output, device=args.device, progress=not args.quiet).run()
+    print(format_table(report_rows(output)))
+    print(f"\nresults: {output}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ridgeline.core.report import format_table, report_rows, to_json
+
+    _require_file(args.file)
+    rows = report_rows(args.file)
+    print(to_json(rows) if args.json else format_table(rows))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from ridgeline.core.plotting import plot_curves
+
+    _require_file(args.file)
+    out = Path(args.out) if args.out else Path(args.file).parent
+    written = plot_curves(args.file, out, fmt=args.format)
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print("nothing to plot in", args.file)
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from ridgeline.core.pipeline import Pipeline
+    from ridgeline.core.plotting import plot_curves
+    from ridgeline.core.quickstart import quickstart_config
+    from ridgeline.core.report import format_table, report_rows
+
+    start = time.perf_counter()
+    config = quickstart_config(output_dir=args.out, epochs=args.epochs, num_samples=args.num_samples,
+                               width=args.width, depth=args.depth, grid=args.grid, device=args.device)
+    output = Pipeline(config, progress=not args.quiet).run()
+    print(format_table(report_rows(output)))
+    for path in plot_curves(output, Path(args.out)):
+        print(f"\nplot: {path}")
+    print(f"results: {output}\ntook {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _require_file(path: str) -> None:
+    if not Path(path).is_file():
+        raise ConfigError(f"results file {path} does not exist")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ridgeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registry entries")
+    p.add_argument("kind", nargs="?", choices=KINDS)
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'weight*'")
+    p.set_defaults(func=cmd_list)
+
+    def model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dataset", default="mnist1d")
+        p.add_argument("--dataset-option", action="append", metavar="KEY=VALUE")
+        p.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
+                       help="model option, e.g. -o widths=[256,256] or -o arch=resnet18")
+
+    p = sub.add_parser("spec", help="derive and check a model's permutation spec")
+    p.add_argument("model")
+    model_args(p)
+    p.add_argument("--seeds", type=int, default=3)
+    p.set_defaults(func=cmd_spec)
+
+    p = sub.add_parser("train", help="train a model (or spawn two children) and save checkpoints")
+    p.add_argument("--model", default="mlp")
+    model_args(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--checkpoint-every", type=int, help="also save every N steps")
+    p.add_argument("--spawn-step", type=int, help="train a parent this many steps, then two children")
+    p.add_argument("--out", default="model.safetensors")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("run", help="run a pipeline TOML file")
+    p.add_argument("pipeline")
+    p.add_argument("--output", help="results file (default: the pipeline's output)")
+    p.add_argument("--device", default=None, help="cpu, cuda or auto (default: the pipeline's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="print a results file as a table")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="the same rows as JSON")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("plot", help="plot the curves of a results file")
+    p.add_argument("file")
+    p.add_argument("--out", help="folder for the figures (default: beside the file)")
+    p.add_argument("--format", choices=("png", "pdf"), default="png")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("quickstart", help="train two MNIST-1D MLPs, align them, measure the barriers")
+    p.add_argument("--out", default="ridgeline-quickstart")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--num-samples", type=int, default=5000)
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--grid", type=int, default=25)
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_quickstart)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RidgelineError as error:
+        print(f"ridgeline: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

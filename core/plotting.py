@@ -1,0 +1,55 @@
+"""Pictures of results: loss and error along every path, one figure per model set."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from ridgeline.core.results import read_curves
+
+CURVE_METRICS = {"loss_barrier": ("loss", "test loss"), "error_barrier": ("error", "test error (%)")}
+
+
+def plot_curves(results: str | Path, out_dir: str | Path, *, fmt: str = "png") -> list[Path]:
+    """One figure per model set: loss and error against t, a line per aligner/correction/path.
+
+    Returns the files written (``<pair>_curves.<fmt>``).
+    """
+    rows = read_curves(results)
+    curves: dict[str, dict[tuple, dict]] = defaultdict(lambda: defaultdict(dict))
+    for row in rows:
+        if row["metric"] not in CURVE_METRICS:
+            continue
+        column, _ = CURVE_METRICS[row["metric"]]
+        label = (row["aligner"], row["correction"], row["path"], row["segment"])
+        curves[row["pair"]][label].setdefault(row["metric"], []).append((row["t"], row[column]))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for pair, by_label in curves.items():
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+        for label, series in by_label.items():
+            name = " / ".join(p for p in label if p not in ("none", "line", "linear"))
+            for ax, metric in zip(axes, CURVE_METRICS):
+                if metric not in series:
+                    continue
+                points = sorted(series[metric])
+                scale = 100.0 if metric == "error_barrier" else 1.0
+                ax.plot([p[0] for p in points], [scale * p[1] for p in points], marker=".",
+                        label=name or label[0])
+        for ax, (_, ylabel) in zip(axes, CURVE_METRICS.values()):
+            ax.set_xlabel("t (0 = model A, 1 = model B)")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle(f"{pair}: along the path")
+        path = out_dir / f"{pair.replace('/', '_')}_curves.{fmt}"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
