@@ -83,12 +83,16 @@ class PluginHost:
 
     def fill_registries(self) -> Registries:
         """Call every plugin's ``register_<kind>`` hooks, naming the plugin on any failure."""
-        self.manager.check_pending()
+        try:
+            self.manager.check_pending()
+        except pluggy.PluginValidationError as error:
+            name = self.manager.get_name(error.plugin) or repr(error.plugin)
+            raise PluginLoadError(name, self.distributions.get(name), error) from error
         for kind in KINDS:
             registry = self.registries.of(kind)
             caller = getattr(self.manager.hook, f"register_{kind}")
             # Call each implementation on its own so a duplicate or a crash names its plugin.
-            for impl in reversed(caller.get_hookimpls()):
+            for impl in caller.get_hookimpls():
                 plugin_name = impl.plugin_name
 
                 def register(name: str, factory: Any, _plugin: str = plugin_name,

@@ -275,15 +275,17 @@ class Writer:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            if item is None:
-                return
-            fn, args = item
             try:
-                if self._error is None:
+                if item is None:
+                    return
+                fn, args = item
+                if self._error is None:  # after a failure, drop writes until it is reported
                     fn(*args)
                     self.store.flush()
-            except BaseException as error:  # keep draining; report at the next call
+            except BaseException as error:  # reported at the next call
                 self._error = error
+            finally:
+                self._queue.task_done()
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -307,9 +309,7 @@ class Writer:
     def drain(self) -> None:
         """Wait until every submitted write is on disk."""
         if self._thread is not None:
-            done = threading.Event()
-            self._queue.put((done.set, ()))
-            done.wait()
+            self._queue.join()
         self._raise()
 
     def close(self) -> None:

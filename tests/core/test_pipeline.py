@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import math
+
+import h5py
+import pytest
+import torch
+
+from ridgeline.core.checkpoint import save_state
+from ridgeline.core.config import PipelineConfig
+from ridgeline.core.errors import ConfigError, ResultsMismatchError, StateMismatchError, UnknownEntryError
+from ridgeline.core.metric import PathProbe
+from ridgeline.core.pipeline import Pipeline, run_pipeline
+from ridgeline.core.plugins import hookimpl, load_plugins
+from ridgeline.core.results import read_curves, read_metadata, read_summaries
+from ridgeline.plugins.metrics.barrier import LossBarrier
+
+
+def small_config(tmp_path, **overrides):
+    data = {
+        "output": str(tmp_path / "results.h5"),
+        "dataset": {"name": "synthetic", "features": 12, "num_classes": 3, "train_size": 256, "test_size": 128},
+        "model": {"name": "mlp", "widths": [16, 16]},
+        "train": {"steps": 40, "batch_size": 32, "lr": 0.01},
+        "pairs": [{"name": "ab", "seeds": [0, 1]}],
+        "aligners": ["identity", "weight_matching"],
+        "metrics": [{"name": "loss_barrier", "grid": 6}, {"name": "error_barrier", "grid": 6}],
+    }
+    data.update(overrides)
+    return PipelineConfig.from_dict(data)
+
+
+def test_pipeline_writes_every_curve_and_marks_completion(tmp_path):
+    output = run_pipeline(small_config(tmp_path), progress=False)
+    rows = read_summaries(output)
+    assert {(r["aligner"], r["metric"]) for r in rows} == {
+        (a, m) for a in ("identity", "weight_matching") for m in ("loss_barrier", "error_barrier")}
+    assert all(r["complete"] and r["points"] == 7 for r in rows)  # 6-point grid plus t = 0.5
+    meta = read_metadata(output)
+    assert meta["complete"] and meta["config"]["model"]["widths"] == [16, 16] and meta["device"] == "cpu"
+    with h5py.File(output) as f:
+        assert "pairs/ab/alignments/weight_matching/perms/0/hidden.0" in f
+
+
+class Interrupt(Exception):
+    pass
+
+
+def interrupting_plugin(after: int):
+    calls = {"n": 0}
+
+    class FlakyBarrier(LossBarrier):
+        """A loss barrier that dies after a few points (simulates a crash)."""
+
+        name = "flaky"
+
+        def measure(self, point: float, probe: PathProbe):
+            calls["n"] += 1
+            if calls["n"] > after:
+                raise Interrupt
+            return super().measure(point, probe)
+
+    class Plugin:
+        @hookimpl
+        def register_metrics(self, register):
+            register("flaky", FlakyBarrier)
+
+    return Plugin()
+
+
+def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path):
+    metrics = [{"name": "flaky", "grid": 6}, {"name": "error_barrier", "grid": 6}]
+    reference = run_pipeline(small_config(tmp_path / "whole", metrics=metrics), progress=False,
+                             host=load_plugins([("flaky", interrupting_plugin(10**6))], autoload=False))
+    config = small_config(tmp_path / "cut", metrics=metrics)
+    with pytest.raises(Interrupt):
+        Pipeline(config, progress=False,
+                 host=load_plugins([("flaky", interrupting_plugin(10))], autoload=False)).run()
+    partial = read_summaries(config.output)
+    assert not read_metadata(config.output)["complete"]
+    assert any(not r["complete"] for r in partial)
+    resumed = Pipeline(config, progress=False,
+                       host=load_plugins([("flaky", interrupting_plugin(10**6))], autoload=False))
+    resumed.run()
+    assert "train_seed0" not in resumed.timings  # checkpoints were reused, not retrained
+
+    def key(rows):
+        return sorted(((r["aligner"], r["metric"], r["index"]), r["loss"], r["error"]) for r in rows)
+
+    assert key(read_curves(config.output)) == key(read_curves(reference))
+    assert read_metadata(config.output)["complete"]
+
+
+def test_rerunning_a_finished_pipeline_changes_nothing(tmp_path):
+    config = small_config(tmp_path)
+    run_pipeline(config, progress=False)
+    before = read_curves(config.output)
+    pipeline = Pipeline(config, progress=False)
+    pipeline.run()
+    assert read_curves(config.output) == before
+    assert not any(k.startswith(("train", "align")) for k in pipeline.timings)
+
+
+def test_a_different_config_on_the_same_file_is_refused(tmp_path):
+    run_pipeline(small_config(tmp_path), progress=False)
+    changed = small_config(tmp_path, model={"name": "mlp", "widths": [16, 8]})
+    with pytest.raises(ResultsMismatchError, match=r"model.widths: file has \[16, 16\], pipeline has \[16, 8\]"):
+        run_pipeline(changed, progress=False)
+
+
+def test_nan_losses_are_recorded_and_flagged(tmp_path):
+    config = small_config(tmp_path)
+    pipeline = Pipeline(config, progress=False)
+    states = [pipeline.model.init_state(s) for s in (0, 1)]
+    states[1] = {k: torch.full_like(v, float("inf")) for k, v in states[1].items()}
+    paths = []
+    for i, state in enumerate(states):
+        paths.append(str(save_state(tmp_path / f"m{i}.safetensors", state)))
+    config = small_config(tmp_path, pairs=[{"name": "bad", "checkpoints": paths}], aligners=["identity"])
+    output = run_pipeline(config, progress=False)
+    loss = next(r for r in read_summaries(output) if r["metric"] == "loss_barrier")
+    assert loss["finite"] == 0.0 and math.isnan(loss["barrier"])
+    from ridgeline.core.report import format_table, report_rows
+
+    assert "NaN/inf" in format_table(report_rows(output))
+
+
+def test_checkpoints_of_another_architecture_name_key_and_shapes(tmp_path):
+    config = small_config(tmp_path)
+    state = Pipeline(config, progress=False).model.init_state(0)
+    good = save_state(tmp_path / "good.safetensors", state)
+    wide = dict(state, **{"hidden.0.weight": torch.zeros(32, 12)})
+    bad = save_state(tmp_path / "wide.safetensors", wide)
+    config = small_config(tmp_path, pairs=[{"checkpoints": [str(good), str(bad)]}])
+    with pytest.raises(StateMismatchError, match=r"'hidden.0.weight'.*\(16, 12\).*\(32, 12\)"):
+        run_pipeline(config, progress=False)
+
+
+def test_unknown_names_fail_before_any_work_with_close_matches(tmp_path):
+    with pytest.raises(UnknownEntryError, match="did you mean 'weight_matching'"):
+        Pipeline(small_config(tmp_path, aligners=["weight_matchng"]), progress=False)
+    assert not (tmp_path / "results.h5").exists()
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"pairs": [{"seeds": [0]}]}, "at least two models"),
+    ({"pairs": [{"seeds": [0, 1], "checkpoints": ["a", "b"]}]}, "not both"),
+    ({"aligners": ["identity", "identity"]}, "same label"),
+    ({"bogus": 1}, "unknown pipeline keys"),
+    ({"train": {"epoch": 3}}, "unknown training options"),
+])
+def test_bad_configs_are_explained(tmp_path, bad, message):
+    with pytest.raises(ConfigError, match=message):
+        small_config(tmp_path, **bad)

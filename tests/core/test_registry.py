@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+from ridgeline.core.errors import ConfigError, DuplicateEntryError, UnknownEntryError
+from ridgeline.core.registry import KINDS, Registry
+
+
+def make() -> Registry:
+    registry = Registry("aligners")
+    for name in ("weight_matching", "activation_matching", "identity"):
+        registry.register(name, dict, plugin="first")
+    return registry
+
+
+def test_list_takes_fnmatch_patterns_and_exclusions():
+    registry = make()
+    assert registry.list() == ["activation_matching", "identity", "weight_matching"]
+    assert registry.list("*matching") == ["activation_matching", "weight_matching"]
+    assert registry.list("*matching", exclude="act*") == ["weight_matching"]
+    assert registry.list(["id*", "weight*"]) == ["identity", "weight_matching"]
+
+
+def test_unknown_name_is_a_lookup_error_with_close_matches():
+    with pytest.raises(UnknownEntryError) as info:
+        make().get("weight_matchin")
+    assert isinstance(info.value, LookupError) and not isinstance(info.value, KeyError)
+    assert "weight_matching" in str(info.value)
+    assert info.value.close_matches[0] == "weight_matching"
+
+
+def test_duplicate_name_names_both_plugins():
+    registry = make()
+    with pytest.raises(DuplicateEntryError, match="'first'.*'second'"):
+        registry.register("identity", dict, plugin="second")
+
+
+def test_names_must_be_short_lowercase_words():
+    with pytest.raises(ConfigError, match="lowercase"):
+        Registry("paths").register("Bezier-Curve", dict, plugin="p")
+
+
+def test_create_reports_bad_options_with_the_entry_name(regs):
+    with pytest.raises(ConfigError, match="weight_matching"):
+        regs.aligners.create("weight_matching", no_such_option=1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_first_party_entry_has_a_summary(regs, kind):
+    for entry in regs.of(kind):
+        assert entry.summary, f"{kind} {entry.name} has no docstring"
+        assert entry.plugin.startswith("ridgeline.plugins") or entry.plugin

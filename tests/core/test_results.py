@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import math
+
+import h5py
+import pytest
+import torch
+
+from ridgeline.core.aligner import Alignment
+from ridgeline.core.errors import ResultsMismatchError
+from ridgeline.core.results import ResultsStore, Writer, read_curves, read_summaries
+
+LEVELS = ("wm", "none", "linear", "line", "loss_barrier")
+
+
+def write_points(path, values, *, background=False, finish=True):
+    with ResultsStore(path, {"a": 1}, {"device": "cpu"}) as store, Writer(store, background=background) as w:
+        series = store.series("pair", LEVELS, ("t", "loss"))
+        for i, v in enumerate(values[series.n_done:], start=series.n_done):
+            w.append(series, {"t": i / 10, "loss": torch.tensor(v)})
+        w.drain()
+        if finish:
+            w.finish(series, {"barrier": max(values)})
+            store.mark_complete({"total": 1.0})
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_points_are_appended_and_read_back_as_tidy_rows(tmp_path, background):
+    path = tmp_path / "r.h5"
+    write_points(path, [1.0, 2.0, 3.0], background=background)
+    rows = read_curves(path)
+    assert [r["loss"] for r in rows] == [1.0, 2.0, 3.0]
+    assert rows[0]["pair"] == "pair" and rows[0]["aligner"] == "wm" and rows[0]["metric"] == "loss_barrier"
+    (summary,) = read_summaries(path)
+    assert summary["barrier"] == 3.0 and summary["complete"] and summary["points"] == 3
+    with h5py.File(path, "r") as f:
+        dataset = f["pairs/pair/curves/wm/none/linear/line/loss_barrier/loss"]
+        assert dataset.maxshape == (None,) and dataset.chunks is not None
+        assert math.isnan(dataset.fillvalue)
+        assert f.attrs["complete"]
+
+
+def test_an_unfinished_series_is_readable_and_resumes(tmp_path):
+    path = tmp_path / "r.h5"
+    write_points(path, [1.0, 2.0], finish=False)
+    (summary,) = read_summaries(path)
+    assert not summary["complete"] and summary["points"] == 2
+    write_points(path, [1.0, 2.0, 5.0])
+    assert [r["loss"] for r in read_curves(path)] == [1.0, 2.0, 5.0]
+
+
+def test_a_different_config_is_refused_naming_the_difference(tmp_path):
+    path = tmp_path / "r.h5"
+    ResultsStore(path, {"model": {"width": 8}}, {}).close()
+    with pytest.raises(ResultsMismatchError, match=r"model.width: file has 8, pipeline has 16"):
+        ResultsStore(path, {"model": {"width": 16}}, {})
+
+
+def test_a_foreign_file_is_refused(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = [1, 2]
+    with pytest.raises(ResultsMismatchError, match="not a ridgeline results file"):
+        ResultsStore(path, {}, {})
+    text = tmp_path / "text.h5"
+    text.write_text("hello")
+    with pytest.raises(ResultsMismatchError, match="not a readable HDF5 file"):
+        ResultsStore(text, {}, {})
+
+
+def test_alignments_round_trip(tmp_path):
+    path = tmp_path / "r.h5"
+    perms = {"g": torch.tensor([2, 0, 1])}
+    with ResultsStore(path, {}, {}) as store:
+        assert store.read_alignment("p", "wm") is None
+        store.write_alignment("p", "wm", [Alignment(perms=perms, objective=3.5, history=(1.0, 3.5))])
+    with ResultsStore(path, {}, {}) as store:
+        stored = store.read_alignment("p", "wm")
+    assert torch.equal(stored["perms"][0]["g"], perms["g"])
+
+
+def test_errors_in_the_background_writer_surface(tmp_path):
+    with ResultsStore(tmp_path / "r.h5", {}, {}) as store:
+        writer = Writer(store, background=True)
+        series = store.series("p", LEVELS, ("t",))
+        writer.submit(lambda: (_ for _ in ()).throw(OSError("disk full")))
+        with pytest.raises(OSError, match="disk full"):
+            writer.drain()
+        writer.append(series, {"t": 0.0})
+        writer.close()
