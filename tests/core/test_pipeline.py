@@ -19,7 +19,8 @@ from ridgeline.plugins.metrics.barrier import LossBarrier
 def small_config(tmp_path, **overrides):
     data = {
         "output": str(tmp_path / "results.h5"),
-        "dataset": {"name": "synthetic", "features": 12, "num_classes": 3, "train_size": 256, "test_size": 128},
+        "dataset": {"name": "synthetic", "features": 12, "num_classes": 3, "train_size": 256,
+                    "test_size": 128},
         "model": {"name": "mlp", "widths": [16, 16]},
         "train": {"steps": 40, "batch_size": 32, "lr": 0.01},
         "pairs": [{"name": "ab", "seeds": [0, 1]}],
@@ -104,7 +105,8 @@ def test_rerunning_a_finished_pipeline_changes_nothing(tmp_path):
 def test_a_different_config_on_the_same_file_is_refused(tmp_path):
     run_pipeline(small_config(tmp_path), progress=False)
     changed = small_config(tmp_path, model={"name": "mlp", "widths": [16, 8]})
-    with pytest.raises(ResultsMismatchError, match=r"model.widths: file has \[16, 16\], pipeline has \[16, 8\]"):
+    expected = r"model.widths: file has \[16, 16\], pipeline has \[16, 8\]"
+    with pytest.raises(ResultsMismatchError, match=expected):
         run_pipeline(changed, progress=False)
 
 

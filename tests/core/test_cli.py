@@ -1,0 +1,79 @@
+"""The command line on tiny settings: quickstart, report (table and JSON), plot, list, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ridgeline.core.cli import main
+from ridgeline.core.config import PipelineConfig
+from ridgeline.core.quickstart import quickstart_config
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--epochs", "2", "--num-samples", "600", "--width", "32", "--grid", "5", "--quiet", "--device", "cpu"]
+
+
+def test_quickstart_report_and_plot(tmp_path, capsys):
+    out = tmp_path / "qs"
+    assert main(["quickstart", "--out", str(out), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "weight_matching" in printed and "loss barrier" in printed
+    results = out / "results.h5"
+    assert results.is_file() and (out / "seed0-seed1_curves.png").stat().st_size > 10_000
+
+    assert main(["report", str(results), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["aligner"] for r in rows} == {"identity", "weight_matching"}
+    for row in rows:
+        assert row["loss_barrier"] >= -1e-9 and 0.0 <= row["error_start"] <= 1.0
+    assert main(["report", str(results)]) == 0
+    table = capsys.readouterr().out
+    assert "identity" in table and "err barrier pp" in table
+
+    assert main(["plot", str(results), "--out", str(tmp_path / "figs"), "--format", "pdf"]) == 0
+    assert (tmp_path / "figs" / "seed0-seed1_curves.pdf").is_file()
+
+
+def test_quickstart_toml_is_the_embedded_default():
+    from_file = PipelineConfig.from_toml(ROOT / "examples" / "quickstart.toml")
+    embedded = quickstart_config(output_dir=ROOT / "examples" / "ridgeline-quickstart")
+    assert from_file.to_dict() == embedded.to_dict()
+    assert Path(from_file.output) == Path(embedded.output)
+
+
+def test_list_filters_by_kind_and_pattern(capsys):
+    assert main(["list", "aligners", "weight*"]) == 0
+    out = capsys.readouterr().out
+    assert "weight_matching" in out and "identity" not in out
+
+
+def test_errors_are_one_clear_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing.h5")]) == 2
+    assert "missing.h5 does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('aligners = ["wieght_matching"]\n[dataset]\nname = "synthetic"\n[model]\nname = "mlp"\n'
+                   '[[pairs]]\nseeds = [0, 1]\n')
+    assert main(["run", str(bad), "--output", str(tmp_path / "r.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "no aligners named 'wieght_matching'; did you mean 'weight_matching'" in err
+
+
+def test_train_writes_a_loadable_checkpoint(tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    assert main(["train", "--dataset", "synthetic", "-o", "widths=[8]", "--steps", "20",
+                 "--out", str(out), "--device", "cpu"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    from ridgeline.core.checkpoint import load_state
+
+    assert load_state(out)["hidden.0.weight"].shape == (8, 16)
+
+
+@pytest.mark.parametrize("flag", ["--spawn-step"])
+def test_train_can_spawn_children(tmp_path, capsys, flag):
+    out = tmp_path / "m.safetensors"
+    assert main(["train", "--dataset", "synthetic", "-o", "widths=[8]", "--steps", "20", flag, "10",
+                 "--out", str(out), "--device", "cpu"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "m-child0.safetensors", "m-child1.safetensors", "m-parent.safetensors"]

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from ridgeline.core.errors import DataError
+from ridgeline.core.plugins import registries
+
+OPTIONS = {"mnist1d": {"num_samples": 600}, "digits": {}, "synthetic": {}}
+
+
+@pytest.mark.parametrize("name", registries().datasets.list())
+def test_every_dataset_gives_well_formed_reproducible_splits(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may be written to the working directory
+    dataset = registries().datasets.create(name, **OPTIONS.get(name, {}))
+    for split in dataset.splits:
+        x, y = dataset.split(split)
+        assert x.dtype == torch.float32 and y.dtype == torch.long
+        assert tuple(x.shape[1:]) == tuple(dataset.input_shape)
+        assert len(x) == len(y) > 0
+        assert int(y.min()) >= 0 and int(y.max()) < dataset.num_classes
+        assert torch.isfinite(x).all()
+    again = registries().datasets.create(name, **OPTIONS.get(name, {}))
+    assert torch.equal(again.split("test")[0], dataset.split("test")[0])
+    assert os.listdir(tmp_path) == []
+
+
+def test_unknown_split_names_the_known_ones(synthetic):
+    with pytest.raises(DataError, match="has no split 'validation'; it has train, test"):
+        synthetic.split("validation")
