@@ -82,3 +82,18 @@ def flatten(state: Mapping[str, torch.Tensor], keys: Iterable[str] | None = None
 def distance(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:
     """Euclidean distance between the floating-point parts of two states."""
     return float(torch.sqrt(sum(((a[k] - b[k]).double() ** 2).sum() for k in a if a[k].is_floating_point())))
+
+
+def module_groups(state: Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
+    """The state's floating-point keys grouped by module, in key order (input to output for
+    modules registered in forward order).
+
+    A layer is every tensor of one module (Adilova et al., ICLR 2024): the key prefix before
+    the last dot, so ``hidden.0.weight`` and ``hidden.0.bias`` form layer ``hidden.0``.
+    Integer buffers (BatchNorm's counter) are left out: they are never interpolated.
+    """
+    groups: dict[str, list[str]] = {}
+    for key, value in state.items():
+        if value.is_floating_point():
+            groups.setdefault(key.rpartition(".")[0] or key, []).append(key)
+    return groups
