@@ -1,0 +1,54 @@
+"""``curvature``: the Hessian's top eigenvalue and the curvature along Delta at path points.
+
+At chosen t, with theta_t the path point: lambda_max, the largest-magnitude eigenvalue of H(theta_t)
+by power iteration on Hessian-vector products, and the normalised curvature along the chord
+Delta = theta_B - theta_A, Delta^T H(theta_t) Delta / |Delta|^2 (negative where the line crosses
+a ridge; Singh et al. 2024, "Landscaping linear mode connectivity").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ridgeline.core.metric import Metric, PathProbe, Record
+from ridgeline.core.path import Path
+from ridgeline.core.state import subtract
+from ridgeline.plugins.metrics.barrier import t_grid
+from ridgeline.plugins.metrics.hessian import LossSurface, norm, point_state, restrict
+
+
+class Curvature(Metric):
+    """Options: ``grid`` (t values or a count; default 0, 0.5, 1), ``split``, ``examples``,
+    ``iters`` and ``tol`` (power iteration), ``seed``."""
+
+    name = "curvature"
+    columns = ("t", "top_eigenvalue", "iterations", "delta_curvature")
+
+    def __init__(self, *, grid: int | Sequence[float] = (0.0, 0.5, 1.0), split: str = "test",
+                 examples: int | None = None, iters: int = 20, tol: float = 1e-3, seed: int = 0,
+                 **options: Any) -> None:
+        super().__init__(grid=grid, split=split, examples=examples, iters=iters, tol=tol, seed=seed,
+                         **options)
+        self.grid = t_grid(list(grid) if not isinstance(grid, int) else grid)
+        self.split, self.examples, self.iters, self.tol, self.seed = split, examples, iters, tol, seed
+
+    def points(self, path: Path) -> list[float]:
+        return self.grid
+
+    def measure(self, point: float, probe: PathProbe) -> Mapping[str, float]:
+        surface = LossSurface(probe.evaluator, self.split, self.examples)
+        state = point_state(probe, point)
+        eigenvalue, iterations = surface.top_eigenvalue(state, iters=self.iters, tol=self.tol, seed=self.seed)
+        delta = restrict(subtract(probe.path.at(1.0), probe.path.at(0.0)), surface.keys)
+        size = norm(delta)
+        along = surface.quadratic_form(state, delta) / size ** 2 if size > 0 else 0.0
+        return {"t": point, "top_eigenvalue": eigenvalue, "iterations": float(iterations),
+                "delta_curvature": along}
+
+    def summarise(self, records: Sequence[Record]) -> dict[str, float]:
+        if not records:
+            return {}
+        return {"max_top_eigenvalue": max(r["top_eigenvalue"] for r in records),
+                "min_delta_curvature": min(r["delta_curvature"] for r in records),
+                "max_delta_curvature": max(r["delta_curvature"] for r in records)}

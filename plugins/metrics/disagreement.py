@@ -1,0 +1,63 @@
+"""``disagreement``: how often two states predict different classes, along a path.
+
+For each t, the fraction of the split's inputs on which the arg-max prediction of theta_t
+differs from that of theta_A (``disagree_a``) and of theta_B (``disagree_b``); at t = 1,
+``disagree_a`` is the disagreement of the two endpoints (a functional distance that a barrier
+in the loss need not show; e.g. Fort et al. 2019, "Deep ensembles: a loss landscape perspective").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from ridgeline.core.metric import Metric, PathProbe, Record
+from ridgeline.core.path import Path
+from ridgeline.plugins.metrics.barrier import t_grid
+from ridgeline.plugins.metrics.hessian import point_state
+
+
+def predictions(evaluator: Any, state: Mapping[str, torch.Tensor], split: str) -> torch.Tensor:
+    """Arg-max class of every input of ``split``."""
+    x, _ = evaluator.data(split)
+    state = {k: v.to(evaluator.device) for k, v in state.items()}
+    with torch.no_grad():
+        return torch.cat([evaluator.logits(state, x[i:i + evaluator.batch_size]).argmax(1)
+                          for i in range(0, len(x), evaluator.batch_size)])
+
+
+class Disagreement(Metric):
+    """Options: ``grid`` (default 11 points), ``split`` (default test)."""
+
+    name = "disagreement"
+    columns = ("t", "disagree_a", "disagree_b")
+
+    def __init__(self, *, grid: int | Sequence[float] = 11, split: str = "test", **options: Any) -> None:
+        super().__init__(grid=grid, split=split, **options)
+        self.grid = t_grid(grid if isinstance(grid, int) else list(grid))
+        self.split = split
+        self._probe: PathProbe | None = None
+        self._ends: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def points(self, path: Path) -> list[float]:
+        return self.grid
+
+    def measure(self, point: float, probe: PathProbe) -> Mapping[str, float]:
+        if self._probe is not probe:  # the endpoints' predictions, once per path
+            self._ends = (predictions(probe.evaluator, point_state(probe, 0.0), self.split),
+                          predictions(probe.evaluator, point_state(probe, 1.0), self.split))
+            self._probe = probe
+        ends = self._ends
+        here = predictions(probe.evaluator, point_state(probe, point), self.split)
+        return {"t": point, "disagree_a": float((here != ends[0]).float().mean()),
+                "disagree_b": float((here != ends[1]).float().mean())}
+
+    def summarise(self, records: Sequence[Record]) -> dict[str, float]:
+        if not records:
+            return {}
+        middle = min(records, key=lambda r: abs(r["t"] - 0.5))
+        return {"endpoints": records[-1]["disagree_a"], "midpoint_a": middle["disagree_a"],
+                "midpoint_b": middle["disagree_b"],
+                "max": max(max(r["disagree_a"], r["disagree_b"]) for r in records)}
