@@ -129,6 +129,35 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    import attrs
+
+    from ridgeline.core.config import PipelineConfig, correction_sets, entries_of
+    from ridgeline.core.pipeline import Pipeline
+    from ridgeline.core.plotting import plot_curves
+    from ridgeline.core.quickstart import quickstart_config
+    from ridgeline.core.report import format_table, report_rows
+
+    config = PipelineConfig.from_toml(args.pipeline) if args.pipeline else quickstart_config(
+        output_dir=args.out or "ridgeline-compare")
+    changes: dict[str, Any] = {}
+    if args.aligners:
+        changes["aligners"] = entries_of(args.aligners, "--aligners")
+    if args.corrections:
+        changes["corrections"] = correction_sets(
+            [[] if c == "none" else c.split("+") for c in args.corrections])
+    if args.out:
+        changes["output"] = str(Path(args.out) / "results.h5")
+        changes["checkpoint_dir"] = str(Path(args.out) / "checkpoints")
+    config = attrs.evolve(config, **changes)
+    output = Pipeline(config, device=args.device, progress=not args.quiet).run()
+    print(format_table(report_rows(output)))
+    for path in plot_curves(output, output.parent, fmt=args.format):
+        print(f"plot: {path}")
+    print(f"results: {output}")
+    return 0
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from ridgeline.core.pipeline import Pipeline
     from ridgeline.core.plotting import plot_curves
@@ -204,6 +233,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the figures (default: beside the file)")
     p.add_argument("--format", choices=("png", "pdf"), default="png")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("compare", help="run several aligners (and corrections) on the same models")
+    p.add_argument("pipeline", nargs="?", help="pipeline TOML giving models and data "
+                   "(default: the quickstart's)")
+    p.add_argument("--aligners", nargs="+", metavar="NAME", help="aligners to compare")
+    p.add_argument("--corrections", nargs="+", metavar="SET",
+                   help="correction sets: none, bn_reset, repair, bn_reset+repair ...")
+    p.add_argument("--out", help="folder for results.h5, checkpoints and plots")
+    p.add_argument("--device", default=None, help="cpu, cuda or auto")
+    p.add_argument("--format", choices=("png", "pdf"), default="png")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("quickstart", help="train two MNIST-1D MLPs, align them, measure the barriers")
     p.add_argument("--out", default="ridgeline-quickstart")

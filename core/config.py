@@ -87,13 +87,13 @@ class ModelSetConfig:
         return out
 
 
-def _entries(value: Any, where: str) -> tuple[EntryConfig, ...]:
+def entries_of(value: Any, where: str) -> tuple[EntryConfig, ...]:
     if isinstance(value, (str, Mapping)):
         value = [value]
     return tuple(EntryConfig.from_value(v, f"{where}[{i}]") for i, v in enumerate(value))
 
 
-def _correction_sets(value: Any) -> tuple[tuple[EntryConfig, ...], ...]:
+def correction_sets(value: Any) -> tuple[tuple[EntryConfig, ...], ...]:
     """``corrections``: a list whose items are an entry, or a list of entries applied in order.
     The empty list ``[]`` item means "no correction"."""
     if not value:
@@ -158,9 +158,9 @@ class PipelineConfig:
         }
         for kind in ("aligners", "paths", "metrics"):
             if kind in data:
-                kwargs[kind] = _entries(data[kind], kind)
+                kwargs[kind] = entries_of(data[kind], kind)
         if "corrections" in data:
-            kwargs["corrections"] = _correction_sets(data["corrections"])
+            kwargs["corrections"] = correction_sets(data["corrections"])
         for key in ("seed", "batch_size", "device"):
             if key in data:
                 kwargs[key] = data[key]

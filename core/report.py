@@ -59,7 +59,7 @@ TABLE_COLUMNS = (
     ("loss barrier", "loss_barrier", False), ("loss barrier (mean)", "loss_barrier_mean", False),
     ("loss mid", "loss_midpoint", False), ("err barrier pp", "error_barrier", True),
     ("err barrier (mean) pp", "error_barrier_mean", True), ("acc mid %", "error_midpoint", "acc"),
-    ("align s", "align_seconds", False),
+    ("align objective", "align_objective", False), ("align s", "align_seconds", False),
 )
 
 

@@ -77,3 +77,35 @@ def test_train_can_spawn_children(tmp_path, capsys, flag):
                  "--out", str(out), "--device", "cpu"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "m-child0.safetensors", "m-child1.safetensors", "m-parent.safetensors"]
+
+
+TINY_TOML = """
+output = "r.h5"
+metrics = [{ name = "loss_barrier", grid = 3 }, { name = "error_barrier", grid = 3 }]
+[dataset]
+name = "synthetic"
+[model]
+name = "mlp"
+widths = [8]
+[train]
+steps = 20
+[[pairs]]
+seeds = [0, 1, 2]
+"""
+
+
+def test_compare_runs_every_aligner_and_correction_into_one_file(tmp_path, capsys):
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text(TINY_TOML)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(pipeline), "--aligners", "identity", "weight_matching",
+                 "--corrections", "none", "bn_reset", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "align objective" in printed and "bn_reset" in printed
+    from ridgeline.core.report import report_rows
+
+    rows = report_rows(out / "results.h5")
+    # 2 aligners x 2 correction sets x 2 lines (reference to each of the two other models)
+    assert len(rows) == 8
+    assert {r["segment"] for r in rows} == {"0-1", "0-2"}
+    assert (out / "seed0-seed1-seed2_curves.png").is_file()
