@@ -11,7 +11,7 @@ from typing import Any
 import timm
 from torch import nn
 
-from ridgeline.core.errors import ConfigError
+from ridgeline.core.errors import ConfigError, UnknownEntryError
 from ridgeline.core.model import Model
 from ridgeline.core.spec import PermutationSpec
 
@@ -28,9 +28,7 @@ class TimmModel(Model):
                 "model 'timm': pretrained weights would be downloaded; save them locally and "
                 "pass checkpoint='path/to/weights.safetensors' instead"
             )
-        if arch not in timm.list_models():
-            from ridgeline.core.errors import UnknownEntryError
-
+        if not timm.is_model(arch):
             raise UnknownEntryError("timm architectures", arch, timm.list_models())
         super().__init__(input_shape, num_classes, arch=arch, checkpoint=checkpoint, **timm_kwargs)
         self.arch = arch
