@@ -1,0 +1,74 @@
+"""``activation_matching``: match units by the correlation of their activations.
+
+Git Re-Basin (Ainsworth, Hayase & Srinivasa, ICLR 2023, Sec. 3.1) and REPAIR (Jordan et al.,
+ICLR 2023, Sec. 3): for every permutation group independently,
+
+    P_g = argmax_P <P, S_g>,   S_g[i, j] = corr(z_i^A, z_j^B)   (or E[z_i^A z_j^B], ``inner``)
+
+where z are the group's pre-activations over a data split, S_g is computed from first and second
+moments streamed by :mod:`ridgeline.plugins.aligners.activations`, and the argmax is one linear
+assignment problem per group (``scipy.optimize.linear_sum_assignment``). Activations of B do
+not depend on how B's other groups are permuted, so the groups decouple.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from ridgeline.core.aligner import AlignContext, Aligner, Alignment
+from ridgeline.core.errors import ConfigError
+from ridgeline.core.spec import Perms, PermutationSpec
+from ridgeline.core.state import check_compatible
+from ridgeline.plugins.aligners.activations import Moments, cross_similarity, stream_moments
+
+KINDS = ("correlation", "inner")
+
+
+def assignment(similarity: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """The permutation maximising sum_i S[i, perm[i]] and that sum."""
+    rows, cols = linear_sum_assignment(similarity.detach().cpu().numpy(), maximize=True)
+    perm = torch.as_tensor(cols, dtype=torch.long)
+    return perm, float(similarity.cpu()[torch.as_tensor(rows), perm].sum())
+
+
+def match_moments(moments: Mapping[str, list[Moments]], kind: str = "correlation",
+                  i: int = 0, j: int = 1) -> tuple[Perms, dict[str, float]]:
+    """Per group, the permutation of network j's units best matching network i's, and the mean
+    similarity of the matched pairs."""
+    perms, scores = {}, {}
+    for group, ms in moments.items():
+        perm, total = assignment(cross_similarity(ms, i, j, kind))
+        perms[group], scores[group] = perm, total / len(perm)
+    return perms, scores
+
+
+class ActivationMatchingAligner(Aligner):
+    """Correlation (or inner-product) matching of activations on ``split`` (default: the
+    context's split), from up to ``examples`` examples."""
+
+    name = "activation_matching"
+
+    def __init__(self, *, kind: str = "correlation", split: str | None = None,
+                 examples: int = 2000, batch_size: int = 500) -> None:
+        if kind not in KINDS:
+            raise ConfigError(f"activation_matching kind must be one of {KINDS}, got {kind!r}")
+        super().__init__(kind=kind, split=split, examples=examples, batch_size=batch_size)
+        self.kind, self.split, self.examples, self.batch_size = kind, split, examples, batch_size
+
+    def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
+              spec: PermutationSpec, context: AlignContext) -> Alignment:
+        check_compatible(reference, other, names=("reference", "other"))
+        spec.validate(reference)
+        start = time.perf_counter()
+        moments = stream_moments(context.evaluator, [reference, other], spec,
+                                 split=self.split or context.split, examples=self.examples,
+                                 batch_size=self.batch_size)
+        perms, scores = match_moments(moments, self.kind)
+        objective = sum(scores.values()) / len(scores)
+        return Alignment(perms=perms, objective=objective, history=(objective,),
+                         seconds=time.perf_counter() - start,
+                         diagnostics={"kind": self.kind, "mean_similarity": scores})
