@@ -1,6 +1,7 @@
-"""Model plugins: ``mlp`` and ``timm``."""
+"""Model plugins: ``mlp``, ``timm`` and ``convnet``."""
 
 from ridgeline.core.plugins import hookimpl
+from ridgeline.plugins.models.convnet import ConvNetModel
 from ridgeline.plugins.models.mlp import MLPModel
 from ridgeline.plugins.models.timm_models import TimmModel
 
@@ -9,3 +10,4 @@ from ridgeline.plugins.models.timm_models import TimmModel
 def register_models(register):
     register("mlp", MLPModel)
     register("timm", TimmModel)
+    register("convnet", ConvNetModel)
