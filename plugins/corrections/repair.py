@@ -1,0 +1,126 @@
+"""``repair``: REPAIR (Jordan, Sedghi, Saukh, Entezari & Neyshabur, ICLR 2023, Sec. 4).
+
+Interpolating two networks shrinks the variance of hidden units ("variance collapse"). REPAIR
+gives every unit u of the interpolated network theta_t the statistics it would have if
+statistics interpolated linearly:
+
+    mu_t(u) = (1 - t) mu_A(u) + t mu_B(u),     sigma_t(u) = (1 - t) sigma_A(u) + t sigma_B(u),
+
+measured on a data split at each unit's pre-activation, and folds the correction into the
+producing module: with mu_I, sigma_I the statistics of theta_t's unit (given the already
+corrected units upstream), scale = sigma_t / sigma_I, shift = mu_t - scale * mu_I, and
+
+    W[u] <- scale * W[u],   b[u] <- scale * b[u] + shift.
+
+Units are the outputs of every Linear, convolution and BatchNorm / LayerNorm / GroupNorm module
+with a weight and a bias, except the module that produces the network's output (see
+:func:`~ridgeline.plugins.aligners.activations.module_producers`); a convolution without bias
+(followed by BatchNorm) is corrected through its norm layer. One forward pass measures every
+unit, renormalising each producer's output with the batch's statistics on the way (as Jordan et
+al. do with temporary BatchNorm layers), so downstream units see the corrected network; with the
+default of one batch holding every example, the folded correction reproduces that pass exactly.
+Works with and without BatchNorm (BatchNorm running statistics are those of theta_t).
+Paths with more than two endpoints interpolate the statistics of the first and the last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from ridgeline.core.correction import Correction
+from ridgeline.core.errors import ConfigError
+from ridgeline.core.evaluator import Evaluator
+from ridgeline.core.state import State
+from ridgeline.plugins.aligners.activations import (
+    Producer,
+    collect_moments,
+    hooked,
+    module_producers,
+    unit_samples,
+)
+
+
+def _correctable(evaluator: Evaluator, state: Mapping[str, torch.Tensor]) -> list[Producer]:
+    """Producers with a weight and a bias in ``state``, minus the one writing the output."""
+    plist = [p for p in module_producers(evaluator.module)
+             if f"{p.module}.weight" in state and f"{p.module}.bias" in state]
+    outputs: dict[Producer, torch.Tensor] = {}
+    x, _ = evaluator.data("train") if "train" in evaluator.dataset.splits else evaluator.data(
+        evaluator.dataset.splits[0])
+    with torch.no_grad(), hooked(evaluator.module, plist, lambda p, out: outputs.__setitem__(p, out)):
+        final = evaluator.logits(state, x[:2])
+    return [p for p in plist if outputs.get(p) is not final]
+
+
+class Repair(Correction):
+    """REPAIR on ``split`` (default ``train``) from up to ``examples`` examples."""
+
+    name = "repair"
+
+    def __init__(self, *, split: str = "train", examples: int = 2000, batch_size: int | None = None,
+                 eps: float = 1e-5) -> None:
+        if examples < 2:
+            raise ConfigError(f"repair needs at least 2 examples for unit statistics, got {examples}")
+        super().__init__(split=split, examples=examples, batch_size=batch_size, eps=eps)
+        self.split, self.examples, self.eps = split, int(examples), float(eps)
+        self.batch_size = int(batch_size) if batch_size else self.examples
+        self.endpoint_stats: list[dict[Producer, tuple[torch.Tensor, torch.Tensor]]] = []
+        self.producers: list[Producer] = []
+
+    def statistics(self, state: Mapping[str, torch.Tensor],
+                   evaluator: Evaluator) -> dict[Producer, tuple[torch.Tensor, torch.Tensor]]:
+        """Mean and standard deviation of every corrected unit of ``state``."""
+        moments = collect_moments(evaluator, [state], self.producers, split=self.split,
+                                  examples=self.examples, batch_size=self.batch_size)
+        return {p: (m.mean, m.std) for p, m in moments.items()}
+
+    def prepare(self, endpoints: list[State], evaluator: Evaluator) -> None:
+        self.producers = _correctable(evaluator, endpoints[0])
+        if not self.producers:
+            raise ConfigError("repair found no Linear, convolution or norm module with a weight and "
+                              "a bias to correct in this network")
+        self.endpoint_stats = [self.statistics(endpoints[0], evaluator),
+                               self.statistics(endpoints[-1], evaluator)]
+
+    def apply(self, state: Mapping[str, torch.Tensor], t: float, evaluator: Evaluator) -> State:
+        if not self.endpoint_stats:
+            raise ConfigError("repair.apply called before prepare(endpoints, evaluator)")
+        first, last = self.endpoint_stats
+        target = {p: ((1 - t) * first[p][0] + t * last[p][0], (1 - t) * first[p][1] + t * last[p][1])
+                  for p in self.producers}
+        sums: dict[Producer, list[torch.Tensor]] = {}
+
+        def renormalise(producer: Producer, output: torch.Tensor) -> torch.Tensor:
+            z = unit_samples(output, producer).double()
+            acc = sums.setdefault(producer, [torch.zeros((), dtype=torch.float64), 0, 0])
+            acc[0] = acc[0] + z.shape[0]
+            acc[1] = acc[1] + z.sum(0)
+            acc[2] = acc[2] + (z * z).sum(0)
+            mean, std = z.mean(0), z.std(0, unbiased=False)
+            mu, sigma = target[producer]
+            scale = (sigma / (std + self.eps)).to(output.dtype)
+            shift = (mu - mean * sigma / (std + self.eps)).to(output.dtype)
+            shape = [1] * output.dim()
+            shape[producer.unit_axis] = -1
+            return output * scale.reshape(shape) + shift.reshape(shape)
+
+        x, _ = evaluator.data(self.split)
+        x = x[: self.examples]
+        with torch.no_grad(), hooked(evaluator.module, self.producers, renormalise):
+            for start in range(0, len(x), self.batch_size):
+                evaluator.logits(state, x[start:start + self.batch_size])
+        out = dict(state)
+        for producer in self.producers:
+            n, total, squares = sums[producer]
+            mean = total / n
+            std = (squares / n - mean * mean).clamp_min(0).sqrt()
+            mu, sigma = target[producer]
+            scale = sigma / (std + self.eps)
+            shift = mu - scale * mean
+            weight, bias = f"{producer.module}.weight", f"{producer.module}.bias"
+            w = out[weight]
+            out[weight] = w * scale.to(w.dtype).reshape(-1, *[1] * (w.dim() - 1))
+            out[bias] = out[bias] * scale.to(w.dtype) + shift.to(w.dtype)
+        return out

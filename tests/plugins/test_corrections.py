@@ -1,0 +1,112 @@
+"""Corrections applied to path points: ``bn_reset`` and ``repair``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ridgeline.core.errors import ConfigError, DataError
+from ridgeline.core.evaluator import Evaluator
+from ridgeline.core.plugins import registries
+from ridgeline.core.state import lerp
+from ridgeline.core.training import TrainConfig, train
+from ridgeline.plugins.aligners.activations import collect_moments, module_producers
+
+CORRECTIONS = registries().corrections.list()
+
+
+@pytest.fixture(scope="module", params=["mlp", "convnet-bn", "convnet"])
+def pair(request):
+    """Two briefly trained networks (with and without BatchNorm) and an evaluator."""
+    torch.set_num_threads(1)
+    regs = registries()
+    if request.param == "mlp":
+        data = regs.datasets.create("synthetic", features=12, num_classes=3, train_size=256, test_size=128)
+        model = regs.models.create("mlp", input_shape=data.input_shape, num_classes=3, widths=[16, 16])
+    else:
+        data = regs.datasets.create("synthetic", num_classes=3, train_size=256, test_size=128,
+                                    image_size=[1, 6, 6])
+        model = regs.models.create("convnet", input_shape=data.input_shape, num_classes=3,
+                                   widths=[6, 8], batchnorm=request.param == "convnet-bn")
+    config = TrainConfig(steps=30, batch_size=64)
+    a, b = (train(model, data, config, seed=s, progress=False) for s in (0, 1))
+    return model, data, a, b, Evaluator(model.build(), data)
+
+
+def test_both_corrections_are_registered():
+    assert {"bn_reset", "repair"} <= set(CORRECTIONS)
+
+
+@pytest.mark.parametrize("name", CORRECTIONS)
+def test_a_correction_leaves_an_endpoint_working_and_keeps_the_state_keys(pair, name):
+    _, data, a, b, evaluator = pair
+    correction = registries().corrections.create(name)
+    correction.prepare([a, b], evaluator)
+    corrected = correction.apply(a, 0.0, evaluator)
+    assert set(corrected) == set(a)
+    assert all(corrected[k].shape == a[k].shape for k in a)
+    before, after = evaluator.evaluate(a, "test"), evaluator.evaluate(corrected, "test")
+    assert after.accuracy == pytest.approx(before.accuracy, abs=0.02)
+    if name == "repair":  # the endpoint's statistics are already the target: nothing changes
+        x, _ = data.split("test")
+        assert torch.allclose(evaluator.logits(corrected, x), evaluator.logits(a, x), atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("t", [0.3, 0.5])
+def test_repair_gives_every_unit_the_interpolated_statistics(pair, t):
+    _, _, a, b, evaluator = pair
+    repair = registries().corrections.create("repair")
+    repair.prepare([a, b], evaluator)
+    assert "head" not in [p.module for p in repair.producers]  # the output is never renormalised
+    corrected = repair.apply(lerp(a, b, t), t, evaluator)
+    measured = repair.statistics(corrected, evaluator)
+    plain = repair.statistics(lerp(a, b, t), evaluator)
+    first, last = repair.endpoint_stats
+    collapsed = False
+    for producer, (mean, std) in measured.items():
+        target_mean = (1 - t) * first[producer][0] + t * last[producer][0]
+        target_std = (1 - t) * first[producer][1] + t * last[producer][1]
+        assert torch.allclose(mean, target_mean, atol=1e-3), producer.module
+        assert torch.allclose(std, target_std, rtol=1e-3, atol=1e-3), producer.module
+        collapsed |= bool((plain[producer][1] < 0.95 * target_std).any())
+    assert collapsed  # without REPAIR some unit's spread had shrunk (variance collapse)
+
+
+def test_repair_corrects_batchnorm_rather_than_a_biasless_conv(pair):
+    model, _, a, b, evaluator = pair
+    repair = registries().corrections.create("repair")
+    repair.prepare([a, b], evaluator)
+    modules = [p.module for p in repair.producers]
+    if model.name == "convnet" and model.batchnorm:
+        assert modules == ["blocks.0.norm", "blocks.1.norm"]
+    elif model.name == "convnet":
+        assert modules == ["blocks.0.conv", "blocks.1.conv"]
+    else:
+        assert modules == ["hidden.0", "hidden.1"]
+
+
+def test_repair_refuses_misuse(pair):
+    model, _, a, b, evaluator = pair
+    repair = registries().corrections.create("repair")
+    with pytest.raises(ConfigError, match="before prepare"):
+        repair.apply(a, 0.5, evaluator)
+    with pytest.raises(ConfigError, match="at least 2 examples"):
+        registries().corrections.create("repair", examples=1)
+    if model.name == "mlp":  # 2 examples give 2 samples per unit, too few for 16 units
+        with pytest.raises(DataError, match=r"'hidden.0' \(16 units\) need at least 17 samples"):
+            registries().corrections.create("repair", examples=2).prepare([a, b], evaluator)
+
+
+def test_bn_reset_recomputes_running_statistics_and_nothing_else(pair):
+    model, _, a, b, evaluator = pair
+    if not getattr(model, "batchnorm", False):
+        pytest.skip("bn_reset passes networks without BatchNorm through")
+    mid = lerp(a, b, 0.5)
+    reset = registries().corrections.create("bn_reset").apply(mid, 0.5, evaluator)
+    for key in mid:
+        if "running" not in key and "num_batches" not in key:
+            assert torch.equal(reset[key], mid[key])
+    # the first block's running mean is now the mean of its conv outputs on the training split
+    first = [p for p in module_producers(evaluator.module) if p.module == "blocks.0.conv"]
+    conv = next(iter(collect_moments(evaluator, [reset], first).values()))
+    assert torch.allclose(reset["blocks.0.norm.running_mean"], conv.mean.float(), atol=1e-4)
