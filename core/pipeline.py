@@ -136,7 +136,13 @@ class Pipeline:
             alignments: list[Alignment] = [aligner.align(states[0], other, spec, context)
                                            for other in states[1:]]
             merged = alignments[0].merged if len(alignments) == 1 else None
-            store.write_alignment(model_set.name, entry.key, alignments, merged)
+            merged_eval = {}
+            if merged is not None:  # a merging aligner's product is a network: measure it
+                for split in self.dataset.splits:
+                    evaluation = evaluator.evaluate(merged, split)
+                    merged_eval[f"merged_{split}_loss"] = evaluation.loss
+                    merged_eval[f"merged_{split}_accuracy"] = evaluation.accuracy
+            store.write_alignment(model_set.name, entry.key, alignments, merged, merged_eval)
             perms_list = [a.perms for a in alignments]
             self.timings[f"align_{model_set.name}_{entry.key}"] = sum(a.seconds for a in alignments)
         return [states[0], *(spec.apply(other, perms) for other, perms in zip(states[1:], perms_list))]

@@ -24,6 +24,7 @@ def report_rows(path: str | Path) -> list[dict[str, Any]]:
         row = rows.setdefault(key, {**dict(zip(CURVE_KEYS, key)), "flags": []})
         row["align_seconds"] = summary.get("align_seconds", math.nan)
         row["align_objective"] = summary.get("align_objective", math.nan)
+        row.update({k: v for k, v in summary.items() if k.startswith("merged_")})
         metric = summary["metric"]
         if not summary["complete"]:
             row["flags"].append(f"{metric} incomplete ({summary['points']} points)")
@@ -59,6 +60,7 @@ TABLE_COLUMNS = (
     ("loss barrier", "loss_barrier", False), ("loss barrier (mean)", "loss_barrier_mean", False),
     ("loss mid", "loss_midpoint", False), ("err barrier pp", "error_barrier", True),
     ("err barrier (mean) pp", "error_barrier_mean", True), ("acc mid %", "error_midpoint", "acc"),
+    ("merged acc %", "merged_test_accuracy", "merged"),
     ("align objective", "align_objective", False), ("align s", "align_seconds", False),
 )
 
@@ -76,6 +78,8 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
             value = row.get(key, math.nan)
             if kind == "acc":
                 cells.append(_fmt(1.0 - value, percent=True) if isinstance(value, float) else "")
+            elif kind == "merged":
+                cells.append(_fmt(value, percent=True) if key in row else "")
             else:
                 cells.append(_fmt(value, percent=bool(kind)))
         body.append(cells)

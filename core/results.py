@@ -193,8 +193,10 @@ class ResultsStore:
         return {"perms": perms, "merged": merged}
 
     def write_alignment(self, pair: str, aligner: str, alignments: Sequence[Any],
-                        merged: Mapping[str, torch.Tensor] | None = None) -> None:
-        """Store the alignment of each non-reference model to the reference."""
+                        merged: Mapping[str, torch.Tensor] | None = None,
+                        merged_eval: Mapping[str, float] | None = None) -> None:
+        """Store the alignment of each non-reference model to the reference (and a merging
+        aligner's merged state with its evaluation, ``merged_<split>_<loss|accuracy>``)."""
         name = self._alignment_group(pair, aligner)
         if name in self.file:
             del self.file[name]
@@ -210,6 +212,8 @@ class ResultsStore:
         if merged is not None:
             for key, tensor in merged.items():
                 group.create_dataset(f"merged/{key}", data=tensor.detach().cpu().numpy())
+        for key, value in (merged_eval or {}).items():
+            group.attrs[key] = float(value)
         group.attrs["complete"] = True
         self.file.flush()
 
@@ -367,6 +371,9 @@ def read_summaries(path: str | Path) -> list[dict[str, Any]]:
                 finite = [o for o in objectives if math.isfinite(o)]
                 row["align_objective"] = float(sum(finite)) if finite else math.nan
                 row["align_seconds"] = float(alignment.attrs.get("seconds", math.nan))
+                for key, value in alignment.attrs.items():
+                    if key.startswith("merged_"):
+                        row[key] = float(value)
             rows.append(row)
     return rows
 

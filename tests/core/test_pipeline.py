@@ -154,3 +154,35 @@ def test_unknown_names_fail_before_any_work_with_close_matches(tmp_path):
 def test_bad_configs_are_explained(tmp_path, bad, message):
     with pytest.raises(ConfigError, match=message):
         small_config(tmp_path, **bad)
+
+
+def test_a_merging_aligners_product_is_stored_and_measured(tmp_path):
+    from ridgeline.core.aligner import Alignment
+    from ridgeline.core.state import lerp
+    from ridgeline.plugins.aligners.weight_matching import WeightMatchingAligner
+
+    class AverageAfterMatching(WeightMatchingAligner):
+        """Weight matching, then the average of the aligned pair."""
+
+        name = "average"
+        merges = True
+
+        def align(self, reference, other, spec, context):
+            found = super().align(reference, other, spec, context)
+            merged = lerp(reference, found.apply(spec, other), 0.5)
+            return Alignment(perms=found.perms, merged=merged, seconds=found.seconds)
+
+    class Plugin:
+        @hookimpl
+        def register_aligners(self, register):
+            register("average", AverageAfterMatching)
+
+    host = load_plugins([("avg", Plugin())], autoload=False)
+    config = small_config(tmp_path, aligners=["average"])
+    output = Pipeline(config, progress=False, host=host).run()
+    row = read_summaries(output)[0]
+    curve = {r["t"]: r for r in read_curves(output) if r["metric"] == "loss_barrier"}
+    assert row["merged_test_loss"] == pytest.approx(curve[0.5]["loss"], rel=1e-6)
+    assert 0.0 <= row["merged_train_accuracy"] <= 1.0
+    with h5py.File(output) as f:
+        assert "pairs/ab/alignments/average/merged/hidden.0.weight" in f
