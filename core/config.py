@@ -52,21 +52,24 @@ class EntryConfig:
 class ModelSetConfig:
     """Models to compare: checkpoint files, or seeds to train (cached beside the results).
 
-    The first model is the reference every other model is aligned to.
+    The first model is the reference every other model is aligned to. ``allow_pickle`` lets
+    checkpoints that need arbitrary unpickling load (only for files you trust).
     """
 
     name: str
     checkpoints: tuple[str, ...] = ()
     seeds: tuple[int, ...] = ()
+    allow_pickle: bool = False
 
     @classmethod
     def from_value(cls, value: Mapping[str, Any], index: int) -> ModelSetConfig:
         where = f"pairs[{index}]"
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a table with 'checkpoints' or 'seeds'")
-        unknown = set(value) - {"name", "checkpoints", "seeds"}
+        unknown = set(value) - {"name", "checkpoints", "seeds", "allow_pickle"}
         if unknown:
-            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; use name, checkpoints or seeds")
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; use name, checkpoints, seeds "
+                              "or allow_pickle")
         checkpoints = tuple(str(c) for c in value.get("checkpoints", ()))
         seeds = tuple(int(s) for s in value.get("seeds", ()))
         if bool(checkpoints) == bool(seeds):
@@ -76,12 +79,15 @@ class ModelSetConfig:
             raise ConfigError(f"{where}: a model set needs at least two models, got {count}")
         default = "-".join(Path(c).stem for c in checkpoints) if checkpoints else \
             "-".join(f"seed{s}" for s in seeds)
-        return cls(str(value.get("name", default)), checkpoints, seeds)
+        allow_pickle = bool(value.get("allow_pickle", False))
+        return cls(str(value.get("name", default)), checkpoints, seeds, allow_pickle)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
         if self.checkpoints:
             out["checkpoints"] = list(self.checkpoints)
+            if self.allow_pickle:
+                out["allow_pickle"] = True
         else:
             out["seeds"] = list(self.seeds)
         return out

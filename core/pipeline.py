@@ -105,7 +105,7 @@ class Pipeline:
         states = []
         if model_set.checkpoints:
             for path in model_set.checkpoints:
-                state = load_state(path)
+                state = load_state(path, allow_pickle=model_set.allow_pickle)
                 check_compatible(reference, state, names=(f"model {self.model.name!r}", str(path)))
                 states.append(state)
             return states
