@@ -56,28 +56,29 @@ def layer_heatmap(rows: Rows, out: str | Path, *, value: str = "barrier", x: str
             layers.append(name)
         if x == "anchor":
             for anchor in ("a", "b"):
-                cells[(name, f"others at {anchor.upper()}")] = float(row[f"{value}_{anchor}"])
+                cells[(name, anchor.upper())] = float(row[f"{value}_{anchor}"])
         else:
             cells[(name, row[x])] = float(row[value])
             if row[x] not in xs:
                 xs.append(row[x])
-    xs = ["others at A", "others at B"] if x == "anchor" else sorted(xs)
+    xs = ["A", "B"] if x == "anchor" else sorted(xs)
     if not layers:
         raise ValueError("layer_heatmap got no rows")
     matrix = np.array([[cells.get((name, c), math.nan) * scale for c in xs] for name in layers])
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(xs), 1.2 + 0.45 * len(layers)), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(max(4.8, 2.4 + 0.7 * len(xs)), 1.6 + 0.45 * len(layers)),
+                           constrained_layout=True)
     bound = float(np.nanmax(np.abs(matrix))) or 1.0
     image = ax.imshow(matrix, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
     ax.set_yticks(range(len(layers)), layers)
     ax.set_xticks(range(len(xs)), [str(c) for c in xs], rotation=45 if x != "anchor" else 0)
-    ax.set_xlabel("training step" if x == "step" else x)
+    ax.set_xlabel({"anchor": "other layers held at", "step": "training step"}.get(x, x))
     ax.set_ylabel("layer averaged")
     for i in range(len(layers)):
         for j in range(len(xs)):
             if math.isfinite(matrix[i, j]) and len(xs) * len(layers) <= 120:
                 ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7)
     fig.colorbar(image, ax=ax, label=value + (f" (x{scale:g})" if scale != 1.0 else ""))
-    ax.set_title(title or f"layer-wise {value}")
+    ax.set_title(title or f"layer-wise {value}", fontsize=10)
     return _save(fig, out)
 
 
@@ -105,7 +106,7 @@ def landscape_contour(rows: Rows, out: str | Path, *, value: str = "loss", curve
     else:
         levels, norm = np.linspace(zf.min(), zf.max(), 24), None
     filled = ax.tricontourf(u[finite], v[finite], zf, levels=levels, norm=norm, cmap="viridis")
-    fig.colorbar(filled, ax=ax, label=value)
+    fig.colorbar(filled, ax=ax, label=value, ticks=levels[::3], format="%.3g")
     for name, points in curves.items():
         points.sort()
         cu, cv = [p[1] for p in points], [p[2] for p in points]
