@@ -29,7 +29,8 @@ def _plane(path: Path) -> Any:
 
 
 class Landscape(Metric):
-    """Options: ``split`` (default test), ``curve_points`` (samples of the drawn curve, default 25)."""
+    """Options: ``split`` (default test), ``curve_points`` (samples of the drawn curve, default 25).
+    On a path that is not a plane it has no points (an empty series)."""
 
     name = "landscape"
     columns = ("u", "v", "on_path", "t", "off_plane", "loss", "accuracy", "error")
@@ -39,6 +40,8 @@ class Landscape(Metric):
         self.split, self.curve_points = split, int(curve_points)
 
     def points(self, path: Path) -> list[float]:
+        if not hasattr(path, "grid_points"):
+            return []  # a pipeline runs every metric on every path; only planes have a lattice
         lattice = len(_plane(path).grid_points())
         return [float(i) for i in range(lattice + self.curve_points)]
 

@@ -54,16 +54,19 @@ def filter_normalised_direction(state: Mapping[str, torch.Tensor], generator: to
 
 class PlanePath(Path):
     """A plane of states with a ``grid`` x ``grid`` lattice. Options: ``mode`` (three, curve,
-    random), ``grid`` (points per axis, default 21), ``margin`` (three/curve: extra room around
-    the states as a fraction of their extent, default 0.2), ``span`` (random: the lattice
+    random; default three for 3+ states, curve for a pair), ``grid`` (points per axis, default
+    21), ``margin`` (three/curve: extra room around the states as a fraction of their extent,
+    default 0.2), ``span`` (random: the lattice
     covers [-span, span]^2, default 1), ``seed`` (random directions), ``curve`` and
     ``curve_options`` (curve mode: the path to fit, e.g. ``bezier`` with its fit settings)."""
 
     name = "plane"
 
-    def __init__(self, endpoints: Sequence[State], *, mode: str = "three", grid: int = 21,
+    def __init__(self, endpoints: Sequence[State], *, mode: str | None = None, grid: int = 21,
                  margin: float = 0.2, span: float = 1.0, seed: int = 0, curve: str = "bezier",
                  curve_options: Mapping[str, Any] | None = None, **options: Any) -> None:
+        if mode is None:  # the plane of three models, or of a pair and its fitted Bezier curve
+            mode = "three" if len(endpoints) >= 3 else "curve"
         super().__init__(endpoints, mode=mode, grid=grid, margin=margin, span=span, seed=seed,
                          curve=curve, curve_options=curve_options, **options)
         if options:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from ridgeline.core.errors import ConfigError
 from ridgeline.core.evaluator import Evaluation, Evaluator
 from ridgeline.core.metric import PathProbe
 from ridgeline.core.state import distance, flatten, lerp, module_groups
@@ -265,6 +266,15 @@ def test_landscape_lattice_and_curve(setup):
     corner = lattice[0]
     assert corner["loss"] == pytest.approx(
         evaluator.evaluate(plane.point(corner["u"], corner["v"]), "test").loss)
+
+
+def test_landscape_has_no_points_off_a_plane(setup):
+    regs, states, evaluator = setup
+    line = regs.paths.create("linear", endpoints=states)
+    metric = regs.metrics.create("landscape")
+    assert metric.points(line) == []
+    with pytest.raises(ConfigError, match="needs the 'plane' path, not 'linear'"):
+        metric.measure(0.0, PathProbe(line, evaluator))
 
 
 def test_dot_treats_missing_keys_as_zero():

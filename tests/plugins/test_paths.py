@@ -150,6 +150,14 @@ def test_plane_through_three_states_has_them_at_their_coordinates(regs, trained)
     assert us[0] < 0.0 < distance(states[0], states[1]) < us[-1]  # the margin frames every state
 
 
+def test_plane_mode_defaults_to_the_states_given(regs, trained):
+    states, _ = trained
+    assert regs.paths.create("plane", endpoints=states, grid=2).mode == "three"
+    assert regs.paths.create("plane", endpoints=states[:2], grid=2).mode == "curve"
+    with pytest.raises(ConfigError, match="mode 'three' needs 3 states"):
+        regs.paths.create("plane", endpoints=states[:2], mode="three")
+
+
 def test_plane_random_directions_are_filter_normalised(regs, trained):
     a, b = trained[0][:2]
     plane = regs.paths.create("plane", endpoints=[a, b], mode="random", seed=3)
