@@ -41,7 +41,7 @@ def multiply_axis(tensor: torch.Tensor, ref: AxisRef, matrix: torch.Tensor) -> t
     part = tensor.narrow(ref.axis, ref.offset, n * ref.stride)
     moved = torch.movedim(part, ref.axis, 0)
     rest = moved.shape[1:]
-    mixed = (matrix.to(tensor.dtype) @ moved.reshape(n, -1)).reshape(m * ref.stride, *rest)
+    mixed = (matrix.to(tensor) @ moved.reshape(n, -1)).reshape(m * ref.stride, *rest)
     mixed = torch.movedim(mixed, 0, ref.axis)
     before = tensor.narrow(ref.axis, 0, ref.offset)
     end = ref.offset + n * ref.stride
