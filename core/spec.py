@@ -6,6 +6,12 @@ function unchanged. An :class:`AxisRef` can act on a slice of an axis (concatena
 ``qkv`` projections) and on blocks of consecutive entries (a channel of a conv flattened into
 ``stride`` features). Hand-written and traced specs are the same type.
 
+Nested groups (attention): a group listed in ``nested`` as ``child -> parent`` has
+``size(child) = size(parent) * block`` and only permutes entries inside each parent unit's block
+of ``block`` entries (a block-diagonal permutation: within-head query/key or value dimensions);
+it is applied after its parent, so block ``h`` of the child acts on whatever the parent moved
+into slot ``h``.
+
 Convention: ``apply(state, perms)`` returns a state whose unit ``i`` of group ``g`` is unit
 ``perms[g][i]`` of the input, on every axis of the group. To align B to A, an aligner returns
 ``perms`` such that ``apply(B, perms)`` matches A unit for unit.
@@ -54,6 +60,9 @@ class PermutationSpec:
     ``groups``: name -> size; ``axes``: name -> tuple of :class:`AxisRef` (or
     ``(key, axis[, offset, stride])`` tuples); ``frozen``: name -> reason, for units that
     cannot be permuted (reported, never acted on). Groups are applied in the order given.
+    ``frozen_sizes``: frozen group -> hidden units it holds (for :meth:`coverage`);
+    ``unit_sizes``: group -> hidden units it moves when that differs from its size (a group
+    permuting blocks of channels); ``nested``: child group -> parent group (see module doc).
     """
 
     groups: Mapping[str, int] = attrs.field(converter=dict)
@@ -61,6 +70,9 @@ class PermutationSpec:
         converter=lambda d: {g: _refs(r) for g, r in d.items()}
     )
     frozen: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    frozen_sizes: Mapping[str, int] = attrs.field(factory=dict, converter=dict)
+    unit_sizes: Mapping[str, int] = attrs.field(factory=dict, converter=dict)
+    nested: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
 
     def __attrs_post_init__(self) -> None:
         if set(self.groups) != set(self.axes):
@@ -72,6 +84,17 @@ class PermutationSpec:
         for group, refs in self.axes.items():
             if not refs:
                 raise SpecError(f"permutation group {group!r} acts on no tensor")
+        order = list(self.groups)
+        for child, parent in self.nested.items():
+            if child not in self.groups or parent not in self.groups:
+                raise SpecError(f"nested group {child!r} -> {parent!r}: both must be groups of the spec")
+            if self.groups[child] % self.groups[parent]:
+                raise SpecError(
+                    f"nested group {child!r} (size {self.groups[child]}) is not a whole number of "
+                    f"blocks of its parent {parent!r} (size {self.groups[parent]})"
+                )
+            if order.index(parent) > order.index(child):
+                raise SpecError(f"nested group {child!r} must come after its parent {parent!r}")
 
     # -- structure --------------------------------------------------------------------
     @property
@@ -86,11 +109,23 @@ class PermutationSpec:
         """Total number of permutable units (sum of group sizes)."""
         return sum(self.groups.values())
 
+    def block(self, group: str) -> int:
+        """Entries of a nested group inside one unit of its parent (1 for other groups)."""
+        parent = self.nested.get(group)
+        return self.groups[group] // self.groups[parent] if parent else 1
+
+    def hidden_units(self) -> int:
+        """Hidden units the free groups move (a nesting parent adds none of its own)."""
+        parents = set(self.nested.values())
+        return sum(self.unit_sizes.get(g, n) for g, n in self.groups.items()
+                   if g not in parents)
+
     def coverage(self, frozen_sizes: Mapping[str, int] | None = None) -> float:
-        """Permutable units / (permutable + frozen) units."""
-        frozen = sum((frozen_sizes or {}).values())
-        total = self.units() + frozen
-        return self.units() / total if total else 0.0
+        """Permutable hidden units / all hidden units (permutable + frozen)."""
+        free = self.hidden_units()
+        frozen = sum((self.frozen_sizes if frozen_sizes is None else frozen_sizes).values())
+        total = free + frozen
+        return free / total if total else 0.0
 
     def validate(self, state: Mapping[str, torch.Tensor]) -> None:
         """Raise :class:`SpecError` if a referenced tensor is missing or too small."""
@@ -116,16 +151,42 @@ class PermutationSpec:
         return {g: torch.arange(n, device=device) for g, n in self.groups.items()}
 
     def random(self, generator: torch.Generator | None = None) -> Perms:
-        return {g: torch.randperm(n, generator=generator) for g, n in self.groups.items()}
+        """A uniformly random permutation per group (block-diagonal for nested groups)."""
+        perms = {}
+        for g, n in self.groups.items():
+            block = self.block(g)
+            if block == 1:
+                perms[g] = torch.randperm(n, generator=generator)
+                continue
+            perms[g] = torch.cat([b * block + torch.randperm(block, generator=generator)
+                                  for b in range(n // block)])
+        return perms
 
-    @staticmethod
-    def invert(perms: Mapping[str, torch.Tensor]) -> Perms:
-        return {g: torch.argsort(p) for g, p in perms.items()}
+    def invert(self, perms: Mapping[str, torch.Tensor]) -> Perms:
+        """The permutations that undo ``perms`` (``apply(apply(s, p), invert(p)) == s``)."""
+        out = {g: torch.argsort(p) for g, p in perms.items()}
+        for child, parent in self.nested.items():
+            if child in perms and parent in perms:
+                within, base = self._within(child, perms[child])
+                # block h of the inverse undoes the block that the parent moved into slot h
+                out[child] = (torch.argsort(within, dim=1)[out[parent]] + base).reshape(-1)
+        return out
 
-    @staticmethod
-    def compose(first: Mapping[str, torch.Tensor], then: Mapping[str, torch.Tensor]) -> Perms:
+    def compose(self, first: Mapping[str, torch.Tensor], then: Mapping[str, torch.Tensor]) -> Perms:
         """The permutations equal to applying ``first`` and then ``then``."""
-        return {g: first[g][then[g]] for g in first}
+        out = {g: first[g][then[g]] for g in first}
+        for child, parent in self.nested.items():
+            if child in first and child in then and parent in then:
+                t1, base = self._within(child, first[child])
+                t2, _ = self._within(child, then[child])
+                out[child] = (torch.gather(t1[then[parent]], 1, t2) + base).reshape(-1)
+        return out
+
+    def _within(self, child: str, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A nested group's permutation as one row per parent unit (positions inside the block)."""
+        block = self.block(child)
+        base = (torch.arange(perm.numel() // block, device=perm.device) * block)[:, None]
+        return perm.reshape(-1, block) - base, base
 
     def permute_axis(self, tensor: torch.Tensor, ref: AxisRef, perm: torch.Tensor) -> torch.Tensor:
         """``tensor`` with the group's units along ``ref`` reordered by ``perm``."""
@@ -199,7 +260,8 @@ class PermutationSpec:
     def describe(self) -> list[dict[str, Any]]:
         """One row per group: name, size and the tensors it acts on."""
         return [
-            {"group": g, "size": n, "tensors": [f"{r.key}[{r.axis}]" for r in self.axes[g]]}
+            {"group": g, "size": n, "tensors": [f"{r.key}[{r.axis}]" for r in self.axes[g]],
+             **({"within": self.nested[g]} if g in self.nested else {})}
             for g, n in self.groups.items()
         ]
 

@@ -5,11 +5,17 @@ coordinate descent: visit the groups in some order and solve, for each, the line
 problem whose cost matrix sums, over every tensor axis the group acts on, the inner products
 of A's units with B's units (other groups' permutations held fixed). Start at the identity;
 stop when a full sweep improves no group.
+
+Nested groups (attention heads and their within-head groups, ``spec.nested``) are solved together
+with their parent in one exact step: for every pair of heads (i of A, j of B) a small assignment
+per child gives the best within-head match and its value; one assignment over those values picks
+the head permutation, and the matched within-head permutations come with it.
 """
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -54,6 +60,43 @@ def matching_objective(spec: PermutationSpec, a: Mapping[str, torch.Tensor],
     return float(sum((a[k].double() * permuted[k].double()).sum() for k in spec.keys))
 
 
+def _nested_step(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
+                 perms: Perms, parent: str, children: list[str]) -> bool:
+    """Re-solve ``parent`` and its nested ``children`` jointly (others held fixed); True if the
+    objective improved. The children's axes must cover the parent's (as for attention)."""
+    heads = spec.groups[parent]
+    held = {g: p for g, p in perms.items() if g != parent and g not in children}
+    permuted = spec.apply(b, held)
+    score = np.zeros((heads, heads))
+    current = 0.0
+    within: dict[str, np.ndarray] = {}
+    for child in children:
+        n, d = spec.groups[child], spec.block(child)
+        sim = sum(spec.unit_view(a[r.key], r, n).double() @ spec.unit_view(permuted[r.key], r, n).double().T
+                  for r in spec.axes[child])
+        sim = sim.cpu().numpy().reshape(heads, d, heads, d)
+        cols = np.zeros((heads, heads, d), dtype=np.int64)
+        for i in range(heads):
+            for j in range(heads):
+                rows, cols[i, j] = linear_sum_assignment(sim[i, :, j, :], maximize=True)
+                score[i, j] += sim[i, rows, j, cols[i, j]].sum()
+        within[child] = cols
+        sigma = perms[parent].cpu().numpy()
+        tau = perms[child].cpu().numpy().reshape(heads, d) % d
+        current += sum(sim[i, np.arange(d), sigma[i], tau[i]].sum() for i in range(heads))
+    _, sigma = linear_sum_assignment(score, maximize=True)
+    best = float(score[np.arange(heads), sigma].sum())
+    if best <= current + 1e-9 * max(1.0, abs(current)):
+        return False
+    device = perms[parent].device
+    perms[parent] = torch.as_tensor(sigma, dtype=torch.long, device=device)
+    for child in children:
+        d = spec.block(child)
+        tau = within[child][np.arange(heads), sigma] + (np.arange(heads) * d)[:, None]
+        perms[child] = torch.as_tensor(tau.reshape(-1), dtype=torch.long, device=device)
+    return True
+
+
 def weight_matching(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
                     *, order: str = "random", max_iter: int = 100, seed: int = 0,
                     init: Perms | None = None) -> tuple[Perms, list[float]]:
@@ -63,7 +106,10 @@ def weight_matching(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Map
         raise ConfigError(f"weight_matching order must be one of {ORDERS}, got {order!r}")
     device = next(iter(a.values())).device
     perms = {g: p.to(device) for g, p in (init or spec.identity(device)).items()}
-    names = list(spec.groups)
+    children: dict[str, list[str]] = defaultdict(list)
+    for child, parent in spec.nested.items():
+        children[parent].append(child)
+    names = [g for g in spec.groups if g not in spec.nested]
     rng = np.random.default_rng(seed)
     history: list[float] = []
     for _ in range(max_iter):
@@ -74,6 +120,9 @@ def weight_matching(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Map
         }[order]()
         improved = False
         for group in sweep:
+            if group in children:
+                improved |= _nested_step(spec, a, b, perms, group, children[group])
+                continue
             cost = group_cost(spec, a, b, perms, group)
             n = cost.shape[0]
             current = float(cost[torch.arange(n, device=device), perms[group]].sum())
