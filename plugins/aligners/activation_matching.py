@@ -20,12 +20,24 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ridgeline.core.aligner import AlignContext, Aligner, Alignment
-from ridgeline.core.errors import ConfigError
+from ridgeline.core.errors import ConfigError, SpecError
 from ridgeline.core.spec import Perms, PermutationSpec
 from ridgeline.core.state import check_compatible
 from ridgeline.plugins.aligners.activations import Moments, cross_similarity, stream_moments
 
 KINDS = ("correlation", "inner")
+
+
+def require_flat(spec: PermutationSpec, method: str) -> None:
+    """Refuse specs with nested groups (attention heads): one independent assignment per group
+    would break the block structure a nested group must keep."""
+    nested = getattr(spec, "nested", {})
+    if nested:
+        pairs = ", ".join(f"{c!r} in {p!r}" for c, p in nested.items())
+        raise SpecError(
+            f"{method} solves one assignment per group and cannot keep nested groups ({pairs}) "
+            "block-diagonal; use weight_matching, ste or merge_many for this spec"
+        )
 
 
 def assignment(similarity: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -63,6 +75,7 @@ class ActivationMatchingAligner(Aligner):
               spec: PermutationSpec, context: AlignContext) -> Alignment:
         check_compatible(reference, other, names=("reference", "other"))
         spec.validate(reference)
+        require_flat(spec, self.name)
         start = time.perf_counter()
         moments = stream_moments(context.evaluator, [reference, other], spec,
                                  split=self.split or context.split, examples=self.examples,

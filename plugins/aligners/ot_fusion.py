@@ -34,7 +34,7 @@ from ridgeline.core.aligner import AlignContext, Aligner, Alignment
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.spec import PermutationSpec
 from ridgeline.core.state import check_compatible
-from ridgeline.plugins.aligners.activation_matching import assignment
+from ridgeline.plugins.aligners.activation_matching import assignment, require_flat
 from ridgeline.plugins.aligners.activations import Moments, stream_moments
 from ridgeline.plugins.aligners.sinkhorn import soft_apply
 
@@ -94,6 +94,7 @@ class OTFusionAligner(Aligner):
               spec: PermutationSpec, context: AlignContext) -> Alignment:
         check_compatible(reference, other, names=("reference", "other"))
         spec.validate(reference)
+        require_flat(spec, self.name)
         start = time.perf_counter()
         if self.on == "activations":
             moments = stream_moments(context.evaluator, [reference, other], spec,

@@ -29,7 +29,7 @@ from ridgeline.core.aligner import AlignContext, Aligner, Alignment
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.spec import AxisRef, PermutationSpec
 from ridgeline.core.state import State, check_compatible, combine
-from ridgeline.plugins.aligners.activation_matching import assignment
+from ridgeline.plugins.aligners.activation_matching import assignment, require_flat
 
 OBJECTIVES = ("distance", "midpoint", "random_t")
 
@@ -110,6 +110,7 @@ class SinkhornAligner(Aligner):
               spec: PermutationSpec, context: AlignContext) -> Alignment:
         check_compatible(reference, other, names=("reference", "other"))
         spec.validate(reference)
+        require_flat(spec, self.name)
         if self.objective != "distance" and context.evaluator is None:
             raise ConfigError(f"sinkhorn objective {self.objective!r} needs data: pass an "
                               "AlignContext with an evaluator (or use objective='distance')")

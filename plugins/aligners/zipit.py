@@ -32,7 +32,7 @@ from ridgeline.core.aligner import AlignContext, Aligner, Alignment
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.spec import PermutationSpec
 from ridgeline.core.state import State, check_compatible
-from ridgeline.plugins.aligners.activation_matching import match_moments
+from ridgeline.plugins.aligners.activation_matching import match_moments, require_flat
 from ridgeline.plugins.aligners.activations import Moments, stream_moments
 from ridgeline.plugins.aligners.sinkhorn import soft_apply
 
@@ -137,6 +137,7 @@ class ZipItAligner(Aligner):
               spec: PermutationSpec, context: AlignContext) -> Alignment:
         check_compatible(reference, other, names=("reference", "other"))
         spec.validate(reference)
+        require_flat(spec, self.name)
         zipped_groups(spec, self.stop)
         start = time.perf_counter()
         moments = stream_moments(context.evaluator, [reference, other], spec,

@@ -12,7 +12,7 @@ from ridgeline.core.aligner import AlignContext
 from ridgeline.core.errors import ConfigError, DataError, SpecError, StateMismatchError
 from ridgeline.core.evaluator import Evaluator
 from ridgeline.core.plugins import registries
-from ridgeline.core.spec import PermutationSpec
+from ridgeline.core.spec import AxisRef, PermutationSpec
 from ridgeline.core.state import combine
 from ridgeline.core.training import TrainConfig, train
 from ridgeline.plugins.aligners.activations import producers, stream_moments, unit_samples
@@ -265,3 +265,15 @@ def test_a_group_without_a_hookable_producer_is_named(setup):
     spec = PermutationSpec({"hidden.1": 24}, {"hidden.1": [("head.weight", 1)]})
     with pytest.raises(SpecError, match=r"\['hidden.1'\] have no hookable producer"):
         producers(setup["evaluator"].module, spec)
+
+
+@pytest.mark.parametrize("name", ["activation_matching", "sinkhorn", "ot_fusion", "zipit"])
+def test_per_group_assignment_methods_refuse_nested_groups(setup, name):
+    if not hasattr(PermutationSpec, "block"):
+        pytest.skip("this checkout's PermutationSpec has no nested groups")
+    spec = PermutationSpec({"heads": 4, "hidden.0": 24},
+                           {"heads": [AxisRef("hidden.0.weight", 0, 0, 6)],
+                            "hidden.0": [("hidden.0.weight", 0)]},
+                           nested={"hidden.0": "heads"})
+    with pytest.raises(SpecError, match=r"cannot keep nested groups \('hidden.0' in 'heads'\)"):
+        make(name).align(setup["a"], setup["b"], spec, setup["context"])
