@@ -92,11 +92,14 @@ def measure_trajectory(run_a: Series, run_b: Series, evaluator: Evaluator,
     if not common:
         raise ConfigError(f"the two checkpoint series share no step (run A: {sorted(a)}, run B: {sorted(b)})")
     factory = registries().paths.get(path)
+    order = list(evaluator.module.state_dict())
     rows: list[dict[str, Any]] = []
     summaries: list[dict[str, Any]] = []
     fits: dict[int, dict[str, Any]] = {}
     for step in common:
         states = [s if isinstance(s, Mapping) else load_state(s) for s in (a[step], b[step])]
+        # checkpoint files sort their keys; layer-wise metrics need the module's (input-to-output) order
+        states = [{k: s[k] for k in order} for s in states]
         curve = factory(endpoints=states, **dict(path_options or {}))
         if curve.trainable:
             fits[step] = curve.fit(evaluator)

@@ -57,7 +57,8 @@ def main() -> None:
     for seed in (0, 1, 2):
         file = out / f"mlp-seed{seed}.safetensors"
         if file.exists():
-            states.append(load_state(file))
+            loaded = load_state(file)  # safetensors sorts keys; layers must keep the model's order
+            states.append({k: loaded[k] for k in model.build().state_dict()})
             continue
         start = time.perf_counter()
         states.append(train(model, dataset, config, seed=seed, progress=False))

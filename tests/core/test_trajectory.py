@@ -48,7 +48,7 @@ def test_metrics_per_step_match_the_checkpoints(runs):
         loss = next(s for s in result.summaries if s["metric"] == "loss" and s["step"] == step)
         assert loss["end"] == pytest.approx(end)
     layer_rows = [r for r in result.rows if r["metric"] == "layers"]
-    assert {r["label"] for r in layer_rows} == {"hidden.0", "head"}
+    assert [r["label"] for r in layer_rows[:2]] == ["hidden.0", "head"]  # model order, not the file's
     assert len(layer_rows) == 2 * 3
 
 
