@@ -33,7 +33,9 @@ def require_flat(spec: PermutationSpec, method: str) -> None:
     would break the block structure a nested group must keep."""
     nested = getattr(spec, "nested", {})
     if nested:
-        pairs = ", ".join(f"{c!r} in {p!r}" for c, p in nested.items())
+        pairs = ", ".join(f"{c!r} in {p!r}" for c, p in list(nested.items())[:3])
+        if len(nested) > 3:
+            pairs += f" and {len(nested) - 3} more"
         raise SpecError(
             f"{method} solves one assignment per group and cannot keep nested groups ({pairs}) "
             "block-diagonal; use weight_matching, ste or merge_many for this spec"

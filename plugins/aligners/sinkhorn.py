@@ -127,6 +127,8 @@ class SinkhornAligner(Aligner):
         scale = float(sum((a[k].double() ** 2).sum() for k in keys))
         if self.objective != "distance":
             x, y = context.evaluator.data(context.split)
+            # buffers (BatchNorm running statistics) are permuted softly but carry no gradient
+            parameters = {name for name, _ in context.evaluator.module.named_parameters()}
         history: list[float] = []
         for _ in range(self.steps):
             mats = {g: log_sinkhorn(m / self.tau, self.iters) for g, m in logits.items()}
@@ -136,7 +138,8 @@ class SinkhornAligner(Aligner):
             else:
                 t = 0.5 if self.objective == "midpoint" else float(torch.rand((), generator=generator))
                 index = torch.randint(len(x), (min(self.batch_size, len(x)),), generator=generator)
-                point = combine([a, moved], [1.0 - t, t])
+                point = {k: v if k in parameters else v.detach()
+                         for k, v in combine([a, moved], [1.0 - t, t]).items()}
                 loss = context.evaluator.loss(point, x[index.to(x.device)], y[index.to(y.device)])
             optimizer.zero_grad()
             loss.backward()

@@ -10,7 +10,8 @@ taken at the midpoint (or at a fresh t ~ U(0, 1) per step, ``t='random'``):
 so the forward pass uses the projection and the gradient flows to theta~ unchanged (the
 straight-through estimator). theta~ follows Adam; the permutation returned is the one whose
 projection gave the lowest mini-batch loss, every mini-batch drawn from the context's split.
-Tensors the spec does not touch are B's own throughout.
+Tensors the spec does not touch are B's own throughout; buffers the spec permutes (BatchNorm
+running statistics) take the projection's values and no gradient.
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ class STEAligner(Aligner):
         device = context.device
         a = {k: v.detach().to(device) for k, v in reference.items()}
         b = {k: v.detach().to(device) for k, v in other.items()}
-        keys = sorted(spec.keys)
+        # buffers (BatchNorm running statistics) follow the projection but take no gradient
+        parameters = {name for name, _ in context.evaluator.module.named_parameters()}
+        keys = sorted(spec.keys & parameters)
+        buffers = sorted(spec.keys - parameters)
         proxy = {k: a[k].clone().requires_grad_() for k in keys}
         optimizer = torch.optim.Adam(proxy.values(), lr=self.lr)
         x, y = context.evaluator.data(context.split)
@@ -74,7 +78,8 @@ class STEAligner(Aligner):
                 changes += 1
             perms = new
             projected = spec.apply(b, perms)
-            straight = {**b, **{k: proxy[k] + (projected[k] - proxy[k]).detach() for k in keys}}
+            straight = {**b, **{k: projected[k] for k in buffers},
+                        **{k: proxy[k] + (projected[k] - proxy[k]).detach() for k in keys}}
             t = 0.5 if self.t == "midpoint" else float(torch.rand((), generator=generator))
             index = torch.randint(len(x), (min(self.batch_size, len(x)),), generator=generator)
             loss = context.evaluator.loss(combine([a, straight], [1.0 - t, t]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -65,3 +67,21 @@ def test_aligners_recover_a_planted_permutation_on_a_batchnorm_convnet(name):
     alignment = regs.aligners.create(name).align(a, other, spec, context)
     aligned = alignment.apply(spec, other)
     assert all(torch.equal(aligned[k], a[k]) for k in a)
+
+
+@pytest.mark.parametrize(("name", "options"), [("ste", {"steps": 3}),
+                                               ("sinkhorn", {"objective": "midpoint", "steps": 3})])
+def test_loss_driven_aligners_handle_batchnorm_buffers(name, options):
+    """Running statistics are permuted with the units but must not require gradients."""
+    torch.set_num_threads(1)
+    regs = registries()
+    data = regs.datasets.create("digits")
+    model = convnet(widths=[6, 8])
+    spec = model.spec()
+    a, b = model.init_state(0), model.init_state(1)
+    evaluator = Evaluator(model.build(), data)
+    with pytest.warns(RuntimeWarning) if name == "sinkhorn" else contextlib.nullcontext():
+        alignment = regs.aligners.create(name, **options).align(a, b, spec, AlignContext(evaluator=evaluator))
+    x, _ = data.split("test")
+    aligned = alignment.apply(spec, b)
+    assert torch.allclose(evaluator.logits(aligned, x), evaluator.logits(b, x), atol=1e-5)
