@@ -156,10 +156,12 @@ class SinkhornAligner(Aligner):
         stable, change = converged(history, self.window, self.tol)
         done = stable or hardness >= 1 - self.tol
         if not done:
+            trend = (f"relative change {change:.3g} over the last {self.window} steps (tol {self.tol})"
+                     if len(history) >= 2 * self.window else
+                     f"too few steps to judge the trend (fewer than 2 x window = {2 * self.window})")
             warnings.warn(
                 f"sinkhorn ({self.objective}) did not converge in {self.steps} steps: objective "
-                f"{history[-1]:.6g}, relative change {change:.3g} over the last {self.window} steps "
-                f"(tol {self.tol}), soft permutations {hardness:.3f} hard; raise steps or lr",
+                f"{history[-1]:.6g}, {trend}, soft permutations {hardness:.3f} hard; raise steps or lr",
                 RuntimeWarning, stacklevel=2)
         return Alignment(perms=perms, objective=history[-1], history=tuple(history),
                          seconds=time.perf_counter() - start,
