@@ -204,6 +204,8 @@ class ResultsStore:
         for i, alignment in enumerate(alignments):
             for g, perm in alignment.perms.items():
                 group.create_dataset(f"perms/{i}/{g}", data=perm.cpu().numpy().astype(np.int64))
+            for g, plan in alignment.transport.items():
+                group.create_dataset(f"transport/{i}/{g}", data=plan.detach().cpu().numpy())
         group.create_dataset("history", data=np.asarray(
             [h for a in alignments for h in a.history], dtype=np.float64))
         group.attrs["objective"] = json.dumps([float(a.objective) for a in alignments])

@@ -9,8 +9,13 @@ from ridgeline.core.errors import DataError
 
 
 def _standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
-    """Scale every split with the training split's mean and standard deviation."""
-    mean, std = train.mean(0, keepdim=True), train.std(0, keepdim=True).clamp_min(1e-6)
+    """Scale every split with the training split's mean and standard deviation.
+
+    Features constant on the training split (std 0, e.g. border pixels of digits) are only
+    centred: dividing by a tiny std would blow up the test values that are not constant.
+    """
+    mean, std = train.mean(0, keepdim=True), train.std(0, keepdim=True)
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))
     return [(x - mean) / std for x in (train, *others)]
 
 

@@ -73,10 +73,15 @@ def test_alignments_round_trip(tmp_path):
     perms = {"g": torch.tensor([2, 0, 1])}
     with ResultsStore(path, {}, {}) as store:
         assert store.read_alignment("p", "wm") is None
-        store.write_alignment("p", "wm", [Alignment(perms=perms, objective=3.5, history=(1.0, 3.5))])
+        plan = torch.eye(3)[perms["g"]] / 3
+        store.write_alignment("p", "wm", [Alignment(perms=perms, objective=3.5, history=(1.0, 3.5),
+                                                    transport={"g": plan})])
     with ResultsStore(path, {}, {}) as store:
         stored = store.read_alignment("p", "wm")
     assert torch.equal(stored["perms"][0]["g"], perms["g"])
+    with h5py.File(path) as f:
+        assert f["pairs/p/alignments/wm/transport/0/g"][()].tolist() == plan.tolist()
+        assert f["pairs/p/alignments/wm/history"][()].tolist() == [1.0, 3.5]
 
 
 def test_errors_in_the_background_writer_surface(tmp_path):

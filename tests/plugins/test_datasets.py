@@ -30,3 +30,8 @@ def test_every_dataset_gives_well_formed_reproducible_splits(name, tmp_path, mon
 def test_unknown_split_names_the_known_ones(synthetic):
     with pytest.raises(DataError, match="has no split 'validation'; it has train, test"):
         synthetic.split("validation")
+
+
+def test_constant_training_features_are_not_blown_up(regs):
+    x, _ = regs.datasets.create("digits").split("test")
+    assert float(x.abs().max()) < 100.0  # digits has border pixels that are 0 in training
