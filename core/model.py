@@ -7,6 +7,7 @@ Parameters travel as states (``dict[str, Tensor]``) and are evaluated functional
 from __future__ import annotations
 
 import abc
+import json
 from typing import Any, ClassVar
 
 import torch
@@ -15,12 +16,15 @@ from torch import nn
 from ridgeline.core.spec import PermutationSpec
 from ridgeline.core.state import State
 
+_SPECS: dict[str, PermutationSpec] = {}
+
 
 class Model(abc.ABC):
     """An architecture with a fixed configuration.
 
     Subclasses take ``input_shape`` (one example, no batch axis) and ``num_classes`` plus their
-    own keyword options, and implement :meth:`build` and :meth:`spec`.
+    own keyword options, and implement :meth:`build`. :meth:`spec` is derived from the traced
+    graph by default; a plugin may override it with a hand-written spec.
     """
 
     name: ClassVar[str] = ""
@@ -40,9 +44,21 @@ class Model(abc.ABC):
     def build(self) -> nn.Module:
         """A freshly initialised module (seed the global RNG first for reproducibility)."""
 
-    @abc.abstractmethod
     def spec(self) -> PermutationSpec:
-        """The permutation symmetries of :meth:`build`'s state dict."""
+        """The permutation symmetries of :meth:`build`'s state dict, derived from its traced
+        graph and checked (:func:`ridgeline.core.tracing.derive_spec`); cached per model class
+        and :attr:`config`. Raises :class:`~ridgeline.core.errors.SpecError` if the module cannot
+        be traced or the derived spec fails its check."""
+        key = json.dumps([type(self).__module__, type(self).__qualname__, self.config],
+                         sort_keys=True, default=str)
+        if key not in _SPECS:
+            from ridgeline.core.tracing import derive_spec
+
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                module = self.build()
+            _SPECS[key] = derive_spec(module, self.example_input())
+        return _SPECS[key]
 
     def example_input(self, batch_size: int = 2, seed: int = 0) -> torch.Tensor:
         generator = torch.Generator().manual_seed(seed)

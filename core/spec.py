@@ -222,13 +222,18 @@ class PermutationSpec:
 
     # -- verification -----------------------------------------------------------------
     def check(self, module: nn.Module, example_input: torch.Tensor, *, seeds: int = 3,
-              atol: float = 1e-4, rtol: float = 1e-4) -> SpecCheck:
+              atol: float = 1e-4, rtol: float = 1e-4,
+              state: Mapping[str, torch.Tensor] | None = None) -> SpecCheck:
         """Permute every group at random (``seeds`` times) and compare outputs in eval mode.
 
-        The module is not mutated: the permuted state is evaluated with
-        ``torch.func.functional_call`` on the module's own structure.
+        The module is not mutated: the permuted state (``state``, default the module's own) is
+        evaluated with ``torch.func.functional_call`` on the module's own structure. Pass a
+        generic state (:func:`ridgeline.core.tracing.generic_state`) when the module's
+        initialisation zeroes a layer (a zero-initialised head makes any spec pass).
         """
-        state = {k: v.detach() for k, v in module.state_dict().items()}
+        if state is None:
+            state = module.state_dict()
+        state = {k: v.detach() for k, v in state.items()}
         self.validate(state)
         was_training = module.training
         module.eval()

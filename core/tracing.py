@@ -34,8 +34,10 @@ from ridgeline.core.tracing_rules import Walker, is_conv_mlp, is_fused_attention
 # timm marks NormFreeBlock untraceable because fx drops an in-place ``mul_`` from the data flow;
 # the walker runs the graph for real, so the in-place op still happens and is labelled.
 _TRACE_THROUGH = {"NormFreeBlock"}
-_LEAF_TYPES = (nn.Linear, nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm,
-               nn.LayerNorm, nn.GroupNorm)
+# Linear/conv/BatchNorm subclasses (weight-standardised convs, timm's BatchNormAct2d) keep the
+# base class's axes; norms that override forward (timm's channels-first LayerNorm2d) are traced.
+_LEAF_TYPES = (nn.Linear, nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)
+_EXACT_LEAF_TYPES = (nn.LayerNorm, nn.GroupNorm)
 
 
 def _timm_conventions() -> tuple[tuple[type, ...], tuple]:
@@ -56,6 +58,8 @@ class _Tracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if isinstance(m, _LEAF_TYPES) or is_fused_attention(m) or is_conv_mlp(m):
+            return True
+        if any(isinstance(m, base) and type(m).forward is base.forward for base in _EXACT_LEAF_TYPES):
             return True
         if type(m).__name__ in _TRACE_THROUGH:
             return False
@@ -107,7 +111,7 @@ def derive_spec(module: nn.Module, example_input: torch.Tensor, *, seeds: int = 
         module.train(was_training)
     spec = _assemble(unions)
     if check:
-        result = spec.check(module, example_input, seeds=seeds)
+        result = spec.check(module, example_input, seeds=seeds, state=generic_state(module))
         if not result.passed:
             raise SpecError(
                 f"the spec derived for {type(module).__name__} changes the network's outputs "
@@ -115,6 +119,27 @@ def derive_spec(module: nn.Module, example_input: torch.Tensor, *, seeds: int = 
                 "permutations): an op was labelled wrongly; please report it with the model"
             )
     return spec
+
+
+def generic_state(module: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
+    """``module``'s state with every floating tensor perturbed (running variances scaled by
+    U(0.5, 1.5), the rest plus Gaussian noise of a tenth of its spread), so that no layer is
+    degenerate: zero-initialised heads, layer scales or last BatchNorms would make a spec check
+    pass whatever the spec."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, tensor in module.state_dict().items():
+        tensor = tensor.detach()
+        if tensor.is_floating_point():
+            noise = torch.rand(tensor.shape, generator=generator) if key.endswith("running_var") \
+                else torch.randn(tensor.shape, generator=generator)
+            if key.endswith("running_var"):
+                tensor = tensor * (0.5 + noise.to(tensor))
+            else:
+                spread = float(tensor.std()) if tensor.numel() > 1 else 0.0
+                tensor = tensor + noise.to(tensor) * 0.1 * (spread if spread > 0 else 0.1)
+        state[key] = tensor
+    return state
 
 
 def _assemble(unions: Unions) -> PermutationSpec:

@@ -151,10 +151,11 @@ def merge(unions: Unions, labels: list[Label], where: str) -> Label:
     present = [label for label in labels if label is not None]
     if not present:
         return None
-    reason = f"combined with an axis it cannot follow at {where}"
     if len(present) < len(labels):
-        freeze_all(unions, Labels(tuple(present)), reason)
+        freeze_all(unions, Labels(tuple(present)), f"tied at {where} to an axis that cannot be "
+                   "permuted (input features, token or spatial positions, an untracked tensor)")
         return None
+    reason = f"tied at {where} to an axis with a different layout (concatenation or stride)"
     first = present[0]
     for other in present[1:]:
         layout_a = [(v is None, n, s) for v, n, s in first]

@@ -185,9 +185,9 @@ class Walker(fx.Interpreter):
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             return channel_affine(self, name, lx, [p(a) for a in
                                                    ("weight", "bias", "running_mean", "running_var")])
-        if isinstance(module, nn.GroupNorm):
+        if type(module).forward is nn.GroupNorm.forward:
             return group_norm(self, name, lx, module.num_groups, [p("weight"), p("bias")])
-        if isinstance(module, nn.LayerNorm):
+        if type(module).forward is nn.LayerNorm.forward:
             return layer_norm(self, name, lx, len(module.normalized_shape), [p("weight"), p("bias")])
         if isinstance(module, _POINTWISE_MODULES) or type(module).__name__ in ("DropPath", "GELUTanh"):
             return lx

@@ -1,4 +1,8 @@
-"""``mlp``: a fully connected ReLU network without normalisation, and its permutation spec."""
+"""``mlp``: a fully connected ReLU network without normalisation.
+
+Its spec is derived from the traced graph like any model's; :meth:`MLPModel.hand_written_spec`
+keeps the hand-written one (same groups, same names) as a reference for the tracer.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ class MLPModel(Model):
     def build(self) -> MLP:
         return MLP(math.prod(self.input_shape), self.widths, self.num_classes)
 
-    def spec(self) -> PermutationSpec:
+    def hand_written_spec(self) -> PermutationSpec:
         """One group per hidden layer: its output rows, its bias, the next layer's columns."""
         names = [f"hidden.{i}" for i in range(len(self.widths))] + ["head"]
         groups, axes = {}, {}

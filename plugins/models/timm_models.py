@@ -1,7 +1,9 @@
 """``timm``: any timm architecture by name, randomly initialised or from a local checkpoint.
 
 Never downloads: ``pretrained`` is refused; pass ``checkpoint`` (a local file) instead.
-The permutation spec is derived automatically from the traced graph.
+The permutation spec is derived automatically from the traced graph (``Model.spec``), which
+follows timm's leaf-module conventions; keyword options (``img_size``, ``depth``...) go to
+``timm.create_model``, so small variants of an architecture are cheap to build.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from torch import nn
 
 from ridgeline.core.errors import ConfigError, UnknownEntryError
 from ridgeline.core.model import Model
-from ridgeline.core.spec import PermutationSpec
 
 
 class TimmModel(Model):
@@ -45,8 +46,3 @@ class TimmModel(Model):
 
             module.load_state_dict(load_state(self.checkpoint))
         return module
-
-    def spec(self) -> PermutationSpec:
-        from ridgeline.core.tracing import derive_spec
-
-        return derive_spec(self.build().eval(), self.example_input())
