@@ -13,6 +13,7 @@ import torch
 from ridgeline.core.tracing import generic_state
 from ridgeline.plugins.aligners.weight_matching import ORDERS, matching_objective, weight_matching
 
+
 def _case(arch: str, options: dict, coverage: float, *, slow: bool = False):
     return pytest.param(arch, options, coverage, id=arch, marks=[pytest.mark.slow] if slow else [])
 
@@ -59,7 +60,8 @@ def planted_recovery(model) -> tuple[float, str]:
         distance = max(float((aligned[k].double() - state[k].double()).abs().max()) for k in state)
         best = min(best, (distance, order))
         if distance == 0:
-            assert history[-1] == pytest.approx(matching_objective(spec, state, state, spec.identity()), rel=1e-9)
+            exact = matching_objective(spec, state, state, spec.identity())
+            assert history[-1] == pytest.approx(exact, rel=1e-9)
             break
     return best
 
