@@ -109,3 +109,11 @@ def test_compare_runs_every_aligner_and_correction_into_one_file(tmp_path, capsy
     assert len(rows) == 8
     assert {r["segment"] for r in rows} == {"0-1", "0-2"}
     assert (out / "seed0-seed1-seed2_curves.png").is_file()
+
+
+@pytest.mark.parametrize("toml", sorted((ROOT / "examples").glob("*.toml")), ids=lambda p: p.name)
+def test_example_pipelines_parse_and_name_registered_entries(toml, regs):
+    config = PipelineConfig.from_toml(toml)
+    config.check_names(regs)
+    for entry in config.aligners:
+        regs.aligners.create(entry.name, **entry.options)  # options are accepted too
