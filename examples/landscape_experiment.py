@@ -24,8 +24,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from ridgeline.core.checkpoint import load_state, save_state
 from ridgeline.core.evaluator import Evaluator
 from ridgeline.core.landscape_plots import barrier_scatter, landscape_contour, layer_heatmap
@@ -143,5 +141,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)  # the machine is shared; more threads only contend
-    main()
+    main()  # torch's default thread count, as the quickstart trains: the pair is the quickstart's

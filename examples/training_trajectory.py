@@ -16,8 +16,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from ridgeline.core.evaluator import Evaluator
 from ridgeline.core.landscape_plots import layer_heatmap
 from ridgeline.core.plugins import registries
@@ -56,5 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)  # the machine is shared; more threads only contend
-    main()
+    main()  # torch's default thread count, as the quickstart trains: the pair is the quickstart's
