@@ -114,6 +114,14 @@ class PermutationSpec:
         parent = self.nested.get(group)
         return self.groups[group] // self.groups[parent] if parent else 1
 
+    def without_nested(self) -> PermutationSpec:
+        """The same spec with nested (within-head) groups dropped: a smaller symmetry group that
+        aligners which solve each group independently can use safely."""
+        keep = [g for g in self.groups if g not in self.nested]
+        return PermutationSpec({g: self.groups[g] for g in keep}, {g: self.axes[g] for g in keep},
+                               frozen=self.frozen, frozen_sizes=self.frozen_sizes,
+                               unit_sizes={g: n for g, n in self.unit_sizes.items() if g in keep})
+
     def hidden_units(self) -> int:
         """Hidden units the free groups move (a nesting parent adds none of its own)."""
         parents = set(self.nested.values())

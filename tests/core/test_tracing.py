@@ -207,6 +207,9 @@ def test_attention_gets_head_groups_with_nested_within_head_groups():
     perm = spec.random(torch.Generator().manual_seed(0))["attn.qk"]
     assert sorted(perm[:4].tolist()) == [0, 1, 2, 3]  # block-diagonal: stays inside its head
     _function_preserved(module, spec, x)
+    heads_only = spec.without_nested()
+    assert heads_only.nested == {} and "attn.qk" not in heads_only.groups
+    _function_preserved(module, heads_only, x)
 
 
 def test_nested_invert_and_compose_follow_apply():
