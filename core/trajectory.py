@@ -24,7 +24,7 @@ from ridgeline.core.evaluator import Evaluator
 from ridgeline.core.metric import Metric, PathProbe
 from ridgeline.core.pipeline import CorrectedProbe
 from ridgeline.core.plugins import registries
-from ridgeline.core.state import State
+from ridgeline.core.state import State, check_compatible
 
 STEP_FILE = re.compile(r"^step(\d+)\.(safetensors|pt|pth)$")
 Series = Mapping[int, State] | str | Path
@@ -92,14 +92,16 @@ def measure_trajectory(run_a: Series, run_b: Series, evaluator: Evaluator,
     if not common:
         raise ConfigError(f"the two checkpoint series share no step (run A: {sorted(a)}, run B: {sorted(b)})")
     factory = registries().paths.get(path)
-    order = list(evaluator.module.state_dict())
+    reference = evaluator.module.state_dict()
     rows: list[dict[str, Any]] = []
     summaries: list[dict[str, Any]] = []
     fits: dict[int, dict[str, Any]] = {}
     for step in common:
         states = [s if isinstance(s, Mapping) else load_state(s) for s in (a[step], b[step])]
+        for run, state in zip("AB", states):
+            check_compatible(reference, state, names=("the evaluator's model", f"run {run} at step {step}"))
         # checkpoint files sort their keys; layer-wise metrics need the module's (input-to-output) order
-        states = [{k: s[k] for k in order} for s in states]
+        states = [{k: s[k] for k in reference} for s in states]
         curve = factory(endpoints=states, **dict(path_options or {}))
         if curve.trainable:
             fits[step] = curve.fit(evaluator)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ridgeline.core.checkpoint import load_state
-from ridgeline.core.errors import ConfigError
+from ridgeline.core.errors import ConfigError, StateMismatchError
 from ridgeline.core.evaluator import Evaluator
 from ridgeline.core.state import distance
 from ridgeline.core.training import TrainConfig, train
@@ -76,3 +76,6 @@ def test_in_memory_series_and_bad_steps(runs):
         measure_trajectory(a, dirs["b"], evaluator, metric, steps=[15])
     with pytest.raises(ConfigError, match="share no step"):
         measure_trajectory({5: a[10]}, dirs["b"], evaluator, metric)
+    broken = {k: v for k, v in a[10].items() if k != "head.bias"}
+    with pytest.raises(StateMismatchError, match="run A at step 10 lacks head.bias"):
+        measure_trajectory({10: broken}, dirs["b"], evaluator, metric)
