@@ -32,21 +32,28 @@ def plot_curves(results: str | Path, out_dir: str | Path, *, fmt: str = "png") -
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for pair, by_label in curves.items():
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+        # one colour per aligner, one line style per correction, so overlays stay readable
+        aligners = list(dict.fromkeys(label[0] for label in by_label))
+        corrections = sorted({label[1] for label in by_label}, key=lambda c: (c != "none", c))
+        palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        styles = ["-", "--", ":", "-."]
         for label, series in by_label.items():
             name = " / ".join(p for p in label if p not in ("none", "line", "linear"))
+            style = {"color": palette[aligners.index(label[0]) % len(palette)],
+                     "linestyle": styles[corrections.index(label[1]) % len(styles)]}
             for ax, metric in zip(axes, CURVE_METRICS):
                 if metric not in series:
                     continue
                 points = sorted(series[metric])
                 scale = 100.0 if metric == "error_barrier" else 1.0
                 ax.plot([p[0] for p in points], [scale * p[1] for p in points], marker=".",
-                        label=name or label[0])
+                        label=name or label[0], **style)
         for ax, (_, ylabel) in zip(axes, CURVE_METRICS.values()):
             ax.set_xlabel("t (0 = model A, 1 = model B)")
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+        axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         fig.suptitle(f"{pair}: along the path")
         path = out_dir / f"{pair.replace('/', '_')}_curves.{fmt}"
         fig.savefig(path, dpi=120)

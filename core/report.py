@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ridgeline.core.results import read_summaries
+from ridgeline.core.results import read_metadata, read_summaries
 
 CURVE_KEYS = ("pair", "aligner", "correction", "path", "segment")
 
@@ -42,7 +42,29 @@ def report_rows(path: str | Path) -> list[dict[str, Any]]:
                 if name not in (*CURVE_KEYS, "metric", "complete", "points", "align_seconds",
                                 "align_objective"):
                     row[f"{metric}.{name}"] = value
-    return list(rows.values())
+    return sorted(rows.values(), key=_config_order(path))
+
+
+def _config_order(path: str | Path):
+    """Sort key putting rows in the order the pipeline config lists its entries."""
+    config = read_metadata(path).get("config", {})
+
+    def labels(entries: list) -> list[str]:
+        return [e.get("label") or e["name"] for e in entries]
+
+    order = {
+        "pair": [p["name"] for p in config.get("pairs", [])],
+        "aligner": labels(config.get("aligners", [])),
+        "correction": ["+".join(c.get("label") or c["name"] for c in cs) or "none"
+                       for cs in config.get("corrections", [])],
+        "path": labels(config.get("paths", [])),
+    }
+
+    def key(row: dict[str, Any]) -> tuple:
+        return (*(order[k].index(row[k]) if row[k] in order[k] else len(order[k]) for k in order),
+                row["segment"])
+
+    return key
 
 
 def _fmt(value: Any, percent: bool = False) -> str:
