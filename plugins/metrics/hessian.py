@@ -30,7 +30,7 @@ def parameter_keys(evaluator: Evaluator) -> list[str]:
 
 def dot(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:
     """<a, b> over the keys of ``a`` (in float64); keys missing from ``b`` count as zero."""
-    return float(sum((a[k].double() * b[k].double()).sum() for k in a if k in b))
+    return float(sum((a[k].double() * b[k].to(a[k].device).double()).sum() for k in a if k in b))
 
 
 def norm(a: Mapping[str, torch.Tensor]) -> float:
