@@ -103,8 +103,8 @@ def derive_spec(module: nn.Module, example_input: torch.Tensor, *, seeds: int = 
     try:
         graph_module = trace(module)
         unions = Unions()
-        state_keys = set(module.state_dict())
-        walker = Walker(graph_module, unions, state_keys)
+        shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+        walker = Walker(graph_module, unions, shapes)
         with torch.no_grad():
             walker.run(example_input[:1].clone())
     finally:

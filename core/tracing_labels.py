@@ -99,22 +99,26 @@ class Unions:
     def freeze(self, v: int, reason: str) -> None:
         self.frozen.setdefault(self.find(v), reason)
 
-    def add_ref(self, var: int, key: str, axis: int, offset: int = 0, stride: int = 1,
-                *, nested: bool = False) -> None:
-        """Record that ``var`` acts on entries of ``key``'s ``axis``; the same entries used
-        twice (shared weights) tie the two variables, overlapping uses freeze both."""
-        self.refs.append(Ref(var, key, axis, offset, stride))
-        if nested:
-            return
-        end = offset + self.vars[var].size * stride
+    def add_ref(self, var: int | None, key: str, axis: int, offset: int = 0, stride: int = 1,
+                *, length: int = 0, nested: bool = False) -> None:
+        """Record that ``var`` acts on entries of ``key``'s ``axis`` (``var=None``: ``length``
+        entries there must stay fixed). The same entries used twice (shared weights) tie the
+        two variables; overlapping uses in another layout, or with a fixed use, freeze them."""
+        if var is not None:
+            self.refs.append(Ref(var, key, axis, offset, stride))
+            if nested:
+                return
+            length = self.vars[var].size * stride
+        end = offset + length
         uses = self._uses.setdefault((key, axis), [])
         for start, stop, other_stride, other in uses:
-            if (start, stop, other_stride) == (offset, end, stride):
+            if var is not None and other is not None and (start, stop, other_stride) == (offset, end, stride):
                 self.union(var, other)
             elif start < end and offset < stop:
                 reason = f"axis {axis} of {key!r} is used in two incompatible layouts"
-                self.freeze(var, reason)
-                self.freeze(other, reason)
+                for v in (var, other):
+                    if v is not None:
+                        self.freeze(v, reason)
         uses.append((offset, end, stride, var))
 
 

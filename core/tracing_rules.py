@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from ridgeline.core.errors import SpecError
 from ridgeline.core.tracing_labels import (
     Label,
     Labels,
@@ -48,7 +49,9 @@ _POINTWISE_MODULES = (
     nn.LeakyReLU, nn.ELU, nn.Mish, nn.Softplus, nn.Hardtanh, nn.Identity, nn.Dropout,
     nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Softmax, nn.LogSoftmax,
 )
-_REDUCTIONS = {"mean", "sum", "amax", "amin", "logsumexp", "std", "var", "norm"}
+_REDUCTIONS = {"mean", "sum", "amax", "amin", "logsumexp"}
+_BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
+_BASE_TENSORS = {*_BN_TENSORS, "num_batches_tracked"}
 _POOLS = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
           nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)
 _POOL_FUNCTIONS = {F.adaptive_avg_pool2d, F.avg_pool2d, F.max_pool2d, F.adaptive_max_pool2d,
@@ -82,10 +85,12 @@ def is_conv_mlp(module: nn.Module) -> bool:
 class Walker(fx.Interpreter):
     """Runs a traced graph and labels every node's output."""
 
-    def __init__(self, graph_module: fx.GraphModule, unions: Unions, state_keys: set[str]) -> None:
+    def __init__(self, graph_module: fx.GraphModule, unions: Unions,
+                 state_shapes: dict[str, tuple[int, ...]]) -> None:
         super().__init__(graph_module)
         self.unions = unions
-        self.state_keys = state_keys
+        self.state_shapes = state_shapes
+        self.state_keys = set(state_shapes)
         self.labels: dict[fx.Node, Any] = {}
         self.modules = dict(graph_module.named_modules())
 
@@ -114,15 +119,16 @@ class Walker(fx.Interpreter):
         if isinstance(param, Labels):
             merge(self.unions, [label, param.axes[axis] if axis < len(param.axes) else None], where)
             return
-        if label is None:
-            return
         if param not in self.state_keys:
             freeze_all(self.unions, Labels((label,)), f"{param!r} is not in the state dict")
             return
+        if label is None:  # these entries stay fixed (matters if the tensor is used elsewhere)
+            size = self.state_shapes[param][axis] if axis < len(self.state_shapes[param]) else 0
+            self.unions.add_ref(None, param, axis, length=size)
+            return
         offset = 0
         for var, n, stride in label:
-            if var is not None:
-                self.unions.add_ref(var, param, axis, offset, stride)
+            self.unions.add_ref(var, param, axis, offset, stride, length=n * stride)
             offset += n * stride
 
     def new_unit(self, size: int, origin: str, params: list[Param] = ()) -> Label:
@@ -138,7 +144,15 @@ class Walker(fx.Interpreter):
     # -- interpreter --------------------------------------------------------------------
     def run_node(self, n: fx.Node) -> Any:
         args, kwargs = self.fetch_args_kwargs_from_env(n)
-        result = super().run_node(n)
+        try:
+            result = super().run_node(n)
+        except Exception as error:
+            where = n.target if n.op == "call_module" else n.name
+            raise SpecError(
+                f"the module fails on the example input at {where!r} ({n.op} "
+                f"{_target_name(n)}): {type(error).__name__}: {str(error).splitlines()[0]}; "
+                "is the input shape right for this architecture?"
+            ) from None
         largs = fx.node.map_arg(n.args, lambda a: self.labels.get(a))
         lkwargs = fx.node.map_arg(n.kwargs, lambda a: self.labels.get(a))
         self.labels[n] = self.label(n, args, kwargs, largs, lkwargs, result)
@@ -157,10 +171,13 @@ class Walker(fx.Interpreter):
         if n.op == "call_module":
             return self.module_rule(str(n.target), self.modules[n.target], args, largs, result)
         rule = _rule_for(n)
-        if rule is None:
-            self.freeze_inputs((largs, lkwargs), where, f"{n.op} {_target_name(n)}")
-            return _fixed_like(result)
-        return rule(self, where, args, kwargs, largs, lkwargs, result)
+        if rule is not None:
+            try:
+                return rule(self, where, args, kwargs, largs, lkwargs, result)
+            except (IndexError, KeyError, TypeError, ValueError, AttributeError):
+                pass  # a call form the rule does not parse: treat the op as unknown
+        self.freeze_inputs((largs, lkwargs), where, f"{n.op} {_target_name(n)}")
+        return _fixed_like(result)
 
     # -- modules ------------------------------------------------------------------------
     def module_rule(self, name: str, module: nn.Module, args: tuple, largs: tuple,
@@ -175,16 +192,17 @@ class Walker(fx.Interpreter):
 
         if isinstance(module, nn.Linear):
             out = linear(self, name, lx, p("weight"), p("bias"), module.out_features)
-            self.extra_params(name, module, out, ("weight", "bias"))
+            self.extra_params(name, module, out.axes[-1], out)
             return out
         if isinstance(module, nn.modules.conv._ConvNd) and not module.transposed:
             out = conv(self, name, lx, p("weight"), p("bias"), module.out_channels, module.groups,
                        len(module.kernel_size))
-            self.extra_params(name, module, out, ("weight", "bias"))
+            self.extra_params(name, module, out.axes[len(out.axes) - len(module.kernel_size) - 1], out)
             return out
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            return channel_affine(self, name, lx, [p(a) for a in
-                                                   ("weight", "bias", "running_mean", "running_var")])
+            out = channel_affine(self, name, lx, [p(a) for a in _BN_TENSORS])
+            self.extra_params(name, module, lx.axes[1], out)
+            return out
         if type(module).forward is nn.GroupNorm.forward:
             return group_norm(self, name, lx, module.num_groups, [p("weight"), p("bias")])
         if type(module).forward is nn.LayerNorm.forward:
@@ -207,21 +225,19 @@ class Walker(fx.Interpreter):
         self.freeze_inputs(largs, name, f"module {type(module).__name__}")
         return _fixed_like(result)
 
-    def extra_params(self, name: str, module: nn.Module, out: Labels, known: tuple[str, ...]) -> None:
-        """Per-output-unit parameters of Linear/conv subclasses (a weight-standardised conv's
-        ``gain``) follow the outputs; anything else freezes them."""
-        channel = out.axes[1] if len(out.axes) > 1 and isinstance(module, nn.modules.conv._ConvNd) \
-            else out.axes[-1]
-        for attr, tensor in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
-            if attr in known or tensor is None:
+    def extra_params(self, name: str, module: nn.Module, channel: Label, out: Labels) -> None:
+        """Tensors of a Linear/conv/BatchNorm subclass beyond the base class's (a weight-
+        standardised conv's ``gain``, a fused activation's parameters): one entry per output
+        channel follows the channels; anything else freezes the outputs."""
+        tensors = [*module.named_parameters(), *module.named_buffers()]
+        for attr, tensor in tensors:
+            if attr in _BASE_TENSORS or tensor.numel() <= 1:
                 continue
-            units = tensor.shape[0] if tensor.dim() else 1
-            key = f"{name}.{attr}"
-            if tensor.dim() and tensor.numel() == units and channel is not None \
-                    and units == sum(n * s for _, n, s in channel):
+            key = f"{name}.{attr}" if name else attr
+            if tensor.numel() == tensor.shape[0] == _axis_entries(channel):
                 self.tie(channel, key, 0, name)
-            elif tensor.numel() > 1:
-                freeze_all(self.unions, out, f"{name} has a parameter {attr!r} the walker does not know")
+            else:
+                freeze_all(self.unions, out, f"{name} holds {attr!r}, which the walker does not know")
 
 
 def _spatial(module: nn.Module) -> int:
@@ -522,8 +538,10 @@ def pool_function(w: Walker, where: str, args: tuple, kwargs: dict, largs: tuple
 
 def functional_linear(w: Walker, where: str, args: tuple, kwargs: dict, largs: tuple,
                       lkwargs: dict, result: Any) -> Any:
+    weight = largs[1] if len(largs) > 1 else lkwargs["weight"]
     bias = largs[2] if len(largs) > 2 else lkwargs.get("bias")
-    return linear(w, where, largs[0], largs[1], bias, args[1].shape[0])
+    out_features = (args[1] if len(args) > 1 else kwargs["weight"]).shape[0]
+    return linear(w, where, largs[0], weight, bias, out_features)
 
 
 def functional_layer_norm(w: Walker, where: str, args: tuple, kwargs: dict, largs: tuple,

@@ -241,3 +241,26 @@ def test_resnet50_spec_derives_in_under_two_seconds_on_one_core():
         timings.append(time.perf_counter() - start)
     assert min(timings) < 2.0, timings
     assert spec.coverage() == 1.0
+
+
+class Shared(nn.Module):
+    """One Linear applied twice: first to the fixed inputs, then to its own outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer, self.head = nn.Linear(6, 6), nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.layer(torch.relu(self.layer(x)))))
+
+
+def test_a_weight_used_twice_in_incompatible_layouts_is_frozen():
+    spec = derive_spec(Shared(), torch.randn(3, 6))
+    assert spec.groups == {}
+    assert "incompatible layouts" in spec.frozen["layer"]
+
+
+def test_an_input_the_module_cannot_take_is_reported_with_the_failing_layer():
+    module = nn.Sequential(nn.Conv2d(3, 4, 5), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(SpecError, match=r"fails on the example input at '0'.*input shape"):
+        derive_spec(module, torch.randn(2, 3, 3, 3))
