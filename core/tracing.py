@@ -2,7 +2,7 @@
 
 ``derive_spec(module, example_input)`` traces ``module`` with ``torch.fx`` (timm's leaf-module
 conventions: modules timm marks as untraceable stay whole), runs the graph once on the example
-while labelling every tensor axis (:mod:`ridgeline.core.tracing_rules`), and turns the resulting
+while labelling every tensor axis (:mod:`ridgeline.core.tracing_walker`), and turns the resulting
 union-find classes (:mod:`ridgeline.core.tracing_labels`) into permutation groups:
 
 - a group starts at the output axis of a Linear or conv and follows it through activations,
@@ -29,7 +29,8 @@ from torch import fx, nn
 from ridgeline.core.errors import SpecError
 from ridgeline.core.spec import AxisRef, PermutationSpec
 from ridgeline.core.tracing_labels import Unions
-from ridgeline.core.tracing_rules import Walker, is_conv_mlp, is_fused_attention
+from ridgeline.core.tracing_layers import is_conv_mlp, is_fused_attention
+from ridgeline.core.tracing_walker import Walker
 
 # timm marks NormFreeBlock untraceable because fx drops an in-place ``mul_`` from the data flow;
 # the walker runs the graph for real, so the in-place op still happens and is labelled.

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from ridgeline.core import tracing_rules
+from ridgeline.core import tracing_ops
 from ridgeline.core.errors import SpecError
 from ridgeline.core.spec import AxisRef, PermutationSpec
 from ridgeline.core.tracing import derive_spec
@@ -148,7 +148,7 @@ def test_an_op_the_walker_does_not_know_freezes_its_groups_with_a_reason():
 
 def test_a_wrong_rule_is_caught_by_the_built_in_check(monkeypatch):
     # pretend cumsum were elementwise: the derived spec is wrong and must not be returned
-    monkeypatch.setitem(tracing_rules._FUNCTION_RULES, torch.cumsum, tracing_rules.pointwise)
+    monkeypatch.setitem(tracing_ops._FUNCTION_RULES, torch.cumsum, tracing_ops.pointwise)
     with pytest.raises(SpecError, match="changes the network's outputs"):
         derive_spec(Unknown(), torch.randn(3, 4))
 
