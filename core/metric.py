@@ -14,24 +14,51 @@ from typing import Any, ClassVar
 
 import torch
 
+from ridgeline.core.correction import Correction
 from ridgeline.core.evaluator import Evaluation, Evaluator
 from ridgeline.core.path import Path
+from ridgeline.core.state import State
 
 Record = dict[str, float]
 
 
 class PathProbe:
-    """Evaluations of one path, cached by (t, split) so several metrics share them."""
+    """What a metric sees of one path: its points after the run's corrections, and their
+    evaluations, cached by (t, split) so several metrics share them.
 
-    def __init__(self, path: Path, evaluator: Evaluator) -> None:
+    ``corrections`` (e.g. BatchNorm reset, REPAIR) are prepared once with the path's endpoints
+    and applied, in order, to every state the probe evaluates.
+    """
+
+    def __init__(self, path: Path, evaluator: Evaluator, corrections: Sequence[Correction] = ()) -> None:
         self.path = path
         self.evaluator = evaluator
+        self.corrections = list(corrections)
+        for correction in self.corrections:
+            correction.prepare(list(path.endpoints), evaluator)
         self._cache: dict[tuple[float, str, bool], Evaluation] = {}
 
+    def correct(self, state: Mapping[str, torch.Tensor], t: float) -> State:
+        """``state`` after every correction, as if it were the path point at ``t``."""
+        state = dict(state)
+        for correction in self.corrections:
+            state = correction.apply(state, t, self.evaluator)
+        return state
+
+    def state_at(self, t: float) -> State:
+        """The corrected path point at ``t``."""
+        return self.correct(self.path.at(t), t)
+
+    def evaluate_state(self, state: Mapping[str, torch.Tensor], t: float, split: str) -> Evaluation:
+        """Evaluate a state off the path (a hybrid of the endpoints, a plane point) with the
+        corrections applied as if at ``t``; not cached."""
+        return self.evaluator.evaluate(self.correct(state, t), split)
+
     def evaluate(self, t: float, split: str, *, bn_reset: bool | None = None) -> Evaluation:
+        """The corrected path point at ``t`` evaluated on ``split`` (cached)."""
         key = (round(float(t), 12), split, bool(bn_reset))
         if key not in self._cache:
-            self._cache[key] = self.evaluator.evaluate(self.path.at(t), split, bn_reset=bn_reset)
+            self._cache[key] = self.evaluator.evaluate(self.state_at(t), split, bn_reset=bn_reset)
         return self._cache[key]
 
 

@@ -22,12 +22,10 @@ from ridgeline.core import __version__
 from ridgeline.core.aligner import AlignContext, Alignment
 from ridgeline.core.checkpoint import load_state, save_state
 from ridgeline.core.config import EntryConfig, ModelSetConfig, PipelineConfig
-from ridgeline.core.correction import Correction
 from ridgeline.core.data import Dataset
-from ridgeline.core.evaluator import Evaluation, Evaluator
+from ridgeline.core.evaluator import Evaluator
 from ridgeline.core.metric import PathProbe
 from ridgeline.core.model import Model
-from ridgeline.core.path import Path as CurvePath
 from ridgeline.core.plugins import PluginHost, default_host
 from ridgeline.core.results import ResultsStore, Writer
 from ridgeline.core.spec import PermutationSpec
@@ -40,30 +38,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-class CorrectedProbe(PathProbe):
-    """A path probe that applies corrections (in order) to every point before evaluating it."""
-
-    def __init__(self, path: CurvePath, evaluator: Evaluator, corrections: Sequence[Correction]) -> None:
-        super().__init__(path, evaluator)
-        self.corrections = list(corrections)
-        for correction in self.corrections:
-            correction.prepare(list(path.endpoints), evaluator)
-
-    def state_at(self, t: float) -> State:
-        state = self.path.at(t)
-        for correction in self.corrections:
-            state = correction.apply(state, t, self.evaluator)
-        return state
-
-    def evaluate(self, t: float, split: str, *, bn_reset: bool | None = None) -> Evaluation:
-        if not self.corrections:
-            return super().evaluate(t, split, bn_reset=bn_reset)
-        key = (round(float(t), 12), split, bool(bn_reset))
-        if key not in self._cache:
-            self._cache[key] = self.evaluator.evaluate(self.state_at(t), split, bn_reset=bn_reset)
-        return self._cache[key]
 
 
 class Pipeline:
@@ -162,7 +136,7 @@ class Pipeline:
         correction_objects = [self.registries.corrections.create(c.name, **c.options)
                               for c in corrections]
         for segment_label, segment in path.segments().items():
-            probe = CorrectedProbe(segment, evaluator, correction_objects)
+            probe = PathProbe(segment, evaluator, correction_objects)
             for metric_entry, metric in metrics:
                 points = list(metric.points(segment))
                 levels = (aligner, correction_label, path_entry.key, segment_label, metric_entry.key)

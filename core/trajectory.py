@@ -22,7 +22,6 @@ from ridgeline.core.correction import Correction
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.evaluator import Evaluator
 from ridgeline.core.metric import Metric, PathProbe
-from ridgeline.core.pipeline import CorrectedProbe
 from ridgeline.core.plugins import registries
 from ridgeline.core.state import State, check_compatible
 
@@ -106,7 +105,7 @@ def measure_trajectory(run_a: Series, run_b: Series, evaluator: Evaluator,
         if curve.trainable:
             fits[step] = curve.fit(evaluator)
         for segment_label, segment in curve.segments().items():
-            probe = CorrectedProbe(segment, evaluator, corrections)  # the pipeline's probe
+            probe = PathProbe(segment, evaluator, corrections)
             for metric_label, metric in metrics.items():
                 keys = {"step": step, "segment": segment_label, "metric": metric_label}
                 measured, summary = measure_along(metric, probe)

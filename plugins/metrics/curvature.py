@@ -15,7 +15,7 @@ from ridgeline.core.metric import Metric, PathProbe, Record
 from ridgeline.core.path import Path
 from ridgeline.core.state import subtract
 from ridgeline.plugins.metrics.barrier import t_grid
-from ridgeline.plugins.metrics.hessian import LossSurface, norm, point_state, restrict
+from ridgeline.plugins.metrics.hessian import LossSurface, norm, restrict
 
 
 class Curvature(Metric):
@@ -38,7 +38,7 @@ class Curvature(Metric):
 
     def measure(self, point: float, probe: PathProbe) -> Mapping[str, float]:
         surface = LossSurface(probe.evaluator, self.split, self.examples)
-        state = point_state(probe, point)
+        state = probe.state_at(point)
         eigenvalue, iterations = surface.top_eigenvalue(state, iters=self.iters, tol=self.tol, seed=self.seed)
         delta = restrict(subtract(probe.path.at(1.0), probe.path.at(0.0)), surface.keys)
         size = norm(delta)

@@ -16,7 +16,6 @@ import torch
 from ridgeline.core.metric import Metric, PathProbe, Record
 from ridgeline.core.path import Path
 from ridgeline.plugins.metrics.barrier import t_grid
-from ridgeline.plugins.metrics.hessian import point_state
 
 
 def predictions(evaluator: Any, state: Mapping[str, torch.Tensor], split: str) -> torch.Tensor:
@@ -46,11 +45,11 @@ class Disagreement(Metric):
 
     def measure(self, point: float, probe: PathProbe) -> Mapping[str, float]:
         if self._probe is not probe:  # the endpoints' predictions, once per path
-            self._ends = (predictions(probe.evaluator, point_state(probe, 0.0), self.split),
-                          predictions(probe.evaluator, point_state(probe, 1.0), self.split))
+            self._ends = (predictions(probe.evaluator, probe.state_at(0.0), self.split),
+                          predictions(probe.evaluator, probe.state_at(1.0), self.split))
             self._probe = probe
         ends = self._ends
-        here = predictions(probe.evaluator, point_state(probe, point), self.split)
+        here = predictions(probe.evaluator, probe.state_at(point), self.split)
         return {"t": point, "disagree_a": float((here != ends[0]).float().mean()),
                 "disagree_b": float((here != ends[1]).float().mean())}
 

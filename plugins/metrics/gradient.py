@@ -18,7 +18,7 @@ from ridgeline.core.path import Path
 from ridgeline.core.state import module_groups
 from ridgeline.plugins.metrics.barrier import t_grid
 from ridgeline.plugins.metrics.geometry import tangent
-from ridgeline.plugins.metrics.hessian import LossSurface, dot, norm, point_state, restrict
+from ridgeline.plugins.metrics.hessian import LossSurface, dot, norm, restrict
 
 BASE_COLUMNS = ("t", "grad_norm", "cos_tangent", "slope")
 
@@ -52,7 +52,7 @@ class Gradient(Metric):
         if not self.layers:
             self.points(probe.path)
         surface = LossSurface(probe.evaluator, self.split, self.examples)
-        grad = {k: v.cpu() for k, v in surface.gradient(point_state(probe, point)).items()}
+        grad = {k: v.cpu() for k, v in surface.gradient(probe.state_at(point)).items()}
         direction = restrict(tangent(probe.path, point), surface.keys)
         record = {"t": point, "grad_norm": norm(grad), "cos_tangent": _cosine(grad, direction),
                   "slope": dot(grad, direction)}

@@ -13,12 +13,10 @@ converges to the eigenvalue of largest magnitude (it keeps its sign).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 import torch
 
-from ridgeline.core.evaluator import Evaluation, Evaluator
-from ridgeline.core.state import State
+from ridgeline.core.evaluator import Evaluator
 
 Vector = dict[str, torch.Tensor]
 
@@ -125,19 +123,3 @@ class LossSurface:
                 return new, i
             eigenvalue = new
         return eigenvalue, iters
-
-
-def point_state(probe: Any, t: float) -> State:
-    """The state a probe evaluates at ``t``: the path point after the pipeline's corrections
-    (a ``CorrectedProbe`` exposes ``state_at``), else the bare path point."""
-    state_at = getattr(probe, "state_at", None)
-    return state_at(t) if state_at is not None else probe.path.at(t)
-
-
-def evaluate_state(probe: Any, state: Mapping[str, torch.Tensor], t: float, split: str) -> Evaluation:
-    """Evaluate a state that is not on the probe's path (a hybrid of its endpoints, a plane
-    point) with the same corrections the probe applies to path points, as if at ``t``."""
-    state = dict(state)
-    for correction in getattr(probe, "corrections", ()):
-        state = correction.apply(state, t, probe.evaluator)
-    return probe.evaluator.evaluate(state, split)

@@ -19,7 +19,6 @@ import numpy as np
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.metric import Metric, PathProbe, Record
 from ridgeline.core.path import Path
-from ridgeline.plugins.metrics.hessian import evaluate_state, point_state
 
 
 def _plane(path: Path) -> Any:
@@ -51,11 +50,11 @@ class Landscape(Metric):
         i = int(point)
         if i < len(lattice):
             u, v = lattice[i]
-            evaluation = evaluate_state(probe, plane.point(u, v), 0.5, self.split)
+            evaluation = probe.evaluate_state(plane.point(u, v), 0.5, self.split)
             t, off = math.nan, 0.0
         else:
             t = (i - len(lattice)) / max(1, self.curve_points - 1)
-            u, v, off = plane.project(point_state(probe, t))
+            u, v, off = plane.project(probe.state_at(t))
             evaluation = probe.evaluate(t, self.split)
         return {"u": u, "v": v, "on_path": float(i >= len(lattice)), "t": t, "off_plane": off,
                 "loss": evaluation.loss, "accuracy": evaluation.accuracy, "error": evaluation.error}

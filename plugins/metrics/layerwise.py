@@ -21,7 +21,6 @@ from ridgeline.core.errors import ConfigError
 from ridgeline.core.metric import Metric, PathProbe, Record
 from ridgeline.core.path import Path
 from ridgeline.core.state import module_groups
-from ridgeline.plugins.metrics.hessian import evaluate_state
 from ridgeline.plugins.paths.layerwise import blend_layers
 
 MODES = ("single", "cumulative")
@@ -72,8 +71,8 @@ class LayerwiseBarrier(Metric):
         start, end = probe.evaluate(0.0, self.split), probe.evaluate(1.0, self.split)
         middle = probe.evaluate(0.5, self.split)
         mean_loss, mean_error = (start.loss + end.loss) / 2, (start.error + end.error) / 2
-        at_a = evaluate_state(probe, blend_layers(a, a, b, keys, 0.5), 0.5, self.split)
-        at_b = evaluate_state(probe, blend_layers(b, a, b, keys, 0.5), 0.5, self.split)
+        at_a = probe.evaluate_state(blend_layers(a, a, b, keys, 0.5), 0.5, self.split)
+        at_b = probe.evaluate_state(blend_layers(b, a, b, keys, 0.5), 0.5, self.split)
         return {
             "loss_a": at_a.loss, "loss_b": at_b.loss, "error_a": at_a.error, "error_b": at_b.error,
             "barrier_a": at_a.loss - mean_loss, "barrier_b": at_b.loss - mean_loss,
