@@ -66,9 +66,13 @@ class Evaluator:
             self._data[split] = (x.to(self.device), y.to(self.device))
         return self._data[split]
 
+    def on_device(self, state: Mapping[str, torch.Tensor]) -> State:
+        """``state`` with every tensor on the evaluator's device (no copy if already there)."""
+        return {k: v if v.device == self.device else v.to(self.device) for k, v in state.items()}
+
     def logits(self, state: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """Differentiable forward pass of ``state`` on a batch (eval mode)."""
-        return torch.func.functional_call(self.module, dict(state), (x,))
+        return torch.func.functional_call(self.module, self.on_device(state), (x,))
 
     def loss(self, state: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Differentiable mean cross-entropy of ``state`` on a batch."""
@@ -100,7 +104,7 @@ class Evaluator:
         if not has_batchnorm(self.module):
             return dict(state)
         work = copy.deepcopy(self.module)
-        work.load_state_dict(dict(state))
+        work.load_state_dict(self.on_device(state))
         for m in work.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.reset_running_stats()

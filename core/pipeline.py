@@ -74,19 +74,25 @@ class Pipeline:
         return f"{self.model.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
     def load_models(self, model_set: ModelSetConfig) -> list[State]:
-        """The set's states: loaded from checkpoints, or trained from seeds (and cached)."""
+        """The set's states on the run's device, keys in the module's order (safetensors
+        sorts them; layer orders depend on it): loaded from checkpoints, or trained from
+        seeds (and cached)."""
         reference = self.model.init_state(0)
+
+        def placed(state: State) -> State:
+            return {key: state[key].to(self.device) for key in reference}
+
         states = []
         if model_set.checkpoints:
             for path in model_set.checkpoints:
                 state = load_state(path, allow_pickle=model_set.allow_pickle)
                 check_compatible(reference, state, names=(f"model {self.model.name!r}", str(path)))
-                states.append(state)
+                states.append(placed(state))
             return states
         for seed in model_set.seeds:
             path = self.checkpoint_dir() / f"{self._model_tag()}-seed{seed}.safetensors"
             if path.exists():
-                states.append(load_state(path))
+                states.append(placed(load_state(path)))
                 continue
             start = time.perf_counter()
             state = train(self.model, self.dataset, self.config.train, seed=seed, device=self.device,
@@ -94,7 +100,7 @@ class Pipeline:
             self.timings[f"train_seed{seed}"] = time.perf_counter() - start
             save_state(path, state, {"model": self.model.config, "dataset": self.dataset.config,
                                      "seed": seed, "train": self.config.to_dict()["train"]})
-            states.append(state)
+            states.append(placed(state))
         return states
 
     # -- alignment ---------------------------------------------------------------------

@@ -186,3 +186,14 @@ def test_a_merging_aligners_product_is_stored_and_measured(tmp_path):
     assert 0.0 <= row["merged_train_accuracy"] <= 1.0
     with h5py.File(output) as f:
         assert "pairs/ab/alignments/average/merged/hidden.0.weight" in f
+
+
+def test_cached_models_come_back_in_the_modules_key_order(tmp_path):
+    config = small_config(tmp_path)
+    pipeline = Pipeline(config, progress=False)
+    trained = pipeline.load_models(config.pairs[0])
+    reloaded = Pipeline(config, progress=False).load_models(config.pairs[0])  # from safetensors
+    order = list(pipeline.model.build().state_dict())
+    assert [list(s) for s in trained] == [order, order]
+    assert [list(s) for s in reloaded] == [order, order]
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(trained, reloaded) for k in order)
