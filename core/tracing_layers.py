@@ -24,7 +24,7 @@ POINTWISE_MODULES = (
 BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
 BASE_TENSORS = {*BN_TENSORS, "num_batches_tracked"}
 POOLS = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
-          nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)
+         nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)
 Param = Labels | str | None  # a parameter's labels (read by get_attr), its state key, or absent
 
 
@@ -43,10 +43,13 @@ def is_fused_attention(module: nn.Module) -> bool:
 
 
 def is_conv_mlp(module: nn.Module) -> bool:
-    """timm's VGG ``ConvMlp`` head (a leaf: it branches on the input size)."""
+    """timm's VGG ``ConvMlp`` head (a leaf: it branches on the input size): conv, activation,
+    dropout, conv, activation."""
     return (type(module).__name__ == "ConvMlp"
             and isinstance(getattr(module, "fc1", None), nn.Conv2d)
-            and isinstance(getattr(module, "fc2", None), nn.Conv2d))
+            and isinstance(getattr(module, "fc2", None), nn.Conv2d)
+            and all(isinstance(getattr(module, name, None), POINTWISE_MODULES)
+                    for name in ("act1", "drop", "act2")))
 
 
 def spatial_axes(module: nn.Module) -> int:
