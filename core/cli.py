@@ -117,11 +117,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from ridgeline.core.plotting import plot_curves
+    from ridgeline.core.plotting import plot_results
 
     _require_file(args.file)
     out = Path(args.out) if args.out else Path(args.file).parent
-    written = plot_curves(args.file, out, fmt=args.format)
+    written = plot_results(args.file, out, fmt=args.format)
     for path in written:
         print(f"wrote {path}")
     if not written:
@@ -134,7 +134,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from ridgeline.core.config import PipelineConfig, correction_sets, entries_of
     from ridgeline.core.pipeline import Pipeline
-    from ridgeline.core.plotting import plot_curves
+    from ridgeline.core.plotting import plot_results
     from ridgeline.core.quickstart import quickstart_config
     from ridgeline.core.report import format_table, report_rows
 
@@ -152,7 +152,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     config = attrs.evolve(config, **changes)
     output = Pipeline(config, device=args.device, progress=not args.quiet).run()
     print(format_table(report_rows(output)))
-    for path in plot_curves(output, output.parent, fmt=args.format):
+    for path in plot_results(output, output.parent, fmt=args.format):
         print(f"plot: {path}")
     print(f"results: {output}")
     return 0

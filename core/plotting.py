@@ -1,4 +1,7 @@
-"""Pictures of results: loss and error along every path, one figure per model set."""
+"""Pictures of a results file: loss and error along every path (one figure per model set),
+and the landscape pictures of :mod:`ridgeline.core.landscape_plots` for the metrics that have
+one (layer-wise barrier heatmaps, plane contours with the paths drawn on them, measured versus
+predicted barriers)."""
 
 from __future__ import annotations
 
@@ -53,10 +56,41 @@ def plot_curves(results: str | Path, out_dir: str | Path, *, fmt: str = "png") -
             ax.set_xlabel("t (0 = model A, 1 = model B)")
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
-        axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        drawn = [ax for ax in axes if ax.lines]
+        if drawn:
+            drawn[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         fig.suptitle(f"{pair}: along the path")
         path = out_dir / f"{pair.replace('/', '_')}_curves.{fmt}"
         fig.savefig(path, dpi=120)
         plt.close(fig)
         written.append(path)
+    return written
+
+
+# metric -> (picture, keyword options); one figure per curve that carries the metric
+LANDSCAPE_PICTURES = {
+    "layerwise_barrier": ("layer_heatmap", {}),
+    "landscape": ("landscape_contour", {"curve": "path"}),
+    "taylor_barrier": ("barrier_scatter", {"predicted": ["predicted_mid", "predicted_a", "predicted_b"]}),
+}
+
+
+def plot_results(results: str | Path, out_dir: str | Path, *, fmt: str = "png") -> list[Path]:
+    """Every picture the file's metrics support: :func:`plot_curves`, then one landscape
+    picture per (pair, aligner, correction, path, segment) for each metric in
+    :data:`LANDSCAPE_PICTURES`. Returns the files written."""
+    from ridgeline.core import landscape_plots
+
+    written = plot_curves(results, out_dir, fmt=fmt)
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in read_curves(results):
+        if row["metric"] in LANDSCAPE_PICTURES:
+            key = (row["metric"], row["pair"], row["aligner"], row["correction"], row["path"], row["segment"])
+            groups[key].append(row)
+    for (metric, *where), rows in groups.items():
+        function, options = LANDSCAPE_PICTURES[metric]
+        name = "_".join(w for w in where if w not in ("none", "line")).replace("/", "_")
+        title = f"{metric}: " + " / ".join(w for w in where if w not in ("none", "line"))
+        out = Path(out_dir) / f"{name}_{metric}.{fmt}"
+        written.append(getattr(landscape_plots, function)(rows, out, title=title, **options))
     return written

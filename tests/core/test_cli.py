@@ -117,3 +117,34 @@ def test_example_pipelines_parse_and_name_registered_entries(toml, regs):
     config.check_names(regs)
     for entry in config.aligners:
         regs.aligners.create(entry.name, **entry.options)  # options are accepted too
+
+
+LANDSCAPE_TOML = """
+output = "r.h5"
+aligners = ["identity"]
+paths = ["linear", { name = "plane", grid = 3 }, { name = "bezier", steps = 5, batch_size = 32 }]
+metrics = [{ name = "loss_barrier", grid = 3 }, "layerwise_barrier", "taylor_barrier",
+           { name = "landscape", curve_points = 3 }]
+[dataset]
+name = "synthetic"
+[model]
+name = "mlp"
+widths = [8]
+[train]
+steps = 20
+[[pairs]]
+seeds = [0, 1, 2]
+"""
+
+
+def test_plot_draws_the_landscape_pictures_of_a_pipeline(tmp_path, capsys):
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text(LANDSCAPE_TOML)
+    assert main(["run", str(pipeline), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "r.h5"), "--out", str(tmp_path / "figs")]) == 0
+    names = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert "seed0-seed1-seed2_identity_plane_landscape.png" in names
+    assert any(n.endswith("_layerwise_barrier.png") for n in names)
+    assert any(n.endswith("_taylor_barrier.png") for n in names)
+    assert "seed0-seed1-seed2_curves.png" in names
