@@ -43,6 +43,7 @@ class Walker(fx.Interpreter):
     def __init__(self, graph_module: fx.GraphModule, unions: Unions,
                  state_shapes: dict[str, tuple[int, ...]]) -> None:
         super().__init__(graph_module)
+        self.extra_traceback = False  # our errors already name the node
         self.unions = unions
         self.state_shapes = state_shapes
         self.state_keys = set(state_shapes)
