@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 _POINTWISE_FUNCTIONS = {
     operator.add, operator.sub, operator.mul, operator.truediv, operator.neg, operator.iadd,
     operator.imul, torch.add, torch.sub, torch.mul, torch.div, torch.relu, torch.sigmoid,
-    torch.tanh, torch.exp, torch.sqrt, torch.rsqrt, torch.clamp, torch.where, torch.abs,
+    torch.tanh, torch.exp, torch.addcmul, torch.addcdiv, torch.sqrt, torch.rsqrt, torch.clamp,
+    torch.where, torch.abs,
     F.relu, F.relu6, F.gelu, F.silu, F.hardswish, F.hardsigmoid, F.sigmoid, F.tanh, F.mish,
     F.leaky_relu, F.elu, F.dropout, F.softplus, F.hardtanh,
 }
@@ -51,7 +52,7 @@ _POINTWISE_METHODS = {
     "half", "to", "type_as", "contiguous", "clone", "detach", "softmax", "log_softmax",
 }
 _REDUCTIONS = {"mean", "sum", "amax", "amin", "logsumexp"}
-_POOL_FUNCTIONS = {F.adaptive_avg_pool2d, F.avg_pool2d, F.max_pool2d, F.adaptive_max_pool2d,
+_POOL_FUNCTIONS = {F.interpolate, F.adaptive_avg_pool2d, F.avg_pool2d, F.max_pool2d, F.adaptive_max_pool2d,
                    F.adaptive_avg_pool1d, F.avg_pool1d, F.max_pool1d}
 
 

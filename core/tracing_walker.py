@@ -167,6 +167,8 @@ class Walker(fx.Interpreter):
             return lx
         if isinstance(module, nn.PReLU) and module.num_parameters == 1:
             return lx
+        if isinstance(module, nn.Upsample):
+            return pooled(self, name, lx, x.dim() - 2, result)
         if isinstance(module, POOLS):
             return pooled(self, name, lx, x.dim() - result.dim() + spatial_axes(module), result)
         if isinstance(module, nn.Flatten):
