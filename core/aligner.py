@@ -61,6 +61,9 @@ class Aligner(abc.ABC):
 
     name: ClassVar[str] = ""
     merges: ClassVar[bool] = False
+    supports_nested: ClassVar[bool] = False
+    """True if the method keeps nested (within-head) groups block-diagonal; the pipeline gives
+    other aligners ``spec.without_nested()``, a smaller symmetry group they can solve safely."""
 
     def __init__(self, **options: Any) -> None:
         self.options = options

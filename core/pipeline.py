@@ -113,7 +113,8 @@ class Pipeline:
         else:
             aligner = self.registries.aligners.create(entry.name, **entry.options)
             context = AlignContext(evaluator=evaluator, seed=self.config.seed)
-            alignments: list[Alignment] = [aligner.align(states[0], other, spec, context)
+            aligner_spec = spec if aligner.supports_nested else spec.without_nested()
+            alignments: list[Alignment] = [aligner.align(states[0], other, aligner_spec, context)
                                            for other in states[1:]]
             merged = alignments[0].merged if len(alignments) == 1 else None
             merged_eval = {}

@@ -38,7 +38,8 @@ def require_flat(spec: PermutationSpec, method: str) -> None:
             pairs += f" and {len(nested) - 3} more"
         raise SpecError(
             f"{method} solves one assignment per group and cannot keep nested groups ({pairs}) "
-            "block-diagonal; use weight_matching, ste or merge_many for this spec"
+            "block-diagonal; pass spec.without_nested() (the pipeline does), or use "
+            "weight_matching, ste or merge_many for this spec"
         )
 
 

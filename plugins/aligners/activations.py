@@ -4,9 +4,10 @@ One place for everything that looks at a network's hidden units through its acti
 activation matching, OT fusion on activations, ZipIt and the REPAIR correction.
 
 **Which module produces a group's units.** A module ``m`` is a *producer* of group ``g`` when
-the spec has ``AxisRef(f"{m}.weight", 0)`` in ``g`` (with stride 1): the module's output
-channels are the group's units. That covers Linear and Conv output rows, BatchNorm / LayerNorm /
-GroupNorm affine parameters, and every block that writes into a residual stream (several
+the spec has ``AxisRef(f"{m}.weight", 0)`` in ``g``: the module's output channels are the
+group's units (with ``stride`` s, each unit is s consecutive channels, e.g. an attention head,
+and unit similarities average the channel similarities position by position). That covers
+Linear and Conv output rows, BatchNorm / LayerNorm / GroupNorm affine parameters, and every block that writes into a residual stream (several
 producers per group). The unit axis of the output is the last one for ``nn.Linear`` and
 ``nn.LayerNorm`` and axis 1 for convolutions and BatchNorm / GroupNorm / InstanceNorm;
 other module types are not hookable. A group without a hookable producer raises
@@ -38,13 +39,15 @@ _CHANNEL_AXIS = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.Gr
 
 @attrs.frozen
 class Producer:
-    """Module ``module`` writes units ``offset .. offset + size`` of ``group`` on ``unit_axis``."""
+    """Module ``module`` writes units ``offset .. offset + size * stride`` of ``group`` on
+    ``unit_axis``, each unit ``stride`` consecutive channels (an attention head's dimensions)."""
 
     module: str
     group: str
     unit_axis: int
     offset: int
     size: int
+    stride: int = 1
 
 
 def producers(module: nn.Module, spec: PermutationSpec) -> dict[str, list[Producer]]:
@@ -56,7 +59,7 @@ def producers(module: nn.Module, spec: PermutationSpec) -> dict[str, list[Produc
     for group, refs in spec.axes.items():
         for ref in refs:
             name, _, leaf = ref.key.rpartition(".")
-            if leaf != "weight" or ref.axis != 0 or ref.stride != 1 or name not in modules:
+            if leaf != "weight" or ref.axis != 0 or name not in modules:
                 continue
             sub = modules[name]
             if isinstance(sub, _LAST_AXIS):
@@ -65,7 +68,8 @@ def producers(module: nn.Module, spec: PermutationSpec) -> dict[str, list[Produc
                 axis = 1
             else:
                 continue
-            found[group].append(Producer(name, group, axis, ref.offset, spec.groups[group]))
+            found[group].append(
+                Producer(name, group, axis, ref.offset, spec.groups[group], ref.stride))
         found[group].sort(key=lambda p: order[p.module])
     missing = [g for g, ps in found.items() if not ps]
     if missing:
@@ -80,8 +84,8 @@ def producers(module: nn.Module, spec: PermutationSpec) -> dict[str, list[Produc
 def unit_samples(output: torch.Tensor, producer: Producer) -> torch.Tensor:
     """A producer's output as (samples, units): every other axis becomes samples."""
     out = torch.movedim(output, producer.unit_axis, -1)
-    out = out.narrow(-1, producer.offset, producer.size)
-    return out.reshape(-1, producer.size)
+    width = producer.size * producer.stride
+    return out.narrow(-1, producer.offset, width).reshape(-1, width)
 
 
 @contextlib.contextmanager
@@ -140,14 +144,24 @@ class Moments:
         s = self.producer.size
         return matrix[i * s:(i + 1) * s, j * s:(j + 1) * s]
 
+    def units(self, matrix: torch.Tensor) -> torch.Tensor:
+        """A channel-level K*size*stride square matrix as a unit-level K*size one: the entry of
+        units (i, j) is the mean over positions k of channel pairs (i*stride + k, j*stride + k),
+        the units' channels being compared position by position (the identity for stride 1)."""
+        s = self.producer.stride
+        if s == 1:
+            return matrix
+        n = matrix.shape[0] // s
+        return matrix.reshape(n, s, n, s).diagonal(dim1=1, dim2=3).mean(-1)
+
     def correlation(self, eps: float = 1e-8) -> torch.Tensor:
         """corr(z_a, z_b) over all K*size units; a constant unit correlates 0 with everything."""
         std = self.std.clamp_min(eps)
-        return self.covariance / torch.outer(std, std)
+        return self.units(self.covariance / torch.outer(std, std))
 
     def inner(self) -> torch.Tensor:
         """E[z_a z_b] over all K*size units (the plain inner product of activations)."""
-        return self.outer / self.n
+        return self.units(self.outer / self.n)
 
 
 def module_producers(module: nn.Module) -> list[Producer]:

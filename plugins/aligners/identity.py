@@ -14,6 +14,7 @@ class IdentityAligner(Aligner):
     """Leave ``other`` as it is (the naive interpolation baseline)."""
 
     name = "identity"
+    supports_nested = True
 
     def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
               spec: PermutationSpec, context: AlignContext) -> Alignment:

@@ -64,6 +64,7 @@ class MergeManyAligner(Aligner):
     :func:`merge_many`. Options: ``max_iter`` rounds, ``wm_iter`` weight-matching sweeps."""
 
     name = "merge_many"
+    supports_nested = True
     merges = True
 
     def __init__(self, *, max_iter: int = 20, wm_iter: int = 100, seed: int | None = None) -> None:

@@ -36,6 +36,7 @@ class STEAligner(Aligner):
     (``max_iter`` sweeps, warm-started from the previous permutation)."""
 
     name = "ste"
+    supports_nested = True
 
     def __init__(self, *, steps: int = 100, lr: float = 1e-3, t: str = "midpoint",
                  batch_size: int = 256, max_iter: int = 20, seed: int | None = None) -> None:

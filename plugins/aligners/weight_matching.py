@@ -144,6 +144,7 @@ class WeightMatchingAligner(Aligner):
     """
 
     name = "weight_matching"
+    supports_nested = True
 
     def __init__(self, *, order: str = "random", max_iter: int = 100, seed: int | None = None) -> None:
         if order not in ORDERS:

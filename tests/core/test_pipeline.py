@@ -197,3 +197,25 @@ def test_cached_models_come_back_in_the_modules_key_order(tmp_path):
     assert [list(s) for s in trained] == [order, order]
     assert [list(s) for s in reloaded] == [order, order]
     assert all(torch.equal(a[k], b[k]) for a, b in zip(trained, reloaded) for k in order)
+
+
+def test_aligners_without_nested_support_get_the_flat_spec_on_a_vit(tmp_path):
+    config = PipelineConfig.from_dict({
+        "output": str(tmp_path / "vit.h5"),
+        "dataset": {"name": "synthetic", "image_size": [3, 16, 16], "num_classes": 3,
+                    "train_size": 64, "test_size": 32},
+        "model": {"name": "timm", "arch": "test_vit", "img_size": 16, "patch_size": 4},
+        "train": {"steps": 2, "batch_size": 32},
+        "pairs": [{"seeds": [0, 1]}],
+        "aligners": ["activation_matching", "weight_matching"],
+        "metrics": [{"name": "loss_barrier", "grid": 3}],
+    })
+    pipeline = Pipeline(config, progress=False)
+    spec = pipeline.model.spec()
+    assert spec.nested  # the ViT has within-head groups
+    output = pipeline.run()
+    with h5py.File(output) as f:
+        flat = set(f["pairs/seed0-seed1/alignments/activation_matching/perms/0"])
+        full = set(f["pairs/seed0-seed1/alignments/weight_matching/perms/0"])
+    assert flat == set(spec.without_nested().groups) and full == set(spec.groups)
+    assert {r["aligner"] for r in read_summaries(output)} == {"activation_matching", "weight_matching"}
