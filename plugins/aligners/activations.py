@@ -8,11 +8,11 @@ the spec has ``AxisRef(f"{m}.weight", 0)`` in ``g``: the module's output channel
 group's units (with ``stride`` s, each unit is s consecutive channels, e.g. an attention head,
 and unit similarities average the channel similarities position by position). That covers
 Linear and Conv output rows, BatchNorm / LayerNorm / GroupNorm affine parameters, and every
-block that writes into a residual stream (several producers per group). The unit axis of the output is the last one for ``nn.Linear`` and
-``nn.LayerNorm`` and axis 1 for convolutions and BatchNorm / GroupNorm / InstanceNorm;
-other module types are not hookable. A group without a hookable producer raises
-:class:`~ridgeline.core.errors.SpecError` naming the group: there is no silent fallback to
-weight statistics.
+block that writes into a residual stream (several producers per group). The unit axis of the
+output is the last one for ``nn.Linear`` and ``nn.LayerNorm`` and axis 1 for convolutions and
+BatchNorm / GroupNorm / InstanceNorm; other module types are not hookable. A group without a
+hookable producer raises :class:`~ridgeline.core.errors.SpecError` naming the group: there is
+no silent fallback to weight statistics.
 
 Statistics are pre-activations (the producer's output, before any nonlinearity), every
 position of a convolution counting as one sample. For a group with several producers each
