@@ -19,7 +19,9 @@ from ridgeline.plugins.metrics.hessian import LossSurface, norm, restrict
 
 
 class Curvature(Metric):
-    """Options: ``grid`` (t values or a count; default 0, 0.5, 1), ``split``, ``examples``,
+    """Top Hessian eigenvalue and curvature along the path direction at chosen t.
+
+    Options: ``grid`` (t values or a count; default 0, 0.5, 1), ``split``, ``examples``,
     ``iters`` and ``tol`` (power iteration), ``seed``."""
 
     name = "curvature"

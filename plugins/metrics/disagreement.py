@@ -28,7 +28,9 @@ def predictions(evaluator: Any, state: Mapping[str, torch.Tensor], split: str) -
 
 
 class Disagreement(Metric):
-    """Options: ``grid`` (default 11 points), ``split`` (default test)."""
+    """Fraction of inputs on which a path point and each endpoint predict differently.
+
+    Options: ``grid`` (default 11 points), ``split`` (default test)."""
 
     name = "disagreement"
     columns = ("t", "disagree_a", "disagree_b")

@@ -43,7 +43,9 @@ def angle(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 class Geometry(Metric):
-    """Point 0 is the whole network, point l >= 1 layer l. Options: ``origin`` (a state or a
+    """Distances, cosines, path length and spawn angle, whole network and per layer.
+
+    Point 0 is the whole network, point l >= 1 layer l. Options: ``origin`` (a state or a
     checkpoint path: the spawn point, for ``spawn_angle``), ``length_points`` (default 65)."""
 
     name = "geometry"

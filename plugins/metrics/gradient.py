@@ -29,7 +29,9 @@ def _cosine(x: Mapping, y: Mapping) -> float:
 
 
 class Gradient(Metric):
-    """Options: ``grid`` (default 11 points), ``split``, ``examples``. Besides the whole-network
+    """Gradient norm and its cosine with the path direction (the "mountainside") along the path.
+
+    Options: ``grid`` (default 11 points), ``split``, ``examples``. Besides the whole-network
     columns, each layer adds ``grad_norm@<layer>`` and ``cos_tangent@<layer>``."""
 
     name = "gradient"

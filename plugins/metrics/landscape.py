@@ -28,7 +28,9 @@ def _plane(path: Path) -> Any:
 
 
 class Landscape(Metric):
-    """Options: ``split`` (default test), ``curve_points`` (samples of the drawn curve, default 25).
+    """Loss and error over a plane's lattice, with the curve drawn on it (for contour plots).
+
+    Options: ``split`` (default test), ``curve_points`` (samples of the drawn curve, default 25).
     On a path that is not a plane it has no points (an empty series)."""
 
     name = "landscape"
