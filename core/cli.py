@@ -43,7 +43,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{kind}:")
         for name in names:
             entry = registry.entry(name)
-            print(f"  {name:<22} {entry.summary}  [{entry.plugin}]")
+            summary = entry.summary if len(entry.summary) <= 90 else entry.summary[:89] + "…"
+            print(f"  {name:<22} {summary}  [{entry.plugin}]")
         if not names:
             print("  (none)")
     return 0

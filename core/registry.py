@@ -21,6 +21,13 @@ KINDS = ("models", "datasets", "aligners", "paths", "metrics", "corrections")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+def _summary(factory: Callable[..., Any]) -> str:
+    """The first sentence of the factory's docstring (what ``ridgeline list`` shows)."""
+    doc = (getattr(factory, "__doc__", None) or "").strip()
+    paragraph = " ".join(doc.split("\n\n")[0].split())
+    return re.split(r"(?<=\.)\s+(?=[A-Z])", paragraph)[0]
+
+
 @attrs.frozen
 class Entry:
     """One registered factory and the plugin that supplied it."""
@@ -46,8 +53,7 @@ class Registry:
             )
         if name in self._entries:
             raise DuplicateEntryError(self.kind, name, self._entries[name].plugin, plugin)
-        doc = (getattr(factory, "__doc__", None) or "").strip().splitlines()
-        self._entries[name] = Entry(name, factory, plugin, doc[0] if doc else "")
+        self._entries[name] = Entry(name, factory, plugin, _summary(factory))
 
     def entry(self, name: str) -> Entry:
         try:
