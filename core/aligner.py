@@ -14,9 +14,10 @@ from typing import Any, ClassVar
 import attrs
 import torch
 
+from ridgeline.core.errors import SpecError
 from ridgeline.core.evaluator import Evaluator
 from ridgeline.core.spec import Perms, PermutationSpec
-from ridgeline.core.state import State
+from ridgeline.core.state import State, check_compatible
 
 
 @attrs.frozen
@@ -72,3 +73,19 @@ class Aligner(abc.ABC):
     def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
               spec: PermutationSpec, context: AlignContext) -> Alignment:
         """Permutations taking ``other``'s units onto ``reference``'s."""
+
+    def check_inputs(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
+                     spec: PermutationSpec) -> None:
+        """Raise a clear error if the states differ (key and both shapes), the spec does not fit
+        them, or the spec has nested groups this method cannot keep block-diagonal."""
+        check_compatible(reference, other, names=("reference", "other"))
+        spec.validate(reference)
+        if spec.nested and not self.supports_nested:
+            pairs = ", ".join(f"{c!r} in {p!r}" for c, p in list(spec.nested.items())[:3])
+            if len(spec.nested) > 3:
+                pairs += f" and {len(spec.nested) - 3} more"
+            raise SpecError(
+                f"{self.name} solves one assignment per group and cannot keep nested groups "
+                f"({pairs}) block-diagonal; pass spec.without_nested() (the pipeline does), or use "
+                "an aligner with supports_nested (weight_matching, ste, merge_many)"
+            )

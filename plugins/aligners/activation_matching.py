@@ -20,27 +20,11 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ridgeline.core.aligner import AlignContext, Aligner, Alignment
-from ridgeline.core.errors import ConfigError, SpecError
+from ridgeline.core.errors import ConfigError
 from ridgeline.core.spec import Perms, PermutationSpec
-from ridgeline.core.state import check_compatible
 from ridgeline.plugins.aligners.activations import Moments, cross_similarity, stream_moments
 
 KINDS = ("correlation", "inner")
-
-
-def require_flat(spec: PermutationSpec, method: str) -> None:
-    """Refuse specs with nested groups (attention heads): one independent assignment per group
-    would break the block structure a nested group must keep."""
-    nested = getattr(spec, "nested", {})
-    if nested:
-        pairs = ", ".join(f"{c!r} in {p!r}" for c, p in list(nested.items())[:3])
-        if len(nested) > 3:
-            pairs += f" and {len(nested) - 3} more"
-        raise SpecError(
-            f"{method} solves one assignment per group and cannot keep nested groups ({pairs}) "
-            "block-diagonal; pass spec.without_nested() (the pipeline does), or use "
-            "weight_matching, ste or merge_many for this spec"
-        )
 
 
 def assignment(similarity: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -76,9 +60,7 @@ class ActivationMatchingAligner(Aligner):
 
     def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
               spec: PermutationSpec, context: AlignContext) -> Alignment:
-        check_compatible(reference, other, names=("reference", "other"))
-        spec.validate(reference)
-        require_flat(spec, self.name)
+        self.check_inputs(reference, other, spec)
         start = time.perf_counter()
         moments = stream_moments(context.evaluator, [reference, other], spec,
                                  split=self.split or context.split, examples=self.examples,

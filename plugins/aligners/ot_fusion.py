@@ -33,8 +33,7 @@ import torch
 from ridgeline.core.aligner import AlignContext, Aligner, Alignment
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.spec import PermutationSpec
-from ridgeline.core.state import check_compatible
-from ridgeline.plugins.aligners.activation_matching import assignment, require_flat
+from ridgeline.plugins.aligners.activation_matching import assignment
 from ridgeline.plugins.aligners.activations import Moments, stream_moments
 from ridgeline.plugins.aligners.sinkhorn import soft_apply
 
@@ -92,9 +91,7 @@ class OTFusionAligner(Aligner):
 
     def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
               spec: PermutationSpec, context: AlignContext) -> Alignment:
-        check_compatible(reference, other, names=("reference", "other"))
-        spec.validate(reference)
-        require_flat(spec, self.name)
+        self.check_inputs(reference, other, spec)
         start = time.perf_counter()
         if self.on == "activations":
             moments = stream_moments(context.evaluator, [reference, other], spec,

@@ -28,8 +28,8 @@ import torch
 from ridgeline.core.aligner import AlignContext, Aligner, Alignment
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.spec import AxisRef, PermutationSpec
-from ridgeline.core.state import State, check_compatible, combine
-from ridgeline.plugins.aligners.activation_matching import assignment, require_flat
+from ridgeline.core.state import State, combine
+from ridgeline.plugins.aligners.activation_matching import assignment
 
 OBJECTIVES = ("distance", "midpoint", "random_t")
 
@@ -108,9 +108,7 @@ class SinkhornAligner(Aligner):
 
     def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
               spec: PermutationSpec, context: AlignContext) -> Alignment:
-        check_compatible(reference, other, names=("reference", "other"))
-        spec.validate(reference)
-        require_flat(spec, self.name)
+        self.check_inputs(reference, other, spec)
         if self.objective != "distance" and context.evaluator is None:
             raise ConfigError(f"sinkhorn objective {self.objective!r} needs data: pass an "
                               "AlignContext with an evaluator (or use objective='distance')")

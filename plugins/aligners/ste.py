@@ -24,7 +24,7 @@ import torch
 from ridgeline.core.aligner import AlignContext, Aligner, Alignment
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.spec import PermutationSpec
-from ridgeline.core.state import check_compatible, combine
+from ridgeline.core.state import combine
 from ridgeline.plugins.aligners.weight_matching import weight_matching
 
 T_MODES = ("midpoint", "random")
@@ -50,8 +50,7 @@ class STEAligner(Aligner):
 
     def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
               spec: PermutationSpec, context: AlignContext) -> Alignment:
-        check_compatible(reference, other, names=("reference", "other"))
-        spec.validate(reference)
+        self.check_inputs(reference, other, spec)
         if context.evaluator is None:
             raise ConfigError("ste minimises a loss and needs data: pass an AlignContext with an evaluator")
         start = time.perf_counter()

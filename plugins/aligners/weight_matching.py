@@ -25,7 +25,6 @@ from scipy.optimize import linear_sum_assignment
 from ridgeline.core.aligner import AlignContext, Aligner, Alignment
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.spec import Perms, PermutationSpec
-from ridgeline.core.state import check_compatible
 
 ORDERS = ("random", "forward", "backward")
 
@@ -154,8 +153,7 @@ class WeightMatchingAligner(Aligner):
 
     def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
               spec: PermutationSpec, context: AlignContext) -> Alignment:
-        check_compatible(reference, other, names=("reference", "other"))
-        spec.validate(reference)
+        self.check_inputs(reference, other, spec)
         start = time.perf_counter()
         seed = context.seed if self.seed is None else self.seed
         perms, history = weight_matching(spec, reference, other, order=self.order,

@@ -31,8 +31,8 @@ import torch
 from ridgeline.core.aligner import AlignContext, Aligner, Alignment
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.spec import PermutationSpec
-from ridgeline.core.state import State, check_compatible
-from ridgeline.plugins.aligners.activation_matching import match_moments, require_flat
+from ridgeline.core.state import State
+from ridgeline.plugins.aligners.activation_matching import match_moments
 from ridgeline.plugins.aligners.activations import Moments, stream_moments
 from ridgeline.plugins.aligners.sinkhorn import soft_apply
 
@@ -135,9 +135,7 @@ class ZipItAligner(Aligner):
 
     def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
               spec: PermutationSpec, context: AlignContext) -> Alignment:
-        check_compatible(reference, other, names=("reference", "other"))
-        spec.validate(reference)
-        require_flat(spec, self.name)
+        self.check_inputs(reference, other, spec)
         zipped_groups(spec, self.stop)
         start = time.perf_counter()
         moments = stream_moments(context.evaluator, [reference, other], spec,
