@@ -50,7 +50,10 @@ class EntryConfig:
 
 @attrs.frozen
 class ModelSetConfig:
-    """Models to compare: checkpoint files, or seeds to train (cached beside the results).
+    """Models to compare: checkpoint files, seeds to train (cached beside the results), or
+    checkpoint series (folders of ``step<N>.safetensors``, one per run: every step the runs
+    share becomes a model set named ``<name>@step<N>``, so every metric is measured as a
+    function of training time).
 
     The first model is the reference every other model is aligned to. ``allow_pickle`` lets
     checkpoints that need arbitrary unpickling load (only for files you trust).
@@ -60,36 +63,38 @@ class ModelSetConfig:
     checkpoints: tuple[str, ...] = ()
     seeds: tuple[int, ...] = ()
     allow_pickle: bool = False
+    series: tuple[str, ...] = ()
 
     @classmethod
     def from_value(cls, value: Mapping[str, Any], index: int) -> ModelSetConfig:
         where = f"pairs[{index}]"
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a table with 'checkpoints' or 'seeds'")
-        unknown = set(value) - {"name", "checkpoints", "seeds", "allow_pickle"}
+        unknown = set(value) - {"name", "checkpoints", "seeds", "series", "allow_pickle"}
         if unknown:
-            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; use name, checkpoints, seeds "
-                              "or allow_pickle")
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; use name, checkpoints, seeds, "
+                              "series or allow_pickle")
         checkpoints = tuple(str(c) for c in value.get("checkpoints", ()))
         seeds = tuple(int(s) for s in value.get("seeds", ()))
-        if bool(checkpoints) == bool(seeds):
-            raise ConfigError(f"{where}: give either 'checkpoints' (files) or 'seeds' (to train), not both")
-        count = len(checkpoints or seeds)
+        series = tuple(str(s) for s in value.get("series", ()))
+        if sum(map(bool, (checkpoints, seeds, series))) != 1:
+            raise ConfigError(f"{where}: give exactly one of 'checkpoints' (files), 'seeds' (to train) "
+                              "or 'series' (folders of step checkpoints), not both")
+        count = len(checkpoints or seeds or series)
         if count < 2:
             raise ConfigError(f"{where}: a model set needs at least two models, got {count}")
-        default = "-".join(Path(c).stem for c in checkpoints) if checkpoints else \
-            "-".join(f"seed{s}" for s in seeds)
+        default = "-".join([Path(c).stem for c in checkpoints] + [f"seed{s}" for s in seeds]
+                           + [Path(s).name for s in series])
         allow_pickle = bool(value.get("allow_pickle", False))
-        return cls(str(value.get("name", default)), checkpoints, seeds, allow_pickle)
+        return cls(str(value.get("name", default)), checkpoints, seeds, allow_pickle, series)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
-        if self.checkpoints:
-            out["checkpoints"] = list(self.checkpoints)
-            if self.allow_pickle:
-                out["allow_pickle"] = True
-        else:
-            out["seeds"] = list(self.seeds)
+        for key in ("checkpoints", "seeds", "series"):
+            if getattr(self, key):
+                out[key] = list(getattr(self, key))
+        if self.allow_pickle:
+            out["allow_pickle"] = True
         return out
 
 
@@ -151,7 +156,8 @@ class PipelineConfig:
 
         pairs = tuple(ModelSetConfig.from_value(v, i) for i, v in enumerate(data["pairs"]))
         if base:
-            pairs = tuple(attrs.evolve(p, checkpoints=tuple(resolve(c) for c in p.checkpoints))
+            pairs = tuple(attrs.evolve(p, checkpoints=tuple(resolve(c) for c in p.checkpoints),
+                                       series=tuple(resolve(s) for s in p.series))
                           for p in pairs)
         names = [p.name for p in pairs]
         if len(set(names)) != len(names):

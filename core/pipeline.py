@@ -23,6 +23,7 @@ from ridgeline.core.aligner import AlignContext, Alignment
 from ridgeline.core.checkpoint import load_state, save_state
 from ridgeline.core.config import EntryConfig, ModelSetConfig, PipelineConfig
 from ridgeline.core.data import Dataset
+from ridgeline.core.errors import ConfigError
 from ridgeline.core.evaluator import Evaluator
 from ridgeline.core.metric import PathProbe
 from ridgeline.core.model import Model
@@ -31,6 +32,7 @@ from ridgeline.core.results import ResultsStore, Writer
 from ridgeline.core.spec import PermutationSpec
 from ridgeline.core.state import State, check_compatible
 from ridgeline.core.training import train
+from ridgeline.core.trajectory import checkpoint_series
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -103,6 +105,24 @@ class Pipeline:
             states.append(placed(state))
         return states
 
+    def model_sets(self) -> list[ModelSetConfig]:
+        """The configured model sets, checkpoint series expanded to one set per shared step."""
+        expanded = []
+        for model_set in self.config.pairs:
+            if not model_set.series:
+                expanded.append(model_set)
+                continue
+            runs = [checkpoint_series(folder) for folder in model_set.series]
+            steps = sorted(set.intersection(*(set(run) for run in runs)))
+            if not steps:
+                found = ", ".join(f"{f}: {sorted(r)}" for f, r in zip(model_set.series, runs))
+                raise ConfigError(f"model set {model_set.name!r}: the checkpoint series share no step "
+                                  f"({found})")
+            expanded += [ModelSetConfig(f"{model_set.name}@step{step}",
+                                        tuple(str(run[step]) for run in runs),
+                                        allow_pickle=model_set.allow_pickle) for step in steps]
+        return expanded
+
     # -- alignment ---------------------------------------------------------------------
     def align(self, store: ResultsStore, model_set: ModelSetConfig, entry: EntryConfig,
               states: list[State], spec: PermutationSpec, evaluator: Evaluator) -> list[State]:
@@ -174,7 +194,7 @@ class Pipeline:
         }
         with ResultsStore(self.output, self.config.to_dict(), metadata) as store, \
                 Writer(store, background=self.background_writer) as writer:
-            for model_set in self.config.pairs:
+            for model_set in self.model_sets():
                 states = self.load_models(model_set)
                 for aligner_entry in self.config.aligners:
                     endpoints = self.align(store, model_set, aligner_entry, states, spec, evaluator)

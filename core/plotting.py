@@ -5,6 +5,7 @@ predicted barriers)."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from ridgeline.core.results import read_curves
+from ridgeline.core.results import read_curves, read_summaries
 
 CURVE_METRICS = {"loss_barrier": ("loss", "test loss"), "error_barrier": ("error", "test error (%)")}
 
@@ -84,7 +85,7 @@ def plot_results(results: str | Path, out_dir: str | Path, *, fmt: str = "png") 
     written = plot_curves(results, out_dir, fmt=fmt)
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in read_curves(results):
-        if row["metric"] in LANDSCAPE_PICTURES:
+        if row["metric"] in LANDSCAPE_PICTURES and not STEP_PAIR.match(row["pair"]):
             key = (row["metric"], row["pair"], row["aligner"], row["correction"], row["path"], row["segment"])
             groups[key].append(row)
     for (metric, *where), rows in groups.items():
@@ -93,4 +94,53 @@ def plot_results(results: str | Path, out_dir: str | Path, *, fmt: str = "png") 
         title = f"{metric}: " + " / ".join(w for w in where if w not in ("none", "line"))
         out = Path(out_dir) / f"{name}_{metric}.{fmt}"
         written.append(getattr(landscape_plots, function)(rows, out, title=title, **options))
+    return written + plot_training_time(results, out_dir, fmt=fmt)
+
+
+STEP_PAIR = re.compile(r"^(?P<base>.+)@step(?P<step>\d+)$")
+
+
+def plot_training_time(results: str | Path, out_dir: str | Path, *, fmt: str = "png") -> list[Path]:
+    """For model sets expanded from checkpoint series (``<name>@step<N>``): the loss and error
+    barriers against the training step (one line per aligner/correction/path), and the
+    single-layer barriers as a layers x step heatmap."""
+    from ridgeline.core import landscape_plots
+
+    summaries: dict[str, dict[tuple, list[tuple[int, str, float]]]] = defaultdict(lambda: defaultdict(list))
+    for row in read_summaries(results):
+        match = STEP_PAIR.match(row["pair"])
+        if match and row["metric"] in CURVE_METRICS:
+            label = (row["aligner"], row["correction"], row["path"], row["segment"])
+            summaries[match["base"]][label].append((int(match["step"]), row["metric"], row["barrier"]))
+    written = []
+    for base, by_label in summaries.items():
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+        for label, points in by_label.items():
+            name = " / ".join(p for p in label if p not in ("none", "line", "linear")) or label[0]
+            for ax, metric in zip(axes, CURVE_METRICS):
+                series = sorted((s, b) for s, m, b in points if m == metric)
+                scale = 100.0 if metric == "error_barrier" else 1.0
+                ax.plot([s for s, _ in series], [scale * b for _, b in series], marker="o", label=name)
+        for ax, ylabel in zip(axes, ("loss barrier", "error barrier (pp)")):
+            ax.set_xlabel("training step")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=8)
+        fig.suptitle(f"{base}: barriers over training")
+        path = Path(out_dir) / f"{base}_barrier_vs_step.{fmt}"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    layers: dict[tuple, list[dict]] = defaultdict(list)
+    for row in read_curves(results):
+        match = STEP_PAIR.match(row["pair"])
+        if match and row["metric"] == "layerwise_barrier":
+            key = (match["base"], row["aligner"], row["correction"], row["path"], row["segment"])
+            layers[key].append({**row, "step": int(match["step"])})
+    for key, rows in layers.items():
+        name = "_".join(k for k in key if k not in ("none", "line"))
+        written.append(landscape_plots.layer_heatmap(
+            sorted(rows, key=lambda r: r["step"]), Path(out_dir) / f"{name}_layers_vs_step.{fmt}",
+            x="step", value="barrier_a", title=f"single-layer barriers over training: {name}"))
     return written

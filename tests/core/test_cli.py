@@ -148,3 +148,28 @@ def test_plot_draws_the_landscape_pictures_of_a_pipeline(tmp_path, capsys):
     assert any(n.endswith("_layerwise_barrier.png") for n in names)
     assert any(n.endswith("_taylor_barrier.png") for n in names)
     assert "seed0-seed1-seed2_curves.png" in names
+
+
+def test_checkpoint_series_are_measured_over_training_time(tmp_path, capsys, regs):
+    from ridgeline.core.results import read_summaries
+    from ridgeline.core.training import TrainConfig, train
+
+    dataset = regs.datasets.create("synthetic")
+    model = regs.models.create("mlp", input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+                               widths=[8, 8])
+    for seed in (0, 1):
+        train(model, dataset, TrainConfig(steps=30, checkpoint_every=10), seed=seed,
+              checkpoint_dir=tmp_path / f"run{seed}", progress=False)
+    (tmp_path / "p.toml").write_text(
+        'output = "r.h5"\naligners = ["identity", "weight_matching"]\n'
+        'metrics = [{ name = "error_barrier", grid = 3 }, { name = "loss_barrier", grid = 3 }, '
+        '"layerwise_barrier"]\n[dataset]\nname = "synthetic"\n[model]\nname = "mlp"\nwidths = [8, 8]\n'
+        '[[pairs]]\nname = "runs"\nseries = ["run0", "run1"]\n')
+    assert main(["run", str(tmp_path / "p.toml"), "--quiet"]) == 0
+    pairs = {r["pair"] for r in read_summaries(tmp_path / "r.h5")}
+    assert pairs == {"runs@step10", "runs@step20", "runs@step30"}
+    assert main(["plot", str(tmp_path / "r.h5"), "--out", str(tmp_path / "figs")]) == 0
+    names = {p.name for p in (tmp_path / "figs").iterdir()}
+    assert "runs_barrier_vs_step.png" in names
+    assert "runs_identity_linear_layers_vs_step.png" in names
+    assert not any(n.startswith("runs@step10_") and "layerwise" in n for n in names)
