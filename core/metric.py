@@ -56,7 +56,9 @@ class PathProbe:
 
     def evaluate(self, t: float, split: str, *, bn_reset: bool | None = None) -> Evaluation:
         """The corrected path point at ``t`` evaluated on ``split`` (cached)."""
-        key = (round(float(t), 12), split, bool(bn_reset))
+        if bn_reset is None:
+            bn_reset = self.evaluator.bn_split is not None
+        key = (round(float(t), 12), split, bn_reset)
         if key not in self._cache:
             self._cache[key] = self.evaluator.evaluate(self.state_at(t), split, bn_reset=bn_reset)
         return self._cache[key]

@@ -9,6 +9,7 @@ name raises :class:`~ridgeline.core.errors.DuplicateEntryError` naming both plug
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -69,11 +70,18 @@ class Registry:
         """Build the entry ``name`` with keyword options; bad options name the entry."""
         factory = self.get(name)
         try:
-            return factory(**options)
-        except TypeError as error:
-            if "argument" not in str(error):
-                raise
-            raise ConfigError(f"{self.kind[:-1]} {name!r}: {error}") from None
+            signature = inspect.signature(factory)
+        except (TypeError, ValueError):  # no introspectable signature: let the call decide
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(**options)
+            except TypeError as error:
+                accepted = [p.name for p in signature.parameters.values()
+                            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+                raise ConfigError(f"{self.kind[:-1]} {name!r}: {error}; it takes "
+                                  f"{', '.join(accepted) or 'no options'}") from None
+        return factory(**options)
 
     def list(self, pattern: str | Sequence[str] = "*", exclude: str | Sequence[str] = ()) -> list[str]:
         """Sorted names matching any of ``pattern`` and none of ``exclude`` (fnmatch)."""

@@ -74,7 +74,7 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[s
 
 def _number(value: Any) -> float:
     if isinstance(value, torch.Tensor):
-        value = value.detach().float().cpu().item()
+        value = value.detach().double().cpu().item()
     return float(value)
 
 
@@ -99,12 +99,19 @@ class Series:
         return [{c: float(data[c][i]) for c in self.columns} for i in range(n)]
 
     def append(self, record: Mapping[str, Any]) -> None:
+        missing = [c for c in self.columns if c not in record]
+        extra = [k for k in record if k not in self.columns]
+        if missing or extra:
+            raise ResultsMismatchError(
+                f"a record for {self.group.name} does not match its columns: missing {missing}, "
+                f"unexpected {extra} (the metric's measure() and columns disagree)"
+            )
         n = self.n_done
         for column in self.columns:
             dataset = self.group[column]
             if dataset.shape[0] <= n:
                 dataset.resize((n + 1,))
-            dataset[n] = _number(record.get(column, math.nan))
+            dataset[n] = _number(record[column])
         self.group.attrs["n_done"] = n + 1  # the commit marker, written after the data
 
     def finish(self, summary: Mapping[str, Any]) -> None:

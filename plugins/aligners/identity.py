@@ -16,6 +16,9 @@ class IdentityAligner(Aligner):
     name = "identity"
     supports_nested = True
 
+    def __init__(self) -> None:
+        super().__init__()
+
     def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
               spec: PermutationSpec, context: AlignContext) -> Alignment:
         return Alignment(perms=spec.identity())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -77,8 +77,8 @@ class _CurveBarrier(Metric):
     quantity: ClassVar[str] = ""
     columns = ("t", "loss", "accuracy", "error")
 
-    def __init__(self, *, split: str = "test", grid: int | Sequence[float] = 25, **options: Any) -> None:
-        super().__init__(split=split, grid=grid, **options)
+    def __init__(self, *, split: str = "test", grid: int | Sequence[float] = 25) -> None:
+        super().__init__(split=split, grid=grid)
         self.split = split
         self.grid = t_grid(grid)
 

@@ -9,7 +9,6 @@ a ridge; Singh et al. 2024, "Landscaping linear mode connectivity").
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ridgeline.core.metric import Metric, PathProbe, Record
 from ridgeline.core.path import Path
@@ -28,10 +27,8 @@ class Curvature(Metric):
     columns = ("t", "top_eigenvalue", "iterations", "delta_curvature")
 
     def __init__(self, *, grid: int | Sequence[float] = (0.0, 0.5, 1.0), split: str = "test",
-                 examples: int | None = None, iters: int = 20, tol: float = 1e-3, seed: int = 0,
-                 **options: Any) -> None:
-        super().__init__(grid=grid, split=split, examples=examples, iters=iters, tol=tol, seed=seed,
-                         **options)
+                 examples: int | None = None, iters: int = 20, tol: float = 1e-3, seed: int = 0) -> None:
+        super().__init__(grid=grid, split=split, examples=examples, iters=iters, tol=tol, seed=seed)
         self.grid = t_grid(list(grid) if not isinstance(grid, int) else grid)
         self.split, self.examples, self.iters, self.tol, self.seed = split, examples, iters, tol, seed
 

@@ -35,8 +35,8 @@ class Disagreement(Metric):
     name = "disagreement"
     columns = ("t", "disagree_a", "disagree_b")
 
-    def __init__(self, *, grid: int | Sequence[float] = 11, split: str = "test", **options: Any) -> None:
-        super().__init__(grid=grid, split=split, **options)
+    def __init__(self, *, grid: int | Sequence[float] = 11, split: str = "test") -> None:
+        super().__init__(grid=grid, split=split)
         self.grid = t_grid(grid if isinstance(grid, int) else list(grid))
         self.split = split
         self._probe: PathProbe | None = None

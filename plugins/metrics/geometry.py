@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import torch
 
@@ -53,9 +52,9 @@ class Geometry(Metric):
                "spawn_angle", "displacement_a", "displacement_b")
 
     def __init__(self, *, origin: Mapping[str, torch.Tensor] | str | None = None,
-                 length_points: int = 65, **options: Any) -> None:
+                 length_points: int = 65) -> None:
         super().__init__(origin=origin if not isinstance(origin, Mapping) else "<state>",
-                         length_points=length_points, **options)
+                         length_points=length_points)
         self.origin = load_state(origin) if isinstance(origin, str) else origin
         self.length_points = int(length_points)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ridgeline.core.metric import Metric, PathProbe, Record
 from ridgeline.core.path import Path
@@ -38,8 +37,8 @@ class Gradient(Metric):
     columns = BASE_COLUMNS
 
     def __init__(self, *, grid: int | Sequence[float] = 11, split: str = "test",
-                 examples: int | None = None, **options: Any) -> None:
-        super().__init__(grid=grid, split=split, examples=examples, **options)
+                 examples: int | None = None) -> None:
+        super().__init__(grid=grid, split=split, examples=examples)
         self.grid = t_grid(grid if isinstance(grid, int) else list(grid))
         self.split, self.examples = split, examples
         self.layers: dict[str, list[str]] = {}

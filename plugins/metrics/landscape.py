@@ -36,8 +36,8 @@ class Landscape(Metric):
     name = "landscape"
     columns = ("u", "v", "on_path", "t", "off_plane", "loss", "accuracy", "error")
 
-    def __init__(self, *, split: str = "test", curve_points: int = 25, **options: Any) -> None:
-        super().__init__(split=split, curve_points=curve_points, **options)
+    def __init__(self, *, split: str = "test", curve_points: int = 25) -> None:
+        super().__init__(split=split, curve_points=curve_points)
         self.split, self.curve_points = split, int(curve_points)
 
     def points(self, path: Path) -> list[float]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.metric import Metric, PathProbe, Record
@@ -37,8 +36,8 @@ class LayerwiseBarrier(Metric):
                "error_barrier_a", "error_barrier_b", "full_barrier", "full_error_barrier")
 
     def __init__(self, *, split: str = "test", mode: str = "single", order: str = "input",
-                 seed: int = 0, **options: Any) -> None:
-        super().__init__(split=split, mode=mode, order=order, seed=seed, **options)
+                 seed: int = 0) -> None:
+        super().__init__(split=split, mode=mode, order=order, seed=seed)
         if mode not in MODES:
             raise ConfigError(f"layerwise_barrier mode must be one of {', '.join(MODES)}, got {mode!r}")
         if order not in ORDERS:

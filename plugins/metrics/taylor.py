@@ -17,7 +17,6 @@ Hessian-vector product each. Loss and Hessian use the same data (``split``, firs
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -46,8 +45,8 @@ class TaylorBarrier(Metric):
     columns = ("measured", "predicted_a", "predicted_mid", "predicted_b", "curvature_mid",
                "delta_norm")
 
-    def __init__(self, *, split: str = "test", examples: int | None = None, **options: Any) -> None:
-        super().__init__(split=split, examples=examples, **options)
+    def __init__(self, *, split: str = "test", examples: int | None = None) -> None:
+        super().__init__(split=split, examples=examples)
         self.split, self.examples = split, examples
 
     def scopes(self, path: Path) -> list[tuple[str, list[str] | None]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
@@ -55,15 +54,14 @@ class ConvNetModel(Model):
     name = "convnet"
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, *,
-                 widths: Sequence[int] = (32, 64, 64), batchnorm: bool = True, pool_every: int = 2,
-                 **options: Any) -> None:
+                 widths: Sequence[int] = (32, 64, 64), batchnorm: bool = True, pool_every: int = 2) -> None:
         widths = [int(w) for w in widths]
         if len(input_shape) != 3:
             raise ConfigError(f"convnet needs C x H x W inputs, got input_shape {tuple(input_shape)}")
         if not widths or any(w <= 0 for w in widths):
             raise ConfigError(f"convnet widths must be positive integers, got {widths}")
         super().__init__(input_shape, num_classes, widths=widths, batchnorm=bool(batchnorm),
-                         pool_every=int(pool_every), **options)
+                         pool_every=int(pool_every))
         self.widths, self.batchnorm, self.pool_every = widths, bool(batchnorm), int(pool_every)
 
     def build(self) -> ConvNet:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
@@ -40,12 +39,11 @@ class MLPModel(Model):
     name = "mlp"
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, *,
-                 widths: Sequence[int] | None = None, width: int = 512, depth: int = 3,
-                 **options: Any) -> None:
+                 widths: Sequence[int] | None = None, width: int = 512, depth: int = 3) -> None:
         widths = [int(w) for w in widths] if widths is not None else [int(width)] * int(depth)
         if not widths or any(w <= 0 for w in widths):
             raise ValueError(f"mlp widths must be positive integers, got {widths}")
-        super().__init__(input_shape, num_classes, widths=widths, **options)
+        super().__init__(input_shape, num_classes, widths=widths)
         self.widths = widths
 
     def build(self) -> MLP:

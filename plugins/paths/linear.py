@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from ridgeline.core.path import Path
-from ridgeline.core.state import State, lerp
+from ridgeline.core.state import State
 
 
 class LinearPath(Path):
@@ -16,6 +18,9 @@ class LinearPath(Path):
     """
 
     name = "linear"
+
+    def __init__(self, endpoints: Sequence[State]) -> None:
+        super().__init__(endpoints)
 
     @property
     def controls(self) -> list[State]:
@@ -31,8 +36,3 @@ class LinearPath(Path):
             return {"": self}
         return {f"0-{i}": LinearPath([self.endpoints[0], other])
                 for i, other in enumerate(self.endpoints[1:], start=1)}
-
-    def at(self, t: float) -> State:
-        if not 0.0 <= t <= 1.0:
-            raise ValueError(f"path parameter t must lie in [0, 1], got {t}")
-        return lerp(self.endpoints[0], self.endpoints[-1], t)

@@ -93,3 +93,12 @@ def test_errors_in_the_background_writer_surface(tmp_path):
             writer.drain()
         writer.append(series, {"t": 0.0})
         writer.close()
+
+
+def test_records_must_match_the_columns_and_keep_double_precision(tmp_path):
+    with ResultsStore(tmp_path / "r.h5", {}, {}) as store:
+        series = store.series("p", LEVELS, ("t", "loss"))
+        with pytest.raises(ResultsMismatchError, match=r"missing \['loss'\], unexpected \['lsos'\]"):
+            series.append({"t": 0.0, "lsos": 1.0})
+        series.append({"t": torch.tensor(0.1, dtype=torch.float64), "loss": 1.0})
+        assert series.records()[0]["t"] == 0.1
