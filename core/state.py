@@ -40,7 +40,8 @@ def check_compatible(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor
 
 
 def combine(states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float] | torch.Tensor) -> State:
-    """sum_i weights[i] * states[i], key by key; integer tensors come from ``states[0]``."""
+    """sum_i weights[i] * states[i], key by key, on ``states[0]``'s devices; integer tensors
+    come from ``states[0]``."""
     if len(states) != len(weights):
         raise ValueError(f"{len(states)} states but {len(weights)} weights")
     out: State = {}
@@ -50,7 +51,7 @@ def combine(states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[floa
             continue
         acc = first * weights[0]
         for state, w in zip(states[1:], weights[1:]):
-            acc = acc + state[key] * w
+            acc = acc + state[key].to(acc.device) * w  # a no-op unless states straddle devices
         out[key] = acc
     return out
 
@@ -62,7 +63,7 @@ def lerp(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], t: float)
 
 def subtract(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> State:
     """a - b over floating-point tensors (the displacement from b to a)."""
-    return {k: a[k] - b[k] for k in a if a[k].is_floating_point()}
+    return {k: a[k] - b[k].to(a[k].device) for k in a if a[k].is_floating_point()}
 
 
 def clone(state: Mapping[str, torch.Tensor], device: torch.device | str | None = None) -> State:

@@ -54,7 +54,7 @@ class Gradient(Metric):
             self.points(probe.path)
         surface = LossSurface(probe.evaluator, self.split, self.examples)
         grad = {k: v.cpu() for k, v in surface.gradient(probe.state_at(point)).items()}
-        direction = restrict(tangent(probe.path, point), surface.keys)
+        direction = {k: v.cpu() for k, v in restrict(tangent(probe.path, point), surface.keys).items()}
         record = {"t": point, "grad_norm": norm(grad), "cos_tangent": _cosine(grad, direction),
                   "slope": dot(grad, direction)}
         for layer, keys in self.layers.items():

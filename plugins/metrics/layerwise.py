@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.metric import Metric, PathProbe, Record
 from ridgeline.core.path import Path
-from ridgeline.core.state import module_groups
+from ridgeline.core.state import lerp, module_groups
 from ridgeline.plugins.paths.layerwise import blend_layers
 
 MODES = ("single", "cumulative")
@@ -68,7 +68,11 @@ class LayerwiseBarrier(Metric):
         _, layers = self.layer_sets(path)[int(point)]
         keys = [key for layer in layers for key in groups[layer]]
         start, end = probe.evaluate(0.0, self.split), probe.evaluate(1.0, self.split)
-        middle = probe.evaluate(0.5, self.split)
+        # the straight-line midpoint, whatever the path (every hybrid is a blend of A and B);
+        # evaluated once per probe, not once per layer
+        if getattr(self, "_middle", (None,))[0] is not probe:
+            self._middle = (probe, probe.evaluate_state(lerp(a, b, 0.5), 0.5, self.split))
+        middle = self._middle[1]
         mean_loss, mean_error = (start.loss + end.loss) / 2, (start.error + end.error) / 2
         at_a = probe.evaluate_state(blend_layers(a, a, b, keys, 0.5), 0.5, self.split)
         at_b = probe.evaluate_state(blend_layers(b, a, b, keys, 0.5), 0.5, self.split)

@@ -104,7 +104,7 @@ def fit_free_states(evaluator: Evaluator, free: list[State],
         "last_loss": sum(losses[-window:]) / window if losses else float("nan"),
         "batchnorm": has_batchnorm(evaluator.module),
     }
-    fitted = [{k: v.detach().cpu() for k, v in state.items()} for state in leaves]
+    fitted = [{k: v.detach() for k, v in state.items()} for state in leaves]  # on the fit's device
     return fitted, report
 
 
@@ -119,6 +119,9 @@ class FittedCurve(Path):
 
     def __init__(self, endpoints: Sequence[State], **options: Any) -> None:
         super().__init__(endpoints, **options)
+        if len(self.endpoints) != 2:
+            raise ConfigError(f"path {self.name!r} joins two models, got {len(self.endpoints)}; "
+                              "use a model set of two (or 'star' for a centre joined to N models)")
         self.settings = FitSettings.split_options(self.name, options, self.own_options)
         given = options.get("controls")
         a, b = self.endpoints[0], self.endpoints[-1]

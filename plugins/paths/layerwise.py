@@ -54,6 +54,8 @@ class LayerwisePath(Path):
         if options:
             raise ConfigError(f"path 'layerwise' has no option(s) {sorted(options)}; allowed: "
                               "layers, prefix, suffix, anchor")
+        if len(self.endpoints) != 2:
+            raise ConfigError(f"path 'layerwise' joins two models, got {len(self.endpoints)}")
         if sum(x is not None for x in (layers, prefix, suffix)) != 1:
             raise ConfigError("path 'layerwise' needs exactly one of layers, prefix or suffix")
         if anchor not in ("a", "b"):

@@ -45,7 +45,7 @@ def filter_normalised_direction(state: Mapping[str, torch.Tensor], generator: to
         if value.dim() < 2:
             out[key] = torch.zeros_like(value)
             continue
-        d = torch.randn(value.shape, generator=generator, dtype=value.dtype)
+        d = torch.randn(value.shape, generator=generator, dtype=value.dtype).to(value.device)
         dims = tuple(range(1, value.dim()))
         scale = value.norm(dim=dims, keepdim=True) / d.norm(dim=dims, keepdim=True).clamp_min(1e-12)
         out[key] = d * scale
@@ -77,6 +77,9 @@ class PlanePath(Path):
         if mode == "three" and len(self.endpoints) < 3:
             raise ConfigError(f"plane mode 'three' needs 3 states, got {len(self.endpoints)}; "
                               "use mode 'curve' or 'random' for a pair")
+        if mode == "curve" and len(self.endpoints) != 2:
+            raise ConfigError(f"plane mode 'curve' fits a curve between two models, got "
+                              f"{len(self.endpoints)}; use mode 'three' for three or more")
         if int(grid) < 2:
             raise ConfigError(f"plane grid must be at least 2 points per axis, got {grid}")
         self.mode, self.grid, self.margin, self.span = mode, int(grid), float(margin), float(span)
@@ -112,7 +115,8 @@ class PlanePath(Path):
         n2 = float(flatten(rest).double().norm())
         if n2 <= 1e-9 * n1:  # the third state lies on the line: any orthogonal direction will do
             generator = torch.Generator().manual_seed(0)
-            rest = {k: torch.randn(v.shape, generator=generator, dtype=v.dtype) for k, v in e1.items()}
+            rest = {k: torch.randn(v.shape, generator=generator, dtype=v.dtype).to(v.device)
+                    for k, v in e1.items()}
             along = float(torch.dot(flatten(rest).double(), flatten(e1).double()))
             rest = {k: rest[k] - along * e1[k] for k in rest}
             n2 = float(flatten(rest).double().norm())
@@ -143,8 +147,8 @@ class PlanePath(Path):
     def project(self, state: Mapping[str, torch.Tensor]) -> tuple[float, float, float]:
         """(u, v) of the state's least-squares projection onto the plane, and its distance
         from the plane (0 for a state in it)."""
-        x = flatten(subtract(state, self.origin)).double()
-        d1, d2 = (flatten(d).double() for d in self.directions)
+        x = flatten(subtract(state, self.origin)).double().cpu()
+        d1, d2 = (flatten(d).double().cpu() for d in self.directions)
         gram = torch.tensor([[d1 @ d1, d1 @ d2], [d1 @ d2, d2 @ d2]], dtype=torch.float64)
         u, v = torch.linalg.solve(gram, torch.stack([d1 @ x, d2 @ x])).tolist()
         residual = float((x - u * d1 - v * d2).norm())

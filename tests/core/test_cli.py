@@ -122,7 +122,7 @@ def test_example_pipelines_parse_and_name_registered_entries(toml, regs):
 LANDSCAPE_TOML = """
 output = "r.h5"
 aligners = ["identity"]
-paths = ["linear", { name = "plane", grid = 3 }, { name = "bezier", steps = 5, batch_size = 32 }]
+paths = ["linear", { name = "plane", grid = 3 }, { name = "star", steps = 5, batch_size = 32 }]
 metrics = [{ name = "loss_barrier", grid = 3 }, "layerwise_barrier", "taylor_barrier",
            { name = "landscape", curve_points = 3 }]
 [dataset]
@@ -173,3 +173,11 @@ def test_checkpoint_series_are_measured_over_training_time(tmp_path, capsys, reg
     assert "runs_barrier_vs_step.png" in names
     assert "runs_identity_linear_layers_vs_step.png" in names
     assert not any(n.startswith("runs@step10_") and "layerwise" in n for n in names)
+
+
+def test_a_two_model_path_refuses_a_larger_model_set(tmp_path, capsys):
+    (tmp_path / "p.toml").write_text(LANDSCAPE_TOML.replace('"linear", { name = "plane", grid = 3 }, '
+                                                            '{ name = "star", steps = 5, batch_size = 32 }',
+                                                            '{ name = "bezier", steps = 5 }'))
+    assert main(["run", str(tmp_path / "p.toml"), "--quiet"]) == 2
+    assert "path 'bezier' joins two models, got 3" in capsys.readouterr().err
