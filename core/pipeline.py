@@ -30,7 +30,7 @@ from ridgeline.core.model import Model
 from ridgeline.core.plugins import PluginHost, default_host
 from ridgeline.core.results import ResultsStore, Writer
 from ridgeline.core.spec import PermutationSpec
-from ridgeline.core.state import State, check_compatible
+from ridgeline.core.state import State, check_compatible, fingerprint
 from ridgeline.core.training import train
 from ridgeline.core.trajectory import checkpoint_series
 
@@ -153,13 +153,16 @@ class Pipeline:
                 corrections: Sequence[EntryConfig], path_entry: EntryConfig, endpoints: list[State],
                 evaluator: Evaluator) -> None:
         correction_label = self.config.correction_label(corrections)
+        path_levels = (aligner, correction_label, path_entry.key)
+        if store.path_complete(model_set.name, path_levels):
+            return  # finished earlier: no fit, no correction statistics, nothing to measure
         path = self.registries.paths.create(path_entry.name, endpoints=endpoints, **path_entry.options)
         metrics = [(m, self.registries.metrics.create(m.name, **m.options)) for m in self.config.metrics]
         if path.trainable:
             start = time.perf_counter()
             report = path.fit(evaluator)
             report["seconds"] = time.perf_counter() - start
-            store.write_fit(model_set.name, (aligner, correction_label, path_entry.key), report)
+            store.write_fit(model_set.name, path_levels, report)
         correction_objects = [self.registries.corrections.create(c.name, **c.options)
                               for c in corrections]
         for segment_label, segment in path.segments().items():
@@ -179,6 +182,7 @@ class Pipeline:
                     records.append({k: float(v) for k, v in record.items()})
                 writer.drain()
                 writer.finish(series, metric.summarise(records))
+        writer.submit(store.mark_path_complete, model_set.name, path_levels)
 
     def run(self) -> Path:
         start = time.perf_counter()
@@ -196,6 +200,7 @@ class Pipeline:
                 Writer(store, background=self.background_writer) as writer:
             for model_set in self.model_sets():
                 states = self.load_models(model_set)
+                store.check_endpoints(model_set.name, fingerprint(states))
                 for aligner_entry in self.config.aligners:
                     endpoints = self.align(store, model_set, aligner_entry, states, spec, evaluator)
                     for corrections in self.config.corrections:

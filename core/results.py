@@ -72,6 +72,11 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[s
     return lines
 
 
+def _plain(value: Any) -> Any:
+    """A metadata value HDF5 can hold: str subclasses (torch.__version__) become str."""
+    return str(value) if isinstance(value, str) else value
+
+
 def _number(value: Any) -> float:
     if isinstance(value, torch.Tensor):
         value = value.detach().double().cpu().item()
@@ -135,7 +140,12 @@ class ResultsStore:
                 "choose another output"
             ) from None
         if exists and "config" in self.file.attrs:
-            self._check_existing()
+            self._check_existing(metadata)
+            # the original run's metadata stays; each resume is recorded beside it
+            resumes = json.loads(self.file.attrs.get("resumes", "[]"))
+            resumes.append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                            **{k: _plain(v) for k, v in metadata.items()}})
+            self.file.attrs["resumes"] = json.dumps(resumes, default=str)
         elif exists and len(self.file.keys()):
             self.file.close()
             raise ResultsMismatchError(f"{self.path} is an HDF5 file but not a ridgeline results file")
@@ -145,15 +155,12 @@ class ResultsStore:
             self.file.attrs["config"] = json.dumps(self.config, sort_keys=True)
             self.file.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             self.file.attrs["complete"] = False
-        for key, value in metadata.items():
-            if isinstance(value, str):
-                value = str(value)  # str subclasses (torch.__version__) have no HDF5 type
-            elif not isinstance(value, (int, float)):
-                value = json.dumps(value)
-            self.file.attrs[key] = value
+            for key, value in metadata.items():
+                value = _plain(value)
+                self.file.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
         self.file.flush()
 
-    def _check_existing(self) -> None:
+    def _check_existing(self, metadata: Mapping[str, Any]) -> None:
         version = int(self.file.attrs.get("schema_version", -1))
         if version != SCHEMA_VERSION:
             self.file.close()
@@ -162,6 +169,10 @@ class ResultsStore:
             )
         old = json.loads(self.file.attrs["config"])
         differences = config_differences(old, self.config)
+        stored_device = self.file.attrs.get("device")
+        if stored_device is not None and "device" in metadata and str(metadata["device"]) != stored_device:
+            differences.append(f"device: file was written on {stored_device!r}, this run is on "
+                               f"{str(metadata['device'])!r} (numbers would mix devices)")
         if differences:
             self.file.close()
             raise ResultsMismatchError(
@@ -226,11 +237,39 @@ class ResultsStore:
         group.attrs["complete"] = True
         self.file.flush()
 
+    def check_endpoints(self, pair: str, fingerprint: str) -> None:
+        """Record the model set's state fingerprint, or refuse one that differs from the record
+        (a checkpoint replaced, or a cache retrained differently, since the file was begun)."""
+        group = self.file.require_group(f"pairs/{_safe(pair)}")
+        stored = group.attrs.get("fingerprint")
+        if stored is None:
+            group.attrs["fingerprint"] = fingerprint
+            self.file.flush()
+        elif stored != fingerprint:
+            raise ResultsMismatchError(
+                f"{self.path}: the models of {pair!r} are not the ones its results were measured on "
+                f"(fingerprint {fingerprint[:12]} now, {stored[:12]} in the file); a checkpoint changed "
+                "or was retrained. Choose another output file, or restore the original checkpoints."
+            )
+
+    def _path_group(self, pair: str, levels: Sequence[str]) -> str:
+        return "/".join([f"pairs/{_safe(pair)}/curves", *(_safe(level) for level in levels)])
+
+    def path_complete(self, pair: str, levels: Sequence[str]) -> bool:
+        """Whether every metric along every segment of the path at ``levels`` (aligner,
+        correction, path) is finished."""
+        name = self._path_group(pair, levels)
+        return name in self.file and bool(self.file[name].attrs.get("complete", False))
+
+    def mark_path_complete(self, pair: str, levels: Sequence[str]) -> None:
+        self.file.require_group(self._path_group(pair, levels)).attrs["complete"] = True
+        self.file.flush()
+
     # -- curves ------------------------------------------------------------------------
     def series(self, pair: str, levels: Sequence[str], columns: Sequence[str],
                labels: Sequence[str] | None = None, attrs: Mapping[str, Any] | None = None) -> Series:
         """The series at ``levels`` (aligner, correction, path, segment, metric), created if new."""
-        name = "/".join([f"pairs/{_safe(pair)}/curves", *(_safe(level) for level in levels)])
+        name = self._path_group(pair, levels)
         if name in self.file:
             group = self.file[name]
             missing = [c for c in columns if c not in group]

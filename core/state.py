@@ -7,6 +7,7 @@ first state, since averaging a counter means nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 
 import torch
@@ -98,3 +99,15 @@ def module_groups(state: Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
         if value.is_floating_point():
             groups.setdefault(key.rpartition(".")[0] or key, []).append(key)
     return groups
+
+
+def fingerprint(states: Sequence[Mapping[str, torch.Tensor]]) -> str:
+    """A SHA-256 of the states' names, dtypes, shapes and values (identifies a model set)."""
+    digest = hashlib.sha256()
+    for state in states:
+        for key in sorted(state):
+            tensor = state[key].detach().cpu().contiguous()
+            digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16
+                          else tensor.float().numpy().tobytes())
+    return digest.hexdigest()

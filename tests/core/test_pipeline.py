@@ -219,3 +219,45 @@ def test_aligners_without_nested_support_get_the_flat_spec_on_a_vit(tmp_path):
         full = set(f["pairs/seed0-seed1/alignments/weight_matching/perms/0"])
     assert flat == set(spec.without_nested().groups) and full == set(spec.groups)
     assert {r["aligner"] for r in read_summaries(output)} == {"activation_matching", "weight_matching"}
+
+
+def test_trainable_paths_resume_to_the_same_numbers_and_are_not_refitted_when_done(tmp_path, monkeypatch):
+    from ridgeline.plugins.paths.bezier import BezierPath
+
+    fits = []
+    original_fit = BezierPath.fit
+
+    def counting_fit(self, evaluator):
+        fits.append(1)
+        return original_fit(self, evaluator)
+
+    monkeypatch.setattr(BezierPath, "fit", counting_fit)
+    metrics = [{"name": "flaky", "grid": 6}]
+    paths = [{"name": "bezier", "steps": 10, "batch_size": 32}]
+    reference = run_pipeline(small_config(tmp_path / "whole", metrics=metrics, paths=paths), progress=False,
+                             host=load_plugins([("flaky", interrupting_plugin(10**6))], autoload=False))
+    config = small_config(tmp_path / "cut", metrics=metrics, paths=paths)
+    with pytest.raises(Interrupt):
+        Pipeline(config, progress=False,
+                 host=load_plugins([("flaky", interrupting_plugin(9))], autoload=False)).run()
+    host = load_plugins([("flaky", interrupting_plugin(10**6))], autoload=False)
+    Pipeline(config, progress=False, host=host).run()
+
+    def key(rows):
+        return sorted(((r["aligner"], r["index"]), r["loss"]) for r in rows)
+
+    assert key(read_curves(config.output)) == key(read_curves(reference))
+    before = len(fits)
+    Pipeline(config, progress=False, host=host).run()  # finished: nothing is fitted again
+    assert len(fits) == before
+
+
+def test_a_replaced_checkpoint_is_refused_on_resume(tmp_path):
+    config = small_config(tmp_path)
+    pipeline = Pipeline(config, progress=False)
+    paths = [str(save_state(tmp_path / f"m{s}.safetensors", pipeline.model.init_state(s))) for s in (0, 1)]
+    config = small_config(tmp_path, pairs=[{"name": "files", "checkpoints": paths}], aligners=["identity"])
+    run_pipeline(config, progress=False)
+    save_state(paths[1], pipeline.model.init_state(5))
+    with pytest.raises(ResultsMismatchError, match="not the ones its results were measured on"):
+        run_pipeline(config, progress=False)

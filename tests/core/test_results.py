@@ -102,3 +102,22 @@ def test_records_must_match_the_columns_and_keep_double_precision(tmp_path):
             series.append({"t": 0.0, "lsos": 1.0})
         series.append({"t": torch.tensor(0.1, dtype=torch.float64), "loss": 1.0})
         assert series.records()[0]["t"] == 0.1
+
+
+def test_reopening_on_another_device_is_refused_and_the_original_metadata_kept(tmp_path):
+    path = tmp_path / "r.h5"
+    ResultsStore(path, {"a": 1}, {"device": "cuda", "torch_version": "2.14.1"}).close()
+    with pytest.raises(ResultsMismatchError, match="written on 'cuda', this run is on 'cpu'"):
+        ResultsStore(path, {"a": 1}, {"device": "cpu"})
+    ResultsStore(path, {"a": 1}, {"device": "cuda", "torch_version": "2.99"}).close()
+    with h5py.File(path) as f:
+        assert f.attrs["torch_version"] == "2.14.1"
+        assert "2.99" in f.attrs["resumes"]
+
+
+def test_changed_endpoints_are_refused(tmp_path):
+    with ResultsStore(tmp_path / "r.h5", {}, {}) as store:
+        store.check_endpoints("p", "abc")
+        store.check_endpoints("p", "abc")
+        with pytest.raises(ResultsMismatchError, match="not the ones its results were measured on"):
+            store.check_endpoints("p", "abd")
