@@ -75,5 +75,9 @@ class ResultsMismatchError(RidgelineError):
     """An existing results file was written by a different pipeline configuration."""
 
 
+class ResultsReadError(RidgelineError, OSError):
+    """A file cannot be read as ridgeline results."""
+
+
 class DataError(RidgelineError, ValueError):
     """A dataset or split cannot serve what was asked of it."""

@@ -74,6 +74,9 @@ class Metric(abc.ABC):
 
     name: ClassVar[str] = ""
     columns: ClassVar[tuple[str, ...]] = ()
+    supports_corrections: ClassVar[bool] = True
+    """False for metrics that read the raw loss surface (Hessians of uncorrected states): the
+    pipeline refuses to run them under corrections rather than mislabel their numbers."""
 
     def __init__(self, **options: Any) -> None:
         self.options = options

@@ -11,6 +11,7 @@ import hashlib
 import json
 import platform
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from ridgeline.core.checkpoint import load_state, save_state
 from ridgeline.core.config import EntryConfig, ModelSetConfig, PipelineConfig
 from ridgeline.core.data import Dataset
 from ridgeline.core.errors import ConfigError
-from ridgeline.core.evaluator import Evaluator
+from ridgeline.core.evaluator import Evaluator, has_batchnorm
 from ridgeline.core.metric import PathProbe
 from ridgeline.core.model import Model
 from ridgeline.core.plugins import PluginHost, default_host
@@ -36,10 +37,17 @@ from ridgeline.core.trajectory import checkpoint_series
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU."""
+    """``auto`` picks CUDA when available, else the CPU; a bad name is a ConfigError."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ConfigError(f"device {device!r} is not one torch knows (use cpu, cuda, cuda:N or "
+                          f"auto): {error}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for but no CUDA device is available here")
+    return resolved
 
 
 class Pipeline:
@@ -63,6 +71,27 @@ class Pipeline:
             config.model.name, input_shape=self.dataset.input_shape,
             num_classes=self.dataset.num_classes, **config.model.options)
         self.timings: dict[str, float] = {}
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        """Refuse, before any work, entries that cannot run together or on this data."""
+        corrected = [self.config.correction_label(cs) for cs in self.config.corrections if cs]
+        for entry in self.config.metrics:
+            factory = self.registries.metrics.get(entry.name)
+            if corrected and not factory.supports_corrections:
+                raise ConfigError(
+                    f"metric {entry.key!r} reads the uncorrected loss surface and cannot run under "
+                    f"corrections ({', '.join(corrected)}); run it in a pipeline without corrections")
+            split = entry.options.get("split")
+            if split is not None and split not in self.dataset.splits:
+                raise ConfigError(f"metric {entry.key!r}: dataset {self.dataset.name!r} has no split "
+                                  f"{split!r}; it has {', '.join(self.dataset.splits)}")
+        if has_batchnorm(self.model.build()) and not any(
+                c.name in ("bn_reset", "repair") for cs in self.config.corrections for c in cs):
+            warnings.warn(
+                f"model {self.model.name!r} has BatchNorm but no correction set re-estimates its "
+                "statistics: interpolated running statistics make path points unreliable; add "
+                "corrections = [[], [\"bn_reset\"]] to compare", stacklevel=3)
 
     # -- models ------------------------------------------------------------------------
     def checkpoint_dir(self) -> Path:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ridgeline.core import __version__
-from ridgeline.core.errors import ResultsMismatchError
+from ridgeline.core.errors import ResultsMismatchError, ResultsReadError
 
 SCHEMA_VERSION = 1
 CURVE_LEVELS = ("aligner", "correction", "path", "segment", "metric")
@@ -379,6 +379,21 @@ class Writer:
 
 
 # -- reading ---------------------------------------------------------------------------
+def _open(path: str | Path) -> h5py.File:
+    """Open a results file for reading, or say clearly why it cannot be."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsReadError(f"results file {path} does not exist")
+    try:
+        file = h5py.File(path, "r")
+    except OSError as error:
+        raise ResultsReadError(f"{path} is not a readable HDF5 file ({error})") from None
+    if "config" not in file.attrs:
+        file.close()
+        raise ResultsReadError(f"{path} is an HDF5 file but not a ridgeline results file")
+    return file
+
+
 def _curve_groups(file: h5py.File) -> Iterator[tuple[dict[str, str], h5py.Group]]:
     for pair, pair_group in file.get("pairs", {}).items():
         if "curves" not in pair_group:
@@ -395,7 +410,7 @@ def _curve_groups(file: h5py.File) -> Iterator[tuple[dict[str, str], h5py.Group]
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The file's top-level attributes (config decoded from JSON)."""
-    with h5py.File(path, "r") as file:
+    with _open(path) as file:
         meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in file.attrs.items()}
     for key in ("config", "timings", "plugin_versions"):
         if isinstance(meta.get(key), str):
@@ -407,7 +422,7 @@ def read_summaries(path: str | Path) -> list[dict[str, Any]]:
     """Tidy rows, one per (pair, aligner, correction, path, segment, metric): the metric's
     summary numbers, ``complete``, and the alignment's objective and seconds."""
     rows = []
-    with h5py.File(path, "r") as file:
+    with _open(path) as file:
         for keys, group in _curve_groups(file):
             row: dict[str, Any] = dict(keys)
             row["complete"] = bool(group.attrs.get("complete", False))
@@ -429,7 +444,7 @@ def read_summaries(path: str | Path) -> list[dict[str, Any]]:
 def read_curves(path: str | Path) -> list[dict[str, Any]]:
     """Tidy rows, one per measured point: the curve's keys, ``index``, ``label`` and columns."""
     rows = []
-    with h5py.File(path, "r") as file:
+    with _open(path) as file:
         for keys, group in _curve_groups(file):
             columns = json.loads(group.attrs["columns"])
             n = int(group.attrs.get("n_done", 0))

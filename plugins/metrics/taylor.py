@@ -42,6 +42,7 @@ class TaylorBarrier(Metric):
     Options: ``split`` (default test), ``examples`` (cap on the inputs used)."""
 
     name = "taylor_barrier"
+    supports_corrections = False  # the Hessian and the measured barrier are of the raw states
     columns = ("measured", "predicted_a", "predicted_mid", "predicted_b", "curvature_mid",
                "delta_norm")
 

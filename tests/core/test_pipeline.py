@@ -261,3 +261,22 @@ def test_a_replaced_checkpoint_is_refused_on_resume(tmp_path):
     save_state(paths[1], pipeline.model.init_state(5))
     with pytest.raises(ResultsMismatchError, match="not the ones its results were measured on"):
         run_pipeline(config, progress=False)
+
+
+def test_bad_devices_splits_and_metric_combinations_fail_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="device 'gpu' is not one torch knows"):
+        Pipeline(small_config(tmp_path, device="gpu"), progress=False)
+    with pytest.raises(ConfigError, match="has no split 'validation'"):
+        Pipeline(small_config(tmp_path, metrics=[{"name": "loss_barrier", "split": "validation"}]),
+                 progress=False)
+    with pytest.raises(ConfigError, match="taylor_barrier.*cannot run under corrections"):
+        Pipeline(small_config(tmp_path, metrics=["taylor_barrier"], corrections=[[], ["repair"]]),
+                 progress=False)
+    assert not (tmp_path / "results.h5").exists()
+
+
+def test_batchnorm_models_without_statistics_correction_are_warned_about(tmp_path):
+    config = small_config(tmp_path, dataset={"name": "synthetic", "image_size": [1, 8, 8]},
+                          model={"name": "convnet", "widths": [4, 4]})
+    with pytest.warns(UserWarning, match="BatchNorm but no correction set"):
+        Pipeline(config, progress=False)

@@ -121,3 +121,15 @@ def test_changed_endpoints_are_refused(tmp_path):
         store.check_endpoints("p", "abc")
         with pytest.raises(ResultsMismatchError, match="not the ones its results were measured on"):
             store.check_endpoints("p", "abd")
+
+
+def test_readers_explain_files_they_cannot_read(tmp_path):
+    from ridgeline.core.errors import ResultsReadError
+
+    (tmp_path / "text.h5").write_text("hello")
+    with pytest.raises(ResultsReadError, match="not a readable HDF5 file"):
+        read_summaries(tmp_path / "text.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = [1]
+    with pytest.raises(ResultsReadError, match="not a ridgeline results file"):
+        read_curves(tmp_path / "other.h5")

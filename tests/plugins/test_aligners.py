@@ -269,8 +269,6 @@ def test_a_group_without_a_hookable_producer_is_named(setup):
 
 @pytest.mark.parametrize("name", ["activation_matching", "sinkhorn", "ot_fusion", "zipit"])
 def test_per_group_assignment_methods_refuse_nested_groups(setup, name):
-    if not hasattr(PermutationSpec, "block"):
-        pytest.skip("this checkout's PermutationSpec has no nested groups")
     spec = PermutationSpec({"heads": 4, "hidden.0": 24},
                            {"heads": [AxisRef("hidden.0.weight", 0, 0, 6)],
                             "hidden.0": [("hidden.0.weight", 0)]},
