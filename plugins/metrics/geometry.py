@@ -19,6 +19,7 @@ from ridgeline.core.checkpoint import load_state
 from ridgeline.core.metric import Metric, PathProbe, Record
 from ridgeline.core.path import Path
 from ridgeline.core.state import State, combine, module_groups
+from ridgeline.plugins.metrics.hessian import parameter_keys
 
 
 def tangent(path: Path, t: float, h: float = 1e-3) -> State:
@@ -30,7 +31,8 @@ def tangent(path: Path, t: float, h: float = 1e-3) -> State:
 
 
 def _vector(state: Mapping[str, torch.Tensor], keys: Sequence[str]) -> torch.Tensor:
-    return torch.cat([state[k].detach().reshape(-1).double().cpu() for k in keys])
+    parts = [state[k].detach().reshape(-1).double().cpu() for k in keys]
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
 
 def angle(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -71,6 +73,8 @@ class Geometry(Metric):
     def measure(self, point: float, probe: PathProbe) -> Mapping[str, float]:
         path = probe.path
         _, keys = self.scopes(path)[int(point)]
+        parameters = set(parameter_keys(probe.evaluator))  # BatchNorm statistics are not weights
+        keys = [k for k in keys if k in parameters]
         a, b = _vector(path.at(0.0), keys), _vector(path.at(1.0), keys)
         distance = float((b - a).norm())
         na, nb = float(a.norm()), float(b.norm())
