@@ -25,10 +25,12 @@ import torch
 
 from ridgeline.core.aligner import AlignContext
 from ridgeline.core.evaluator import Evaluator
+from ridgeline.core.metric import PathProbe
 from ridgeline.core.plugins import registries
-from ridgeline.core.state import distance, lerp
+from ridgeline.core.state import distance
 from ridgeline.core.training import TrainConfig, train
 from ridgeline.plugins.metrics.barrier import barrier_summary, t_grid
+from ridgeline.plugins.paths.linear import LinearPath
 
 ALIGNERS = [
     ("identity", {}),
@@ -49,18 +51,11 @@ ALIGNERS = [
 
 
 def curve(evaluator, a, b, grid, corrections=()):
-    """Test loss and error of the linear path from a to b at every t (with corrections)."""
-    for correction in corrections:
-        correction.prepare([a, b], evaluator)
-    losses, errors = [], []
-    for t in grid:
-        state = lerp(a, b, t)
-        for correction in corrections:
-            state = correction.apply(state, t, evaluator)
-        result = evaluator.evaluate(state, "test")
-        losses.append(result.loss)
-        errors.append(result.error)
-    return losses, errors
+    """Test loss and error of the linear path from a to b at every t (with corrections),
+    through the same probe the pipeline uses."""
+    probe = PathProbe(LinearPath([a, b]), evaluator, corrections)
+    results = [probe.evaluate(t, "test") for t in grid]
+    return [r.loss for r in results], [r.error for r in results]
 
 
 def planted_recovery(regs, spec, a, context) -> list[dict]:
