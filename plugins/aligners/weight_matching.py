@@ -139,15 +139,17 @@ def weight_matching(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Map
 class WeightMatchingAligner(Aligner):
     """Git Re-Basin weight matching (Alg. 1): coordinate descent of linear assignments.
 
-    Options: ``order`` (``random`` with ``seed``, ``forward``, ``backward``), ``max_iter``.
+    Options: ``order`` (``random`` with ``seed``, ``forward``, ``backward``, or ``best``: run
+    all three and keep the highest objective, since coordinate ascent can stop in a local
+    optimum that depends on the order), ``max_iter``.
     """
 
     name = "weight_matching"
     supports_nested = True
 
     def __init__(self, *, order: str = "random", max_iter: int = 100, seed: int | None = None) -> None:
-        if order not in ORDERS:
-            raise ConfigError(f"weight_matching order must be one of {ORDERS}, got {order!r}")
+        if order not in (*ORDERS, "best"):
+            raise ConfigError(f"weight_matching order must be one of {(*ORDERS, 'best')}, got {order!r}")
         super().__init__(order=order, max_iter=max_iter, seed=seed)
         self.order, self.max_iter, self.seed = order, int(max_iter), seed
 
@@ -156,8 +158,12 @@ class WeightMatchingAligner(Aligner):
         self.check_inputs(reference, other, spec)
         start = time.perf_counter()
         seed = context.seed if self.seed is None else self.seed
-        perms, history = weight_matching(spec, reference, other, order=self.order,
-                                         max_iter=self.max_iter, seed=seed)
+        runs = {order: weight_matching(spec, reference, other, order=order, max_iter=self.max_iter,
+                                       seed=seed)
+                for order in (ORDERS if self.order == "best" else (self.order,))}
+        order = max(runs, key=lambda o: runs[o][1][-1])
+        perms, history = runs[order]
         return Alignment(perms=perms, objective=history[-1] if history else float("nan"),
                          history=tuple(history), seconds=time.perf_counter() - start,
-                         diagnostics={"sweeps": len(history), "order": self.order})
+                         diagnostics={"sweeps": len(history), "order": order,
+                                      "objectives": {o: h[-1] for o, (_, h) in runs.items()}})

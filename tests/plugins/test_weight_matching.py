@@ -49,3 +49,15 @@ def test_bad_options_and_mismatched_states_are_explained(regs, small_mlp):
     b = dict(a, **{"hidden.0.weight": torch.zeros(8, 12)})
     with pytest.raises(StateMismatchError, match="hidden.0.weight"):
         regs.aligners.create("weight_matching").align(a, b, small_mlp.spec(), AlignContext())
+
+
+def test_best_order_recovers_a_resnet18_where_forward_sweeps_stop_early(regs):
+    model = regs.models.create("timm", input_shape=(3, 32, 32), num_classes=3, arch="resnet18")
+    spec = model.spec()
+    a = model.init_state(0)
+    b = spec.apply(a, spec.random(torch.Generator().manual_seed(1)))
+    forward = regs.aligners.create("weight_matching", order="forward", seed=0).align(a, b, spec, AlignContext())
+    best = regs.aligners.create("weight_matching", order="best", seed=0).align(a, b, spec, AlignContext())
+    assert distance(a, forward.apply(spec, b)) > 0  # a local optimum of coordinate ascent
+    assert distance(a, best.apply(spec, b)) == 0.0
+    assert best.objective == max(best.diagnostics["objectives"].values())
