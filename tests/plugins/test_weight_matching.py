@@ -56,8 +56,9 @@ def test_best_order_recovers_a_resnet18_where_forward_sweeps_stop_early(regs):
     spec = model.spec()
     a = model.init_state(0)
     b = spec.apply(a, spec.random(torch.Generator().manual_seed(1)))
-    forward = regs.aligners.create("weight_matching", order="forward", seed=0).align(a, b, spec, AlignContext())
-    best = regs.aligners.create("weight_matching", order="best", seed=0).align(a, b, spec, AlignContext())
+    context = AlignContext()
+    forward = regs.aligners.create("weight_matching", order="forward", seed=0).align(a, b, spec, context)
+    best = regs.aligners.create("weight_matching", order="best", seed=0).align(a, b, spec, context)
     assert distance(a, forward.apply(spec, b)) > 0  # a local optimum of coordinate ascent
     assert distance(a, best.apply(spec, b)) == 0.0
     assert best.objective == max(best.diagnostics["objectives"].values())
