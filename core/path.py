@@ -52,6 +52,15 @@ class Path(abc.ABC):
         constructor's options); returns a JSON-serialisable fit report."""
         raise TypeError(f"path {self.name!r} has nothing to fit")
 
+    def fitted(self) -> list[State]:
+        """The states :meth:`fit` produced (stored with the results, so a resumed run reuses
+        them instead of fitting again)."""
+        return []
+
+    def restore(self, states: list[State]) -> None:
+        """Take back the states :meth:`fitted` returned, in place of a fit."""
+        raise TypeError(f"path {self.name!r} has nothing fitted to restore")
+
     def segments(self) -> dict[str, Path]:
         """The curves metrics should run along, by label. Most paths are one curve; a star
         path (one centre, N models) returns its N lines."""

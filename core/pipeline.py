@@ -188,10 +188,16 @@ class Pipeline:
         path = self.registries.paths.create(path_entry.name, endpoints=endpoints, **path_entry.options)
         metrics = [(m, self.registries.metrics.create(m.name, **m.options)) for m in self.config.metrics]
         if path.trainable:
-            start = time.perf_counter()
-            report = path.fit(evaluator)
-            report["seconds"] = time.perf_counter() - start
-            store.write_fit(model_set.name, path_levels, report)
+            stored = store.read_fit(model_set.name, path_levels)
+            if stored is not None:  # resuming: the curve the earlier points were measured on
+                reference = endpoints[0]
+                path.restore([{k: s[k].to(reference[k].device) for k in reference if k in s}
+                              for s in stored])
+            else:
+                start = time.perf_counter()
+                report = path.fit(evaluator)
+                report["seconds"] = time.perf_counter() - start
+                store.write_fit(model_set.name, path_levels, report, path.fitted())
         correction_objects = [self.registries.corrections.create(c.name, **c.options)
                               for c in corrections]
         for segment_label, segment in path.segments().items():

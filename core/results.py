@@ -290,12 +290,32 @@ class ResultsStore:
         self.file.flush()
         return Series(group, columns)
 
-    def write_fit(self, pair: str, levels: Sequence[str], report: Mapping[str, Any]) -> None:
-        """Store a trainable path's fit report (JSON) under ``pairs/<pair>/fits/...``."""
-        name = "/".join([f"pairs/{_safe(pair)}/fits", *(_safe(level) for level in levels)])
-        group = self.file.require_group(name)
+    def _fit_group(self, pair: str, levels: Sequence[str]) -> str:
+        return "/".join([f"pairs/{_safe(pair)}/fits", *(_safe(level) for level in levels)])
+
+    def write_fit(self, pair: str, levels: Sequence[str], report: Mapping[str, Any],
+                  states: Sequence[Mapping[str, torch.Tensor]]) -> None:
+        """Store a trainable path's fit report (JSON) and fitted states under
+        ``pairs/<pair>/fits/...``; ``complete`` is written last."""
+        name = self._fit_group(pair, levels)
+        if name in self.file:
+            del self.file[name]
+        group = self.file.create_group(name)
         group.attrs["report"] = json.dumps(dict(report), default=str)
+        for i, state in enumerate(states):
+            for key, tensor in state.items():
+                group.create_dataset(f"states/{i}/{key}", data=tensor.detach().cpu().numpy())
+        group.attrs["complete"] = True
         self.file.flush()
+
+    def read_fit(self, pair: str, levels: Sequence[str]) -> list[dict[str, torch.Tensor]] | None:
+        """The fitted states stored for a path, or None if its fit is not stored complete."""
+        name = self._fit_group(pair, levels)
+        if name not in self.file or not self.file[name].attrs.get("complete", False):
+            return None
+        group = self.file[name].get("states", {})
+        return [{k: torch.from_numpy(group[i][k][()]) for k in group[i]}
+                for i in sorted(group, key=int)]
 
     def flush(self) -> None:
         self.file.flush()

@@ -145,6 +145,15 @@ class FittedCurve(Path):
     def controls(self) -> list[State]:
         return [self.endpoints[0], *self.free, self.endpoints[-1]]
 
+    def fitted(self) -> list[State]:
+        return list(self.free)
+
+    def restore(self, states: list[State]) -> None:
+        if len(states) != self.free_count():
+            raise ConfigError(f"path {self.name!r} has {self.free_count()} free states, "
+                              f"{len(states)} were stored")
+        self.free = [dict(s) for s in states]
+
     def fit(self, evaluator: Evaluator) -> dict[str, Any]:
         a, b = self.endpoints[0], self.endpoints[-1]
         a = {k: v.to(evaluator.device) for k, v in a.items()}

@@ -122,6 +122,15 @@ class PlanePath(Path):
             n2 = float(flatten(rest).double().norm())
         return e1, {k: v / n2 for k, v in rest.items()}
 
+    def fitted(self) -> list[State]:
+        return self.curve.fitted() if self.curve is not None else []
+
+    def restore(self, states: list[State]) -> None:
+        if self.curve is None:
+            raise TypeError(f"plane mode {self.mode!r} has nothing fitted to restore")
+        self.curve.restore(states)
+        self.directions = self._orthonormal_basis()
+
     def fit(self, evaluator: Evaluator) -> dict[str, Any]:
         if self.curve is None:
             raise TypeError(f"plane mode {self.mode!r} has nothing to fit")

@@ -46,6 +46,12 @@ class StarPath(Path):
     def coefficients(self, t: float) -> torch.Tensor:
         return chain_coefficients(t, 3)
 
+    def fitted(self) -> list[State]:
+        return [self.centre]
+
+    def restore(self, states: list[State]) -> None:
+        (self.centre,) = (dict(s) for s in states)
+
     def fit(self, evaluator: Evaluator) -> dict[str, Any]:
         models = [{k: v.to(evaluator.device) for k, v in s.items()} for s in self.endpoints]
 

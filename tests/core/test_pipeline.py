@@ -241,7 +241,9 @@ def test_trainable_paths_resume_to_the_same_numbers_and_are_not_refitted_when_do
         Pipeline(config, progress=False,
                  host=load_plugins([("flaky", interrupting_plugin(9))], autoload=False)).run()
     host = load_plugins([("flaky", interrupting_plugin(10**6))], autoload=False)
+    fitted_before_resume = len(fits)
     Pipeline(config, progress=False, host=host).run()
+    assert len(fits) == fitted_before_resume  # the stored curves are reused, not refitted
 
     def key(rows):
         return sorted(((r["aligner"], r["index"]), r["loss"]) for r in rows)

@@ -176,3 +176,20 @@ def test_plane_curve_mode_holds_the_fitted_bezier(regs, trained):
     plane.fit(evaluator)
     for t in (0.2, 0.5, 0.9):
         assert plane.project(plane.at(t))[2] < 1e-3  # a quadratic Bezier lies in its plane
+
+
+@pytest.mark.parametrize(("name", "options", "count"), [
+    ("bezier", FIT, 2), ("polychain", {**FIT, "bends": 2}, 2), ("star", FIT, 3),
+    ("plane", {"mode": "curve", "grid": 3, "curve_options": {**FIT, "steps": 10}}, 2)])
+def test_a_fitted_path_is_restored_exactly_from_its_fitted_states(trained, name, options, count):
+    from ridgeline.core.plugins import registries
+
+    states, evaluator = trained
+    fitted = registries().paths.create(name, endpoints=states[:count], **options)
+    fitted.fit(evaluator)
+    restored = registries().paths.create(name, endpoints=states[:count], **options)
+    restored.restore([dict(s) for s in fitted.fitted()])
+    for t in (0.25, 0.5):
+        assert distance(fitted.at(t), restored.at(t)) == 0.0
+    for (label, a), (_, b) in zip(fitted.segments().items(), restored.segments().items()):
+        assert distance(a.at(0.5), b.at(0.5)) == 0.0, label
