@@ -32,6 +32,10 @@ class AlignContext:
     def device(self) -> torch.device:
         return self.evaluator.device if self.evaluator else torch.device("cpu")
 
+    def place(self, state: Mapping[str, torch.Tensor]) -> State:
+        """``state`` detached and on the context's device (for aligners that optimise)."""
+        return {k: v.detach().to(self.device) for k, v in state.items()}
+
 
 @attrs.frozen
 class Alignment:

@@ -116,8 +116,7 @@ class SinkhornAligner(Aligner):
         seed = context.seed if self.seed is None else self.seed
         generator = torch.Generator().manual_seed(seed)
         device = context.device
-        a = {k: v.detach().to(device) for k, v in reference.items()}
-        b = {k: v.detach().to(device) for k, v in other.items()}
+        a, b = context.place(reference), context.place(other)
         logits = {g: (1e-3 * torch.randn(n, n, generator=generator)).to(device).requires_grad_()
                   for g, n in spec.groups.items()}
         optimizer = torch.optim.Adam(logits.values(), lr=self.lr)

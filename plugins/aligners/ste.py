@@ -56,9 +56,7 @@ class STEAligner(Aligner):
         start = time.perf_counter()
         seed = context.seed if self.seed is None else self.seed
         generator = torch.Generator().manual_seed(seed)
-        device = context.device
-        a = {k: v.detach().to(device) for k, v in reference.items()}
-        b = {k: v.detach().to(device) for k, v in other.items()}
+        a, b = context.place(reference), context.place(other)
         # buffers (BatchNorm running statistics) follow the projection but take no gradient
         parameters = {name for name, _ in context.evaluator.module.named_parameters()}
         keys = sorted(spec.keys & parameters)
