@@ -79,9 +79,7 @@ def test_train_can_spawn_children(tmp_path, capsys, flag):
         "m-child0.safetensors", "m-child1.safetensors", "m-parent.safetensors"]
 
 
-TINY_TOML = """
-output = "r.h5"
-metrics = [{ name = "loss_barrier", grid = 3 }, { name = "error_barrier", grid = 3 }]
+THREE_TINY_MLPS = """
 [dataset]
 name = "synthetic"
 [model]
@@ -92,6 +90,11 @@ steps = 20
 [[pairs]]
 seeds = [0, 1, 2]
 """
+
+TINY_TOML = """
+output = "r.h5"
+metrics = [{ name = "loss_barrier", grid = 3 }, { name = "error_barrier", grid = 3 }]
+""" + THREE_TINY_MLPS
 
 
 def test_compare_runs_every_aligner_and_correction_into_one_file(tmp_path, capsys):
@@ -125,16 +128,7 @@ aligners = ["identity"]
 paths = ["linear", { name = "plane", grid = 3 }, { name = "star", steps = 5, batch_size = 32 }]
 metrics = [{ name = "loss_barrier", grid = 3 }, "layerwise_barrier", "taylor_barrier",
            { name = "landscape", curve_points = 3 }]
-[dataset]
-name = "synthetic"
-[model]
-name = "mlp"
-widths = [8]
-[train]
-steps = 20
-[[pairs]]
-seeds = [0, 1, 2]
-"""
+""" + THREE_TINY_MLPS
 
 
 def test_plot_draws_the_landscape_pictures_of_a_pipeline(tmp_path, capsys):
