@@ -8,7 +8,7 @@ first state, since averaging a counter means nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -73,12 +73,6 @@ def clone(state: Mapping[str, torch.Tensor], device: torch.device | str | None =
 
 def to_device(state: Mapping[str, torch.Tensor], device: torch.device | str) -> State:
     return {k: v.to(device) for k, v in state.items()}
-
-
-def flatten(state: Mapping[str, torch.Tensor], keys: Iterable[str] | None = None) -> torch.Tensor:
-    """Concatenate the floating-point tensors (in key order) into one vector."""
-    keys = list(state) if keys is None else list(keys)
-    return torch.cat([state[k].reshape(-1) for k in keys if state[k].is_floating_point()])
 
 
 def distance(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:

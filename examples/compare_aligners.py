@@ -23,13 +23,8 @@ import warnings
 
 import torch
 
-from ridgeline.core.aligner import AlignContext
-from ridgeline.core.evaluator import Evaluator
-from ridgeline.core.metric import PathProbe
-from ridgeline.core.plugins import registries
-from ridgeline.core.state import distance
-from ridgeline.core.training import TrainConfig, train
-from ridgeline.plugins.metrics.barrier import barrier_summary, t_grid
+from ridgeline.core import AlignContext, Evaluator, PathProbe, TrainConfig, registries, train
+from ridgeline.core.numerics import barrier_summary, distance, t_grid
 from ridgeline.plugins.paths.linear import LinearPath
 
 ALIGNERS = [

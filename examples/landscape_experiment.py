@@ -24,13 +24,9 @@ import json
 import time
 from pathlib import Path
 
-from ridgeline.core.checkpoint import load_state, save_state
-from ridgeline.core.evaluator import Evaluator
-from ridgeline.core.landscape_plots import barrier_scatter, landscape_contour, layer_heatmap
-from ridgeline.core.metric import PathProbe
-from ridgeline.core.plugins import registries
-from ridgeline.core.training import TrainConfig, train
-from ridgeline.core.trajectory import measure_along
+from ridgeline.core import Evaluator, PathProbe, TrainConfig, load_state, registries, save_state, train
+from ridgeline.core.plots.landscape import barrier_scatter, landscape_contour, layer_heatmap
+from ridgeline.core.run.trajectory import measure_along
 
 
 def run_metric(metric, path, evaluator):

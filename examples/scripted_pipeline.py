@@ -11,10 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ridgeline.core.config import PipelineConfig
-from ridgeline.core.pipeline import Pipeline
-from ridgeline.core.report import format_table, report_rows
-from ridgeline.core.results import read_curves
+from ridgeline.core import Pipeline, PipelineConfig, read_curves, report_rows
+from ridgeline.core.results.tables import format_table
 
 
 def main(out_dir: str = "ridgeline-scripted") -> None:

@@ -25,12 +25,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from ridgeline.core.evaluator import Evaluator
-from ridgeline.core.landscape_plots import layer_heatmap
-from ridgeline.core.metric import PathProbe
-from ridgeline.core.plugins import registries
-from ridgeline.core.training import TrainConfig, spawn
-from ridgeline.core.trajectory import measure_along
+from ridgeline.core import Evaluator, PathProbe, TrainConfig, registries, spawn
+from ridgeline.core.plots.landscape import layer_heatmap
+from ridgeline.core.run.trajectory import measure_along
 
 
 def measure(metric, path, evaluator):

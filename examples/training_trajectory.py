@@ -16,11 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ridgeline.core.evaluator import Evaluator
-from ridgeline.core.landscape_plots import layer_heatmap
-from ridgeline.core.plugins import registries
-from ridgeline.core.training import TrainConfig, train
-from ridgeline.core.trajectory import checkpoint_series, measure_trajectory
+from ridgeline.core import Evaluator, TrainConfig, checkpoint_series, measure_trajectory, registries, train
+from ridgeline.core.plots.landscape import layer_heatmap
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ridgeline.core.plugins import registries
+from ridgeline.core.plugin_host.host import registries
 
 
 @pytest.fixture(autouse=True)

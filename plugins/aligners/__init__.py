@@ -1,7 +1,7 @@
 """Aligner plugins: ``identity``, ``weight_matching``, ``activation_matching``, ``ste``,
 ``sinkhorn``, ``ot_fusion``, ``zipit`` and ``merge_many``."""
 
-from ridgeline.core.plugins import hookimpl
+from ridgeline.core import hookimpl
 from ridgeline.plugins.aligners.activation_matching import ActivationMatchingAligner
 from ridgeline.plugins.aligners.identity import IdentityAligner
 from ridgeline.plugins.aligners.merge_many import MergeManyAligner

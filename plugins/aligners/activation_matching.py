@@ -17,21 +17,11 @@ import time
 from collections.abc import Mapping
 
 import torch
-from scipy.optimize import linear_sum_assignment
 
-from ridgeline.core.aligner import AlignContext, Aligner, Alignment
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.spec import Perms, PermutationSpec
-from ridgeline.plugins.aligners.activations import Moments, cross_similarity, stream_moments
+from ridgeline.core import AlignContext, Aligner, Alignment, ConfigError, Perms, PermutationSpec
+from ridgeline.core.numerics import Moments, assignment, cross_similarity, stream_moments
 
 KINDS = ("correlation", "inner")
-
-
-def assignment(similarity: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """The permutation maximising sum_i S[i, perm[i]] and that sum."""
-    rows, cols = linear_sum_assignment(similarity.detach().cpu().numpy(), maximize=True)
-    perm = torch.as_tensor(cols, dtype=torch.long)
-    return perm, float(similarity.cpu()[torch.as_tensor(rows), perm].sum())
 
 
 def match_moments(moments: Mapping[str, list[Moments]], kind: str = "correlation",

@@ -6,8 +6,7 @@ from collections.abc import Mapping
 
 import torch
 
-from ridgeline.core.aligner import AlignContext, Aligner, Alignment
-from ridgeline.core.spec import PermutationSpec
+from ridgeline.core import AlignContext, Aligner, Alignment, PermutationSpec
 
 
 class IdentityAligner(Aligner):

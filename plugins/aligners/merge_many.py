@@ -19,10 +19,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from ridgeline.core.aligner import AlignContext, Aligner, Alignment
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.spec import Perms, PermutationSpec
-from ridgeline.core.state import State, check_compatible, combine
+from ridgeline.core import AlignContext, Aligner, Alignment, ConfigError, Perms, PermutationSpec, State
+from ridgeline.core.numerics import check_compatible, combine
 from ridgeline.plugins.aligners.weight_matching import matching_objective, weight_matching
 
 

@@ -30,12 +30,8 @@ from collections.abc import Mapping
 import ot
 import torch
 
-from ridgeline.core.aligner import AlignContext, Aligner, Alignment
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.spec import PermutationSpec
-from ridgeline.plugins.aligners.activation_matching import assignment
-from ridgeline.plugins.aligners.activations import Moments, stream_moments
-from ridgeline.plugins.aligners.sinkhorn import soft_apply
+from ridgeline.core import AlignContext, Aligner, Alignment, ConfigError, PermutationSpec
+from ridgeline.core.numerics import Moments, assignment, soft_apply, stream_moments
 
 SOLVERS = ("emd", "sinkhorn")
 SOURCES = ("weights", "activations")

@@ -21,10 +21,8 @@ from collections.abc import Mapping
 
 import torch
 
-from ridgeline.core.aligner import AlignContext, Aligner, Alignment
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.spec import PermutationSpec
-from ridgeline.core.state import combine
+from ridgeline.core import AlignContext, Aligner, Alignment, ConfigError, PermutationSpec
+from ridgeline.core.numerics import combine
 from ridgeline.plugins.aligners.weight_matching import weight_matching
 
 T_MODES = ("midpoint", "random")

@@ -22,9 +22,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ridgeline.core.aligner import AlignContext, Aligner, Alignment
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.spec import Perms, PermutationSpec
+from ridgeline.core import AlignContext, Aligner, Alignment, ConfigError, Perms, PermutationSpec
 
 ORDERS = ("random", "forward", "backward")
 

@@ -28,13 +28,9 @@ from collections.abc import Mapping
 
 import torch
 
-from ridgeline.core.aligner import AlignContext, Aligner, Alignment
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.spec import PermutationSpec
-from ridgeline.core.state import State
+from ridgeline.core import AlignContext, Aligner, Alignment, ConfigError, PermutationSpec, State
+from ridgeline.core.numerics import Moments, soft_apply, stream_moments
 from ridgeline.plugins.aligners.activation_matching import match_moments
-from ridgeline.plugins.aligners.activations import Moments, stream_moments
-from ridgeline.plugins.aligners.sinkhorn import soft_apply
 
 
 def greedy_pairs(corr: torch.Tensor, n: int, within: bool = True) -> list[tuple[int, int]]:

@@ -1,6 +1,6 @@
 """Correction plugins: ``bn_reset`` and ``repair``."""
 
-from ridgeline.core.plugins import hookimpl
+from ridgeline.core import hookimpl
 from ridgeline.plugins.corrections.bn_reset import BatchNormReset
 from ridgeline.plugins.corrections.repair import Repair
 

@@ -11,9 +11,7 @@ from collections.abc import Mapping
 
 import torch
 
-from ridgeline.core.correction import Correction
-from ridgeline.core.evaluator import Evaluator
-from ridgeline.core.state import State
+from ridgeline.core import Correction, Evaluator, State
 
 
 class BatchNormReset(Correction):

@@ -29,17 +29,8 @@ from collections.abc import Mapping
 
 import torch
 
-from ridgeline.core.correction import Correction
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.evaluator import Evaluator
-from ridgeline.core.state import State
-from ridgeline.plugins.aligners.activations import (
-    Producer,
-    collect_moments,
-    hooked,
-    module_producers,
-    unit_samples,
-)
+from ridgeline.core import ConfigError, Correction, Evaluator, State
+from ridgeline.core.numerics import Producer, collect_moments, hooked, module_producers, unit_samples
 
 
 def _correctable(evaluator: Evaluator, state: Mapping[str, torch.Tensor]) -> list[Producer]:

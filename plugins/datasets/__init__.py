@@ -1,6 +1,6 @@
 """Dataset plugins: ``mnist1d``, ``digits`` and ``synthetic`` (all generated or shipped locally)."""
 
-from ridgeline.core.plugins import hookimpl
+from ridgeline.core import hookimpl
 from ridgeline.plugins.datasets.local import DigitsDataset, MNIST1DDataset, SyntheticDataset
 
 

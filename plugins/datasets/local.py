@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ridgeline.core.data import Dataset
-from ridgeline.core.errors import DataError
+from ridgeline.core import DataError, Dataset
 
 
 def _standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:

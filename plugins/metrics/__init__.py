@@ -1,7 +1,7 @@
 """Metric plugins: ``loss_barrier``, ``error_barrier``, ``layerwise_barrier``, ``taylor_barrier``,
 ``curvature``, ``gradient``, ``geometry``, ``disagreement``, ``landscape``."""
 
-from ridgeline.core.plugins import hookimpl
+from ridgeline.core import hookimpl
 from ridgeline.plugins.metrics.barrier import ErrorBarrier, LossBarrier
 from ridgeline.plugins.metrics.curvature import Curvature
 from ridgeline.plugins.metrics.disagreement import Disagreement

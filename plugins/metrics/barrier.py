@@ -14,61 +14,11 @@ Two networks are "linearly mode connected" when the error barrier is below 2 per
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-import numpy as np
-
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.metric import Metric, PathProbe, Record
-from ridgeline.core.path import Path
-
-
-def barrier_summary(ts: Sequence[float], values: Sequence[float]) -> dict[str, float]:
-    """Both barrier forms, the midpoint value and the endpoints of a curve sampled at ``ts``.
-
-    ``ts`` must contain 0 and 1 (and 0.5 for a midpoint; otherwise it is interpolated).
-    Non-finite values make every summary NaN except ``finite`` (0.0), so a divergent point is
-    flagged rather than hidden.
-    """
-    t = np.asarray(ts, dtype=np.float64)
-    v = np.asarray(values, dtype=np.float64)
-    order = np.argsort(t)
-    t, v = t[order], v[order]
-    if t[0] != 0.0 or t[-1] != 1.0:
-        raise ValueError("a barrier needs the curve at t = 0 and t = 1")
-    start, end = float(v[0]), float(v[-1])
-    finite = bool(np.all(np.isfinite(v)))
-    if not finite:
-        nan = math.nan
-        return {"barrier": nan, "barrier_mean": nan, "midpoint": float(np.interp(0.5, t, v)),
-                "start": start, "end": end, "max": nan, "t_max": nan, "finite": 0.0}
-    chord = v - ((1.0 - t) * start + t * end)
-    i = int(np.argmax(chord))
-    return {
-        "barrier": float(chord[i]),
-        "barrier_mean": float(v.max() - (start + end) / 2.0),
-        "midpoint": float(np.interp(0.5, t, v)),
-        "start": start,
-        "end": end,
-        "max": float(v.max()),
-        "t_max": float(t[i]),
-        "finite": 1.0,
-    }
-
-
-def t_grid(grid: int | Sequence[float]) -> list[float]:
-    """An even grid of ``grid`` points on [0, 1], or the given points, always with 0, 0.5, 1."""
-    if isinstance(grid, int):
-        if grid < 2:
-            raise ConfigError(f"a t grid needs at least 2 points, got {grid}")
-        points = np.linspace(0.0, 1.0, grid).tolist()
-    else:
-        points = [float(p) for p in grid]
-        if any(not 0.0 <= p <= 1.0 for p in points):
-            raise ConfigError(f"t grid points must lie in [0, 1], got {points}")
-    return sorted({round(p, 12) for p in [*points, 0.0, 0.5, 1.0]})
+from ridgeline.core import Metric, Path, PathProbe, Record
+from ridgeline.core.numerics import barrier_summary, t_grid
 
 
 class _CurveBarrier(Metric):

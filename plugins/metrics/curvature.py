@@ -10,11 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ridgeline.core.metric import Metric, PathProbe, Record
-from ridgeline.core.path import Path
-from ridgeline.core.state import subtract
-from ridgeline.plugins.metrics.barrier import t_grid
-from ridgeline.plugins.metrics.hessian import LossSurface, norm, restrict
+from ridgeline.core import Metric, Path, PathProbe, Record
+from ridgeline.core.numerics import LossSurface, norm, restrict, subtract, t_grid
 
 
 class Curvature(Metric):

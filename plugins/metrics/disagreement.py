@@ -13,9 +13,8 @@ from typing import Any
 
 import torch
 
-from ridgeline.core.metric import Metric, PathProbe, Record
-from ridgeline.core.path import Path
-from ridgeline.plugins.metrics.barrier import t_grid
+from ridgeline.core import Metric, Path, PathProbe, Record
+from ridgeline.core.numerics import t_grid
 
 
 def predictions(evaluator: Any, state: Mapping[str, torch.Tensor], split: str) -> torch.Tensor:

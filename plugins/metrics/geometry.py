@@ -15,32 +15,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from ridgeline.core.checkpoint import load_state
-from ridgeline.core.metric import Metric, PathProbe, Record
-from ridgeline.core.path import Path
-from ridgeline.core.state import State, combine, module_groups
-from ridgeline.plugins.metrics.hessian import parameter_keys
-
-
-def tangent(path: Path, t: float, h: float = 1e-3) -> State:
-    """d theta / dt at ``t``: the controls weighted by the derivative of the coefficients
-    (a central difference, one-sided at the ends; exact for polynomials of degree <= 2)."""
-    lo, hi = max(0.0, t - h), min(1.0, t + h)
-    weights = (path.coefficients(hi) - path.coefficients(lo)) / (hi - lo)
-    return {k: v for k, v in combine(path.controls, weights.tolist()).items() if v.is_floating_point()}
-
-
-def _vector(state: Mapping[str, torch.Tensor], keys: Sequence[str]) -> torch.Tensor:
-    parts = [state[k].detach().reshape(-1).double().cpu() for k in keys]
-    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
-
-
-def angle(x: torch.Tensor, y: torch.Tensor) -> float:
-    """The angle between two vectors in degrees (NaN if either is zero)."""
-    nx, ny = float(x.norm()), float(y.norm())
-    if nx == 0.0 or ny == 0.0:
-        return math.nan
-    return math.degrees(math.acos(max(-1.0, min(1.0, float(x @ y) / (nx * ny)))))
+from ridgeline.core import Metric, Path, PathProbe, Record, load_state
+from ridgeline.core.numerics import angle, flatten, module_groups, parameter_keys
 
 
 class Geometry(Metric):
@@ -75,11 +51,11 @@ class Geometry(Metric):
         _, keys = self.scopes(path)[int(point)]
         parameters = set(parameter_keys(probe.evaluator))  # BatchNorm statistics are not weights
         keys = [k for k in keys if k in parameters]
-        a, b = _vector(path.at(0.0), keys), _vector(path.at(1.0), keys)
+        a, b = (flatten(path.at(t), keys).detach().double().cpu() for t in (0.0, 1.0))
         distance = float((b - a).norm())
         na, nb = float(a.norm()), float(b.norm())
         ts = torch.linspace(0.0, 1.0, self.length_points).tolist()
-        samples = [_vector(path.at(t), keys) for t in ts]
+        samples = [flatten(path.at(t), keys).detach().double().cpu() for t in ts]
         length = float(sum((q - p).norm() for p, q in itertools.pairwise(samples)))
         record = {"distance": distance, "norm_a": na, "norm_b": nb,
                   "cosine": float(a @ b) / (na * nb) if na and nb else math.nan,
@@ -87,7 +63,7 @@ class Geometry(Metric):
                   "path_length": length, "spawn_angle": math.nan,
                   "displacement_a": math.nan, "displacement_b": math.nan}
         if self.origin is not None:
-            o = _vector(self.origin, keys)
+            o = flatten(self.origin, keys).detach().double().cpu()
             record.update(spawn_angle=angle(a - o, b - o), displacement_a=float((a - o).norm()),
                           displacement_b=float((b - o).norm()))
         return record

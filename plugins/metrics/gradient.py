@@ -12,12 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from ridgeline.core.metric import Metric, PathProbe, Record
-from ridgeline.core.path import Path
-from ridgeline.core.state import module_groups
-from ridgeline.plugins.metrics.barrier import t_grid
-from ridgeline.plugins.metrics.geometry import tangent
-from ridgeline.plugins.metrics.hessian import LossSurface, dot, norm, restrict
+from ridgeline.core import Metric, Path, PathProbe, Record
+from ridgeline.core.numerics import LossSurface, dot, module_groups, norm, restrict, t_grid, tangent
 
 BASE_COLUMNS = ("t", "grad_norm", "cos_tangent", "slope")
 

@@ -16,9 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.metric import Metric, PathProbe, Record
-from ridgeline.core.path import Path
+from ridgeline.core import ConfigError, Metric, Path, PathProbe, Record
 
 
 def _plane(path: Path) -> Any:

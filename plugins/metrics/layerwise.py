@@ -16,11 +16,8 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.metric import Metric, PathProbe, Record
-from ridgeline.core.path import Path
-from ridgeline.core.state import lerp, module_groups
-from ridgeline.plugins.paths.layerwise import blend_layers
+from ridgeline.core import ConfigError, Metric, Path, PathProbe, Record
+from ridgeline.core.numerics import blend_layers, lerp, module_groups
 
 MODES = ("single", "cumulative")
 ORDERS = ("input", "output", "random")

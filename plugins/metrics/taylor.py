@@ -20,11 +20,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ridgeline.core.metric import Metric, PathProbe, Record
-from ridgeline.core.path import Path
-from ridgeline.core.state import lerp, module_groups, subtract
-from ridgeline.plugins.metrics.hessian import LossSurface, restrict
-from ridgeline.plugins.paths.layerwise import blend_layers
+from ridgeline.core import Metric, Path, PathProbe, Record
+from ridgeline.core.numerics import LossSurface, blend_layers, lerp, module_groups, restrict, subtract
 
 HESSIAN_AT = {"predicted_a": 0.0, "predicted_mid": 0.5, "predicted_b": 1.0}
 

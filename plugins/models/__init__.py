@@ -1,6 +1,6 @@
 """Model plugins: ``mlp``, ``timm`` and ``convnet``."""
 
-from ridgeline.core.plugins import hookimpl
+from ridgeline.core import hookimpl
 from ridgeline.plugins.models.convnet import ConvNetModel
 from ridgeline.plugins.models.mlp import MLPModel
 from ridgeline.plugins.models.timm_models import TimmModel

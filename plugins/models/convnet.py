@@ -13,9 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.model import Model
-from ridgeline.core.spec import AxisRef, PermutationSpec
+from ridgeline.core import AxisRef, ConfigError, Model, PermutationSpec
 
 
 class ConvBlock(nn.Module):

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ridgeline.core.model import Model
-from ridgeline.core.spec import AxisRef, PermutationSpec
+from ridgeline.core import AxisRef, Model, PermutationSpec
 
 
 class MLP(nn.Module):

@@ -13,8 +13,7 @@ from typing import Any
 import timm
 from torch import nn
 
-from ridgeline.core.errors import ConfigError, UnknownEntryError
-from ridgeline.core.model import Model
+from ridgeline.core import ConfigError, Model, UnknownEntryError
 
 
 class TimmModel(Model):
@@ -42,7 +41,7 @@ class TimmModel(Model):
             kwargs.setdefault("in_chans", self.input_shape[0])
         module = timm.create_model(self.arch, pretrained=False, num_classes=self.num_classes, **kwargs)
         if self.checkpoint:
-            from ridgeline.core.checkpoint import load_state
+            from ridgeline.core import load_state
 
             module.load_state_dict(load_state(self.checkpoint))
         return module

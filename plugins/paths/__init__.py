@@ -1,6 +1,6 @@
 """Path plugins: ``linear``, ``bezier``, ``polychain``, ``layerwise``, ``star``, ``plane``."""
 
-from ridgeline.core.plugins import hookimpl
+from ridgeline.core import hookimpl
 from ridgeline.plugins.paths.bezier import BezierPath
 from ridgeline.plugins.paths.layerwise import LayerwisePath
 from ridgeline.plugins.paths.linear import LinearPath

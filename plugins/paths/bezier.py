@@ -13,9 +13,7 @@ from typing import Any
 
 import torch
 
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.state import State
-from ridgeline.plugins.paths.fitting import FittedCurve
+from ridgeline.core import ConfigError, FittedCurve, State
 
 
 def bernstein(t: float, degree: int) -> torch.Tensor:

@@ -9,35 +9,13 @@ anchor) and (chosen layers from B, others from the anchor).
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.path import Path
-from ridgeline.core.state import State, lerp, module_groups
-
-
-def select_layers(groups: Mapping[str, list[str]], layers: Sequence[str]) -> list[str]:
-    """The layer names matching ``layers`` (exact names or fnmatch patterns), in model order."""
-    chosen = []
-    for pattern in layers:
-        matched = [name for name in groups if fnmatch.fnmatchcase(name, pattern)]
-        if not matched:
-            raise ConfigError(f"no layer matches {pattern!r}; the layers are {', '.join(groups)}")
-        chosen.extend(m for m in matched if m not in chosen)
-    return [name for name in groups if name in chosen]
-
-
-def blend_layers(anchor: Mapping[str, torch.Tensor], a: Mapping[str, torch.Tensor],
-                 b: Mapping[str, torch.Tensor], keys: Sequence[str], t: float) -> State:
-    """``anchor`` with the tensors ``keys`` replaced by (1 - t) a + t b."""
-    out = dict(anchor)
-    mixed = lerp({k: a[k] for k in keys}, {k: b[k] for k in keys}, t)
-    out.update(mixed)
-    return out
+from ridgeline.core import ConfigError, Path, State
+from ridgeline.core.numerics import blend_layers, module_groups, select_layers
 
 
 class LayerwisePath(Path):

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ridgeline.core.path import Path
-from ridgeline.core.state import State
+from ridgeline.core import Path, State
 
 
 class LinearPath(Path):

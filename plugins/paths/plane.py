@@ -25,10 +25,8 @@ from typing import Any
 
 import torch
 
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.evaluator import Evaluator
-from ridgeline.core.path import Path
-from ridgeline.core.state import State, combine, flatten, subtract
+from ridgeline.core import ConfigError, Evaluator, Path, State
+from ridgeline.core.numerics import combine, flatten, subtract
 from ridgeline.plugins.paths.bezier import BezierPath
 from ridgeline.plugins.paths.polychain import PolychainPath, chain_coefficients
 

@@ -12,9 +12,7 @@ from typing import Any
 
 import torch
 
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.state import State
-from ridgeline.plugins.paths.fitting import FittedCurve
+from ridgeline.core import ConfigError, FittedCurve, State
 
 
 def chain_coefficients(t: float, count: int) -> torch.Tensor:

@@ -13,11 +13,8 @@ from typing import Any
 
 import torch
 
-from ridgeline.core.errors import ConfigError
-from ridgeline.core.evaluator import Evaluator
-from ridgeline.core.path import Path
-from ridgeline.core.state import State, combine, lerp
-from ridgeline.plugins.paths.fitting import FitSettings, fit_free_states
+from ridgeline.core import ConfigError, Evaluator, Path, State
+from ridgeline.core.numerics import FitSettings, combine, fit_free_states, lerp
 from ridgeline.plugins.paths.linear import LinearPath
 from ridgeline.plugins.paths.polychain import chain_coefficients
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ridgeline.core.cli import main
-from ridgeline.core.config import PipelineConfig
-from ridgeline.core.quickstart import quickstart_config
+from ridgeline.core.cli.quickstart import quickstart_config
+from ridgeline.core.run.config import PipelineConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--epochs", "2", "--num-samples", "600", "--width", "32", "--grid", "5", "--quiet", "--device", "cpu"]
@@ -105,7 +105,7 @@ def test_compare_runs_every_aligner_and_correction_into_one_file(tmp_path, capsy
                  "--corrections", "none", "bn_reset", "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "align objective" in printed and "bn_reset" in printed
-    from ridgeline.core.report import report_rows
+    from ridgeline.core.results.tables import report_rows
 
     rows = report_rows(out / "results.h5")
     # 2 aligners x 2 correction sets x 2 lines (reference to each of the two other models)
@@ -145,8 +145,8 @@ def test_plot_draws_the_landscape_pictures_of_a_pipeline(tmp_path, capsys):
 
 
 def test_checkpoint_series_are_measured_over_training_time(tmp_path, capsys, regs):
-    from ridgeline.core.results import read_summaries
-    from ridgeline.core.training import TrainConfig, train
+    from ridgeline.core.results.readers import read_summaries
+    from ridgeline.core.run.training import TrainConfig, train
 
     dataset = regs.datasets.create("synthetic")
     model = regs.models.create("mlp", input_shape=dataset.input_shape, num_classes=dataset.num_classes,

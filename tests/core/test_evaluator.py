@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ridgeline.core.evaluator import Evaluator
+from ridgeline.core.interfaces.evaluator import Evaluator
 
 
 def test_evaluation_is_functional_and_matches_the_module(small_mlp, synthetic):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ridgeline.core.landscape_plots import barrier_scatter, landscape_contour, layer_heatmap
+from ridgeline.core.plots.landscape import barrier_scatter, landscape_contour, layer_heatmap
 
 PNG, PDF = b"\x89PNG", b"%PDF"
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from ridgeline.core.checkpoint import save_state
-from ridgeline.core.config import PipelineConfig
 from ridgeline.core.errors import ConfigError, ResultsMismatchError, StateMismatchError, UnknownEntryError
-from ridgeline.core.metric import PathProbe
-from ridgeline.core.pipeline import Pipeline, run_pipeline
-from ridgeline.core.plugins import hookimpl, load_plugins
-from ridgeline.core.results import read_curves, read_metadata, read_summaries
+from ridgeline.core.interfaces.metric import PathProbe
+from ridgeline.core.plugin_host.host import hookimpl, load_plugins
+from ridgeline.core.results.readers import read_curves, read_metadata, read_summaries
+from ridgeline.core.run.config import PipelineConfig
+from ridgeline.core.run.pipeline import Pipeline, run_pipeline
 from ridgeline.plugins.metrics.barrier import LossBarrier
 
 
@@ -122,7 +122,7 @@ def test_nan_losses_are_recorded_and_flagged(tmp_path):
     output = run_pipeline(config, progress=False)
     loss = next(r for r in read_summaries(output) if r["metric"] == "loss_barrier")
     assert loss["finite"] == 0.0 and math.isnan(loss["barrier"])
-    from ridgeline.core.report import format_table, report_rows
+    from ridgeline.core.results.tables import format_table, report_rows
 
     assert "NaN/inf" in format_table(report_rows(output))
 
@@ -157,7 +157,7 @@ def test_bad_configs_are_explained(tmp_path, bad, message):
 
 
 def test_a_merging_aligners_product_is_stored_and_measured(tmp_path):
-    from ridgeline.core.aligner import Alignment
+    from ridgeline.core.interfaces.aligner import Alignment
     from ridgeline.core.state import lerp
     from ridgeline.plugins.aligners.weight_matching import WeightMatchingAligner
 

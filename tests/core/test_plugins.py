@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ridgeline.core import hookspecs
 from ridgeline.core.errors import DuplicateEntryError, PluginLoadError
-from ridgeline.core.plugins import INTERNAL_PLUGINS, hookimpl, load_plugins
-from ridgeline.core.registry import KINDS
+from ridgeline.core.plugin_host import hookspecs
+from ridgeline.core.plugin_host.host import INTERNAL_PLUGINS, hookimpl, load_plugins
+from ridgeline.core.plugin_host.registry import KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def install_fake_distribution(tmp_path: Path, monkeypatch, module: str, source: 
 
 
 GOOD = """
-from ridgeline.core.plugins import hookimpl
+from ridgeline.core import hookimpl
 from ridgeline.plugins.aligners.identity import IdentityAligner
 
 class Renamed(IdentityAligner):
@@ -76,7 +76,7 @@ def test_broken_plugin_error_names_plugin_and_distribution(tmp_path, monkeypatch
 
 def test_plugin_failing_inside_its_hook_is_named(tmp_path, monkeypatch):
     source = """
-    from ridgeline.core.plugins import hookimpl
+    from ridgeline.core import hookimpl
 
     @hookimpl
     def register_paths(register):

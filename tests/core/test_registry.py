@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ridgeline.core.errors import ConfigError, DuplicateEntryError, UnknownEntryError
-from ridgeline.core.registry import KINDS, Registry
+from ridgeline.core.plugin_host.registry import KINDS, Registry
 
 
 def make() -> Registry:

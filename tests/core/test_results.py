@@ -6,9 +6,11 @@ import h5py
 import pytest
 import torch
 
-from ridgeline.core.aligner import Alignment
 from ridgeline.core.errors import ResultsMismatchError
-from ridgeline.core.results import ResultsStore, Writer, read_curves, read_summaries
+from ridgeline.core.interfaces.aligner import Alignment
+from ridgeline.core.results.readers import read_curves, read_summaries
+from ridgeline.core.results.store import ResultsStore
+from ridgeline.core.results.writer import Writer
 
 LEVELS = ("wm", "none", "linear", "line", "loss_barrier")
 

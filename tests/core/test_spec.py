@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ridgeline.core.errors import SpecError
-from ridgeline.core.spec import AxisRef, PermutationSpec
+from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
 
 
 def test_permuting_the_mlp_with_its_spec_leaves_outputs_unchanged(small_mlp):

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from ridgeline.core import tracing_ops
 from ridgeline.core.errors import SpecError
-from ridgeline.core.spec import AxisRef, PermutationSpec
-from ridgeline.core.tracing import derive_spec
+from ridgeline.core.symmetry import op_rules as tracing_ops
+from ridgeline.core.symmetry.derive import derive_spec
+from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
 
 
 def _function_preserved(module: nn.Module, spec: PermutationSpec, x: torch.Tensor) -> None:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import torch
 
-from ridgeline.core.evaluator import Evaluator
+from ridgeline.core.interfaces.evaluator import Evaluator
+from ridgeline.core.run.training import TrainConfig, spawn, train
 from ridgeline.core.state import distance
-from ridgeline.core.training import TrainConfig, spawn, train
 
 
 def test_training_learns_and_is_reproducible(small_mlp, synthetic):

@@ -6,16 +6,16 @@ import pytest
 
 from ridgeline.core.checkpoint import load_state
 from ridgeline.core.errors import ConfigError, StateMismatchError
-from ridgeline.core.evaluator import Evaluator
+from ridgeline.core.interfaces.evaluator import Evaluator
+from ridgeline.core.run.training import TrainConfig, train
+from ridgeline.core.run.trajectory import checkpoint_series, measure_trajectory
 from ridgeline.core.state import distance
-from ridgeline.core.training import TrainConfig, train
-from ridgeline.core.trajectory import checkpoint_series, measure_trajectory
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Two runs of a tiny mlp (different seeds) and a repeat of the first, checkpointed every 10 steps."""
-    from ridgeline.core.plugins import registries
+    from ridgeline.core.plugin_host.host import registries
 
     regs = registries()
     data = regs.datasets.create("synthetic", features=8, num_classes=3, train_size=128, test_size=64)

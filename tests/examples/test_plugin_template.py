@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from ridgeline.core.aligner import AlignContext
-from ridgeline.core.config import PipelineConfig
-from ridgeline.core.pipeline import Pipeline
-from ridgeline.core.plugins import load_plugins
-from ridgeline.core.results import read_summaries
+from ridgeline.core.interfaces.aligner import AlignContext
+from ridgeline.core.plugin_host.host import load_plugins
+from ridgeline.core.results.readers import read_summaries
+from ridgeline.core.run.config import PipelineConfig
+from ridgeline.core.run.pipeline import Pipeline
 from ridgeline.core.state import distance
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "examples" / "plugin-template"
@@ -57,6 +57,6 @@ def test_template_plugin_registers_through_the_entry_point_and_runs(tmp_path, mo
     })
     output = Pipeline(config, progress=False, host=host).run()
     assert {r["aligner"] for r in read_summaries(output)} == {"identity", "norm_matching"}
-    from ridgeline.core.results import read_metadata
+    from ridgeline.core.results.readers import read_metadata
 
     assert read_metadata(output)["plugin_versions"]["template"] == "0.1.0"

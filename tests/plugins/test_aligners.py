@@ -8,16 +8,16 @@ import warnings
 import pytest
 import torch
 
-from ridgeline.core.aligner import AlignContext
 from ridgeline.core.errors import ConfigError, DataError, SpecError, StateMismatchError
-from ridgeline.core.evaluator import Evaluator
-from ridgeline.core.plugins import registries
-from ridgeline.core.spec import AxisRef, PermutationSpec
+from ridgeline.core.interfaces.aligner import AlignContext
+from ridgeline.core.interfaces.evaluator import Evaluator
+from ridgeline.core.numerics.activations import producers, stream_moments, unit_samples
+from ridgeline.core.numerics.soft_permutation import soft_apply
+from ridgeline.core.plugin_host.host import registries
+from ridgeline.core.run.training import TrainConfig, train
 from ridgeline.core.state import combine
-from ridgeline.core.training import TrainConfig, train
-from ridgeline.plugins.aligners.activations import producers, stream_moments, unit_samples
+from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
 from ridgeline.plugins.aligners.merge_many import merge_many
-from ridgeline.plugins.aligners.sinkhorn import soft_apply
 from ridgeline.plugins.aligners.weight_matching import matching_objective, weight_matching
 from ridgeline.plugins.aligners.zipit import zip_models
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from ridgeline.core.errors import ConfigError
-from ridgeline.core.evaluator import Evaluator
-from ridgeline.core.metric import PathProbe
-from ridgeline.plugins.metrics.barrier import barrier_summary, t_grid
+from ridgeline.core.interfaces.evaluator import Evaluator
+from ridgeline.core.interfaces.metric import PathProbe
+from ridgeline.core.numerics.curves import barrier_summary, t_grid
 
 
 def test_hand_computed_curve():

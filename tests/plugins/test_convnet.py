@@ -7,11 +7,11 @@ import contextlib
 import pytest
 import torch
 
-from ridgeline.core.aligner import AlignContext
 from ridgeline.core.errors import ConfigError
-from ridgeline.core.evaluator import Evaluator
-from ridgeline.core.plugins import registries
-from ridgeline.plugins.aligners.activations import producers
+from ridgeline.core.interfaces.aligner import AlignContext
+from ridgeline.core.interfaces.evaluator import Evaluator
+from ridgeline.core.numerics.activations import producers
+from ridgeline.core.plugin_host.host import registries
 
 
 def convnet(**options):

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from ridgeline.core.errors import ConfigError, DataError
-from ridgeline.core.evaluator import Evaluator
-from ridgeline.core.plugins import registries
+from ridgeline.core.interfaces.evaluator import Evaluator
+from ridgeline.core.numerics.activations import collect_moments, module_producers
+from ridgeline.core.plugin_host.host import registries
+from ridgeline.core.run.training import TrainConfig, train
 from ridgeline.core.state import lerp
-from ridgeline.core.training import TrainConfig, train
-from ridgeline.plugins.aligners.activations import collect_moments, module_producers
 
 CORRECTIONS = registries().corrections.list()
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ridgeline.core.errors import DataError
-from ridgeline.core.plugins import registries
+from ridgeline.core.plugin_host.host import registries
 
 OPTIONS = {"mnist1d": {"num_samples": 600}, "digits": {}, "synthetic": {}}
 

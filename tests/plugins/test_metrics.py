@@ -12,11 +12,12 @@ import torch
 from torch import nn
 
 from ridgeline.core.errors import ConfigError
-from ridgeline.core.evaluator import Evaluation, Evaluator
-from ridgeline.core.metric import PathProbe
-from ridgeline.core.state import distance, flatten, lerp, module_groups
-from ridgeline.core.training import TrainConfig, train
-from ridgeline.plugins.metrics.hessian import LossSurface, dot
+from ridgeline.core.interfaces.evaluator import Evaluation, Evaluator
+from ridgeline.core.interfaces.metric import PathProbe
+from ridgeline.core.numerics.hessian import LossSurface
+from ridgeline.core.numerics.vectors import dot, flatten
+from ridgeline.core.run.training import TrainConfig, train
+from ridgeline.core.state import distance, lerp, module_groups
 
 # options per registered metric (a new metric must be added here) and the path it runs on
 METRICS = {
@@ -34,7 +35,7 @@ METRICS = {
 
 @pytest.fixture(scope="module")
 def setup():
-    from ridgeline.core.plugins import registries
+    from ridgeline.core.plugin_host.host import registries
 
     regs = registries()
     data = regs.datasets.create("synthetic", features=12, num_classes=3, train_size=256, test_size=128)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ridgeline.core.tracing import generic_state
+from ridgeline.core.symmetry.derive import generic_state
 from ridgeline.plugins.aligners.weight_matching import ORDERS, matching_objective, weight_matching
 
 
@@ -106,7 +106,7 @@ def test_specs_are_cached_per_config(regs, small_mlp):
 
 
 def test_spec_report_lists_groups_tensors_frozen_groups_and_the_check(regs):
-    from ridgeline.core.spec_report import format_spec_report
+    from ridgeline.core.symmetry.report import format_spec_report
 
     report = format_spec_report(_timm(regs, "mixer_s16_224", {"img_size": 32}), seeds=2)
     assert "blocks.0.mlp_channels.fc1: 2048" in report

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from ridgeline.core.errors import ConfigError
-from ridgeline.core.evaluator import Evaluator
+from ridgeline.core.interfaces.evaluator import Evaluator
+from ridgeline.core.run.training import TrainConfig, train
 from ridgeline.core.state import distance, lerp, module_groups
-from ridgeline.core.training import TrainConfig, train
 from ridgeline.plugins.paths.bezier import bernstein
 from ridgeline.plugins.paths.polychain import chain_coefficients
 
@@ -29,7 +29,7 @@ PATHS = {
 @pytest.fixture(scope="module")
 def trained():
     """Three tiny mlps trained from different seeds on a synthetic task, and an evaluator."""
-    from ridgeline.core.plugins import registries
+    from ridgeline.core.plugin_host.host import registries
 
     regs = registries()
     data = regs.datasets.create("synthetic", features=12, num_classes=3, train_size=256, test_size=128)
@@ -182,7 +182,7 @@ def test_plane_curve_mode_holds_the_fitted_bezier(regs, trained):
     ("bezier", FIT, 2), ("polychain", {**FIT, "bends": 2}, 2), ("star", FIT, 3),
     ("plane", {"mode": "curve", "grid": 3, "curve_options": {**FIT, "steps": 10}}, 2)])
 def test_a_fitted_path_is_restored_exactly_from_its_fitted_states(trained, name, options, count):
-    from ridgeline.core.plugins import registries
+    from ridgeline.core.plugin_host.host import registries
 
     states, evaluator = trained
     fitted = registries().paths.create(name, endpoints=states[:count], **options)

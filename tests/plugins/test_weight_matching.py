@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ridgeline.core.aligner import AlignContext
 from ridgeline.core.errors import ConfigError, StateMismatchError
+from ridgeline.core.interfaces.aligner import AlignContext
 from ridgeline.core.state import distance
 from ridgeline.plugins.aligners.weight_matching import ORDERS, matching_objective
 

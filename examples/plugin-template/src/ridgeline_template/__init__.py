@@ -11,9 +11,7 @@ from collections.abc import Mapping
 
 import torch
 
-from ridgeline.core.aligner import AlignContext, Aligner, Alignment
-from ridgeline.core.plugins import hookimpl
-from ridgeline.core.spec import PermutationSpec
+from ridgeline.core import AlignContext, Aligner, Alignment, PermutationSpec, hookimpl
 
 
 class NormMatchingAligner(Aligner):

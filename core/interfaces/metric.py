@@ -1,0 +1,98 @@
+"""Metric: measurements along a path, yielded point by point so they can be streamed.
+
+A metric lists its *points* (for instance a t grid), measures one point at a time into a
+flat record of numbers, and summarises the finished records. The pipeline writes each record
+as soon as it exists and, on a re-run, skips points already written, so an interrupted run
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from ridgeline.core.interfaces.correction import Correction
+from ridgeline.core.interfaces.evaluator import Evaluation, Evaluator
+from ridgeline.core.interfaces.path import Path
+from ridgeline.core.state import State
+
+Record = dict[str, float]
+
+
+class PathProbe:
+    """What a metric sees of one path: its points after the run's corrections, and their
+    evaluations, cached by (t, split) so several metrics share them.
+
+    ``corrections`` (e.g. BatchNorm reset, REPAIR) are prepared once with the path's endpoints
+    and applied, in order, to every state the probe evaluates.
+    """
+
+    def __init__(self, path: Path, evaluator: Evaluator, corrections: Sequence[Correction] = ()) -> None:
+        self.path = path
+        self.evaluator = evaluator
+        self.corrections = list(corrections)
+        for correction in self.corrections:
+            correction.prepare(list(path.endpoints), evaluator)
+        self._cache: dict[tuple[float, str, bool], Evaluation] = {}
+
+    def correct(self, state: Mapping[str, torch.Tensor], t: float) -> State:
+        """``state`` after every correction, as if it were the path point at ``t``."""
+        state = dict(state)
+        for correction in self.corrections:
+            state = correction.apply(state, t, self.evaluator)
+        return state
+
+    def state_at(self, t: float) -> State:
+        """The corrected path point at ``t``."""
+        return self.correct(self.path.at(t), t)
+
+    def evaluate_state(self, state: Mapping[str, torch.Tensor], t: float, split: str) -> Evaluation:
+        """Evaluate a state off the path (a hybrid of the endpoints, a plane point) with the
+        corrections applied as if at ``t``; not cached."""
+        return self.evaluator.evaluate(self.correct(state, t), split)
+
+    def evaluate(self, t: float, split: str, *, bn_reset: bool | None = None) -> Evaluation:
+        """The corrected path point at ``t`` evaluated on ``split`` (cached)."""
+        if bn_reset is None:
+            bn_reset = self.evaluator.bn_split is not None
+        key = (round(float(t), 12), split, bn_reset)
+        if key not in self._cache:
+            self._cache[key] = self.evaluator.evaluate(self.state_at(t), split, bn_reset=bn_reset)
+        return self._cache[key]
+
+
+class Metric(abc.ABC):
+    """A measurement along a path.
+
+    ``columns`` names the numbers in each record (in order); :meth:`points` lists the points
+    to measure; :meth:`measure` computes one record; :meth:`summarise` reduces the records of
+    all points to named numbers (for instance a barrier).
+    """
+
+    name: ClassVar[str] = ""
+    columns: ClassVar[tuple[str, ...]] = ()
+    supports_corrections: ClassVar[bool] = True
+    """False for metrics that read the raw loss surface (Hessians of uncorrected states): the
+    pipeline refuses to run them under corrections rather than mislabel their numbers."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @abc.abstractmethod
+    def points(self, path: Path) -> Sequence[float]:
+        """The points to measure, e.g. the t grid."""
+
+    def labels(self, path: Path) -> list[str] | None:
+        """Optional names of the points (e.g. layer names), stored beside the records."""
+        return None
+
+    @abc.abstractmethod
+    def measure(self, point: float, probe: PathProbe) -> Mapping[str, float | torch.Tensor]:
+        """The record at one point: a number (or 0-d tensor) for each of ``columns``."""
+
+    @abc.abstractmethod
+    def summarise(self, records: Sequence[Record]) -> dict[str, float]:
+        """Summary numbers from the records of every point, in point order."""

@@ -1,0 +1,72 @@
+"""Model: a named factory for an ``nn.Module``, the input it expects, and its PermutationSpec.
+
+Parameters travel as states (``dict[str, Tensor]``) and are evaluated functionally
+(``torch.func.functional_call``): a user's module is never mutated in place.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ridgeline.core.state import State
+from ridgeline.core.symmetry.spec import PermutationSpec
+
+_SPECS: dict[str, PermutationSpec] = {}
+
+
+class Model(abc.ABC):
+    """An architecture with a fixed configuration.
+
+    Subclasses take ``input_shape`` (one example, no batch axis) and ``num_classes`` plus their
+    own keyword options, and implement :meth:`build`. :meth:`spec` is derived from the traced
+    graph by default; a plugin may override it with a hand-written spec.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> None:
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.num_classes = int(num_classes)
+        self.options = options
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything that determines the architecture (stored with results and checkpoints)."""
+        return {"name": self.name, "input_shape": list(self.input_shape),
+                "num_classes": self.num_classes, **self.options}
+
+    @abc.abstractmethod
+    def build(self) -> nn.Module:
+        """A freshly initialised module (seed the global RNG first for reproducibility)."""
+
+    def spec(self) -> PermutationSpec:
+        """The permutation symmetries of :meth:`build`'s state dict, derived from its traced
+        graph and checked (:func:`ridgeline.core.tracing.derive_spec`); cached per model class
+        and :attr:`config`. Raises :class:`~ridgeline.core.errors.SpecError` if the module cannot
+        be traced or the derived spec fails its check."""
+        key = json.dumps([type(self).__module__, type(self).__qualname__, self.config],
+                         sort_keys=True, default=str)
+        if key not in _SPECS:
+            from ridgeline.core.symmetry.derive import derive_spec
+
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                module = self.build()
+            _SPECS[key] = derive_spec(module, self.example_input())
+        return _SPECS[key]
+
+    def example_input(self, batch_size: int = 2, seed: int = 0) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randn((batch_size, *self.input_shape), generator=generator)
+
+    def init_state(self, seed: int) -> State:
+        """The state of a module initialised from ``seed``."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = self.build()
+        return {k: v.detach() for k, v in module.state_dict().items()}

@@ -1,0 +1,73 @@
+"""The mathematics plugins share, in one place (public API, beside :mod:`ridgeline.core`).
+
+* state arithmetic: :func:`combine`, :func:`lerp`, :func:`subtract`, :func:`module_groups` ...
+  (:mod:`ridgeline.core.state`);
+* vectors over state keys: :func:`dot`, :func:`norm`, :func:`flatten`, :func:`angle`;
+* curves on a t grid: :func:`t_grid`, :func:`barrier_summary`, :func:`tangent`;
+* linear assignment: :func:`assignment`;
+* soft permutations of a state: :func:`soft_apply`, :func:`multiply_axis`;
+* streamed activation statistics of permutation groups: :class:`Moments`, :func:`stream_moments`;
+* layer selection and blending: :func:`select_layers`, :func:`blend_layers`;
+* Hessian-vector products and loss surfaces: :class:`LossSurface`;
+* fitting curves between states: :class:`FittedCurve`, :func:`fit_free_states`.
+
+Names are imported lazily, on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ridgeline.core._lazy import lazy_exports
+
+_EXPORTS = {
+    **dict.fromkeys(("State", "check_compatible", "combine", "lerp", "subtract", "clone", "to_device",
+                     "distance", "module_groups", "fingerprint"), "ridgeline.core.state"),
+    **dict.fromkeys(("Vector", "dot", "norm", "restrict", "flatten", "angle"),
+                    "ridgeline.core.numerics.vectors"),
+    **dict.fromkeys(("t_grid", "barrier_summary", "tangent"), "ridgeline.core.numerics.curves"),
+    "assignment": "ridgeline.core.numerics.assignment",
+    **dict.fromkeys(("soft_apply", "multiply_axis"), "ridgeline.core.numerics.soft_permutation"),
+    **dict.fromkeys(("Producer", "producers", "module_producers", "unit_samples", "hooked", "Moments",
+                     "collect_moments", "stream_moments", "cross_similarity"),
+                    "ridgeline.core.numerics.activations"),
+    **dict.fromkeys(("select_layers", "blend_layers"), "ridgeline.core.numerics.layers"),
+    **dict.fromkeys(("LossSurface", "parameter_keys"), "ridgeline.core.numerics.hessian"),
+    **dict.fromkeys(("FittedCurve", "FitSettings", "fit_free_states", "train_mode"),
+                    "ridgeline.core.numerics.curve_fitting"),
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # what static tools see; at run time names load on first use
+    from ridgeline.core.numerics.activations import (
+        Moments,
+        Producer,
+        collect_moments,
+        cross_similarity,
+        hooked,
+        module_producers,
+        producers,
+        stream_moments,
+        unit_samples,
+    )
+    from ridgeline.core.numerics.assignment import assignment
+    from ridgeline.core.numerics.curve_fitting import FitSettings, FittedCurve, fit_free_states, train_mode
+    from ridgeline.core.numerics.curves import barrier_summary, t_grid, tangent
+    from ridgeline.core.numerics.hessian import LossSurface, parameter_keys
+    from ridgeline.core.numerics.layers import blend_layers, select_layers
+    from ridgeline.core.numerics.soft_permutation import multiply_axis, soft_apply
+    from ridgeline.core.numerics.vectors import Vector, angle, dot, flatten, norm, restrict
+    from ridgeline.core.state import (
+        State,
+        check_compatible,
+        clone,
+        combine,
+        distance,
+        fingerprint,
+        lerp,
+        module_groups,
+        subtract,
+        to_device,
+    )

@@ -1,0 +1,235 @@
+"""Activation statistics of permutation groups, streamed over a data split.
+
+One place for everything that looks at a network's hidden units through its activations:
+activation matching, OT fusion on activations, ZipIt and the REPAIR correction.
+
+**Which module produces a group's units.** A module ``m`` is a *producer* of group ``g`` when
+the spec has ``AxisRef(f"{m}.weight", 0)`` in ``g``: the module's output channels are the
+group's units (with ``stride`` s, each unit is s consecutive channels, e.g. an attention head,
+and unit similarities average the channel similarities position by position). That covers
+Linear and Conv output rows, BatchNorm / LayerNorm / GroupNorm affine parameters, and every
+block that writes into a residual stream (several producers per group). The unit axis of the
+output is the last one for ``nn.Linear`` and ``nn.LayerNorm`` and axis 1 for convolutions and
+BatchNorm / GroupNorm / InstanceNorm; other module types are not hookable. A group without a
+hookable producer raises :class:`~ridgeline.core.errors.SpecError` naming the group: there is
+no silent fallback to weight statistics.
+
+Statistics are pre-activations (the producer's output, before any nonlinearity), every
+position of a convolution counting as one sample. For a group with several producers each
+producer keeps its own statistics; consumers average over producers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import attrs
+import torch
+from torch import nn
+
+from ridgeline.core.errors import ConfigError, DataError, SpecError
+from ridgeline.core.interfaces.evaluator import Evaluator
+from ridgeline.core.symmetry.spec import PermutationSpec
+
+_LAST_AXIS = (nn.Linear, nn.LayerNorm)
+_CHANNEL_AXIS = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.GroupNorm,
+                 nn.modules.instancenorm._InstanceNorm)
+
+
+@attrs.frozen
+class Producer:
+    """Module ``module`` writes units ``offset .. offset + size * stride`` of ``group`` on
+    ``unit_axis``, each unit ``stride`` consecutive channels (an attention head's dimensions)."""
+
+    module: str
+    group: str
+    unit_axis: int
+    offset: int
+    size: int
+    stride: int = 1
+
+
+def producers(module: nn.Module, spec: PermutationSpec) -> dict[str, list[Producer]]:
+    """Every group's producers, in module (forward) order; :class:`SpecError` for a group
+    that has none."""
+    modules = dict(module.named_modules())
+    found: dict[str, list[Producer]] = {g: [] for g in spec.groups}
+    order = {name: i for i, name in enumerate(modules)}
+    for group, refs in spec.axes.items():
+        for ref in refs:
+            name, _, leaf = ref.key.rpartition(".")
+            if leaf != "weight" or ref.axis != 0 or name not in modules:
+                continue
+            sub = modules[name]
+            if isinstance(sub, _LAST_AXIS):
+                axis = -1
+            elif isinstance(sub, _CHANNEL_AXIS):
+                axis = 1
+            else:
+                continue
+            found[group].append(
+                Producer(name, group, axis, ref.offset, spec.groups[group], ref.stride))
+        found[group].sort(key=lambda p: order[p.module])
+    missing = [g for g, ps in found.items() if not ps]
+    if missing:
+        raise SpecError(
+            f"permutation group(s) {missing} have no hookable producer (a Linear, Conv or norm "
+            "module whose weight has axis 0 in the group), so their activations cannot be "
+            "observed; use a weight-based aligner (weight_matching, ot_fusion with on='weights')"
+        )
+    return found
+
+
+def unit_samples(output: torch.Tensor, producer: Producer) -> torch.Tensor:
+    """A producer's output as (samples, units): every other axis becomes samples."""
+    out = torch.movedim(output, producer.unit_axis, -1)
+    width = producer.size * producer.stride
+    return out.narrow(-1, producer.offset, width).reshape(-1, width)
+
+
+@contextlib.contextmanager
+def hooked(module: nn.Module, plist: Sequence[Producer],
+           callback: Callable[[Producer, torch.Tensor], torch.Tensor | None]) -> Iterator[None]:
+    """Call ``callback(producer, output)`` after every producer's forward; a tensor it returns
+    replaces the output. Hooks are removed on exit."""
+    modules = dict(module.named_modules())
+    handles = []
+    for producer in plist:
+        def hook(_m, _inputs, output, producer=producer):
+            return callback(producer, output)
+        handles.append(modules[producer.module].register_forward_hook(hook))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@attrs.define
+class Moments:
+    """Running first and second moments of the concatenated units of K networks at one
+    producer: ``total`` (K*size), ``outer`` (K*size x K*size), ``n`` samples (float64)."""
+
+    producer: Producer
+    k: int
+    n: int = 0
+    total: torch.Tensor | None = None
+    outer: torch.Tensor | None = None
+
+    def add(self, samples: torch.Tensor) -> None:
+        x = samples.double()
+        if self.total is None:
+            self.total, self.outer = x.sum(0), x.T @ x
+        else:
+            self.total += x.sum(0)
+            self.outer += x.T @ x
+        self.n += x.shape[0]
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.total / self.n
+
+    @property
+    def covariance(self) -> torch.Tensor:
+        mean = self.mean
+        return self.outer / self.n - torch.outer(mean, mean)
+
+    @property
+    def std(self) -> torch.Tensor:
+        return self.covariance.diagonal().clamp_min(0).sqrt()
+
+    def block(self, i: int, j: int, matrix: torch.Tensor) -> torch.Tensor:
+        """Block (network i, network j) of a K*size square matrix."""
+        s = self.producer.size
+        return matrix[i * s:(i + 1) * s, j * s:(j + 1) * s]
+
+    def units(self, matrix: torch.Tensor) -> torch.Tensor:
+        """A channel-level K*size*stride square matrix as a unit-level K*size one: the entry of
+        units (i, j) is the mean over positions k of channel pairs (i*stride + k, j*stride + k),
+        the units' channels being compared position by position (the identity for stride 1)."""
+        s = self.producer.stride
+        if s == 1:
+            return matrix
+        n = matrix.shape[0] // s
+        return matrix.reshape(n, s, n, s).diagonal(dim1=1, dim2=3).mean(-1)
+
+    def correlation(self, eps: float = 1e-8) -> torch.Tensor:
+        """corr(z_a, z_b) over all K*size units; a constant unit correlates 0 with everything."""
+        std = self.std.clamp_min(eps)
+        return self.units(self.covariance / torch.outer(std, std))
+
+    def inner(self) -> torch.Tensor:
+        """E[z_a z_b] over all K*size units (the plain inner product of activations)."""
+        return self.units(self.outer / self.n)
+
+
+def module_producers(module: nn.Module) -> list[Producer]:
+    """Every hookable module with an affine weight, as its own group of all its output units
+    (used without a spec, e.g. by REPAIR), in module order."""
+    out = []
+    for name, sub in module.named_modules():
+        if getattr(sub, "weight", None) is None:
+            continue
+        if isinstance(sub, nn.Linear):
+            out.append(Producer(name, name, -1, 0, sub.out_features))
+        elif isinstance(sub, nn.LayerNorm) and len(sub.normalized_shape) == 1:
+            out.append(Producer(name, name, -1, 0, sub.normalized_shape[0]))
+        elif isinstance(sub, _CHANNEL_AXIS):
+            out.append(Producer(name, name, 1, 0, int(sub.weight.shape[0])))
+    return out
+
+
+def collect_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Tensor]],
+                    plist: Sequence[Producer], *, split: str = "train", examples: int | None = 2000,
+                    batch_size: int = 500) -> dict[Producer, Moments]:
+    """Joint moments of the K networks' units at each producer over ``split``.
+
+    Raises :class:`DataError` if a producer gets fewer samples than it has units plus one
+    (its covariance would be singular and any matching from it arbitrary).
+    """
+    if evaluator is None:
+        raise ConfigError("activation statistics need data: pass an AlignContext with an evaluator")
+    moments = {p: Moments(p, len(states)) for p in plist}
+    x, _ = evaluator.data(split)
+    x = x[:examples] if examples is not None else x
+    captured: dict[Producer, list[torch.Tensor]] = {}
+
+    def capture(producer: Producer, output: torch.Tensor) -> None:
+        captured.setdefault(producer, []).append(unit_samples(output, producer))
+
+    with torch.no_grad(), hooked(evaluator.module, plist, capture):
+        for start in range(0, len(x), batch_size):
+            batch = x[start:start + batch_size]
+            captured.clear()
+            for state in states:
+                evaluator.logits(state, batch)
+            for producer, outputs in captured.items():
+                moments[producer].add(torch.cat(outputs, dim=1))
+    for m in moments.values():
+        if m.n < m.producer.size + 1:
+            raise DataError(
+                f"activation statistics of group {m.producer.group!r} at {m.producer.module!r} "
+                f"({m.producer.size} units) need at least {m.producer.size + 1} samples; split "
+                f"{split!r} gave {m.n} (from {len(x)} examples)"
+            )
+    return moments
+
+
+def stream_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Tensor]],
+                   spec: PermutationSpec, **options) -> dict[str, list[Moments]]:
+    """:func:`collect_moments` at every producer of every group of ``spec``, by group."""
+    if evaluator is None:
+        raise ConfigError("activation statistics need data: pass an AlignContext with an evaluator")
+    found = producers(evaluator.module, spec)
+    moments = collect_moments(evaluator, states, [p for ps in found.values() for p in ps], **options)
+    return {g: [moments[p] for p in ps] for g, ps in found.items()}
+
+
+def cross_similarity(moments: Sequence[Moments], i: int, j: int, kind: str = "correlation") -> torch.Tensor:
+    """S[u, v] = similarity of unit u of network i and unit v of network j, averaged over the
+    group's producers; ``kind`` is ``correlation`` or ``inner``."""
+    if kind not in ("correlation", "inner"):
+        raise ConfigError(f"activation similarity must be 'correlation' or 'inner', got {kind!r}")
+    blocks = [m.block(i, j, m.correlation() if kind == "correlation" else m.inner()) for m in moments]
+    return torch.stack(blocks).mean(0)

@@ -1,0 +1,110 @@
+"""Loss, gradient and Hessian-vector products of a state's parameters on a fixed data subset.
+
+Shared by the second-order metrics (``taylor_barrier``, ``curvature``, ``gradient``). The loss
+is the evaluator's differentiable mean cross-entropy (eval mode: BatchNorm uses the state's
+running statistics, so L is a fixed function of the parameters), averaged over the first
+``examples`` inputs of ``split`` in batches of the evaluator's ``batch_size``.
+
+Hessian-vector products use double backpropagation (Pearlmutter 1994): H v = d/dtheta <grad L, v>,
+exact and O(one backward pass). The top eigenvalue is found by power iteration on H v, which
+converges to the eigenvalue of largest magnitude (it keeps its sign).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import torch
+
+from ridgeline.core.interfaces.evaluator import Evaluator
+from ridgeline.core.numerics.vectors import Vector, dot, norm
+
+
+def parameter_keys(evaluator: Evaluator) -> list[str]:
+    """The keys of the module's trainable parameters (buffers are not differentiated)."""
+    return [name for name, _ in evaluator.module.named_parameters()]
+
+
+class LossSurface:
+    """L(theta) on the first ``examples`` inputs of ``split`` (all when ``None``)."""
+
+    def __init__(self, evaluator: Evaluator, split: str = "test", examples: int | None = None) -> None:
+        self.evaluator = evaluator
+        self.split = split
+        self.examples = examples
+        self.keys = parameter_keys(evaluator)
+
+    def _chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
+        x, y = self.evaluator.data(self.split)
+        if self.examples is not None:
+            x, y = x[: self.examples], y[: self.examples]
+        n, size = len(x), self.evaluator.batch_size
+        for start in range(0, n, size):
+            xb, yb = x[start:start + size], y[start:start + size]
+            yield xb, yb, len(xb) / n
+
+    def _leaves(self, state: Mapping[str, torch.Tensor]) -> tuple[dict, Vector]:
+        params = {k: state[k].detach().to(self.evaluator.device).requires_grad_(True) for k in self.keys}
+        full = {k: v.to(self.evaluator.device) for k, v in state.items()}
+        full.update(params)
+        return full, params
+
+    def value(self, state: Mapping[str, torch.Tensor]) -> float:
+        """L(state), a mean over the examples."""
+        full = {k: v.to(self.evaluator.device) for k, v in state.items()}
+        with torch.no_grad():
+            return float(sum(float(self.evaluator.loss(full, x, y)) * w for x, y, w in self._chunks()))
+
+    def gradient(self, state: Mapping[str, torch.Tensor]) -> Vector:
+        """grad L(state) with respect to the parameters."""
+        total = {k: torch.zeros_like(state[k], device=self.evaluator.device) for k in self.keys}
+        for x, y, w in self._chunks():
+            full, params = self._leaves(state)
+            grads = torch.autograd.grad(self.evaluator.loss(full, x, y) * w, list(params.values()),
+                                        allow_unused=True)
+            for k, g in zip(params, grads):
+                if g is not None:
+                    total[k] += g
+        return total
+
+    def hvp(self, state: Mapping[str, torch.Tensor], vector: Mapping[str, torch.Tensor]) -> Vector:
+        """H(state) v by double backprop; keys absent from ``vector`` count as zero."""
+        total = {k: torch.zeros_like(state[k], device=self.evaluator.device) for k in self.keys}
+        v = {k: vector[k].to(self.evaluator.device) for k in self.keys if k in vector}
+        for x, y, w in self._chunks():
+            full, params = self._leaves(state)
+            grads = torch.autograd.grad(self.evaluator.loss(full, x, y) * w, list(params.values()),
+                                        create_graph=True, allow_unused=True)
+            inner = sum((g * v[k]).sum() for k, g in zip(params, grads) if g is not None and k in v)
+            if not torch.is_tensor(inner) or not inner.requires_grad:
+                continue  # the loss is linear in the directions asked for
+            products = torch.autograd.grad(inner, list(params.values()), allow_unused=True)
+            for k, hv in zip(params, products):
+                if hv is not None:
+                    total[k] += hv
+        return total
+
+    def quadratic_form(self, state: Mapping[str, torch.Tensor], vector: Mapping[str, torch.Tensor]) -> float:
+        """v^T H(state) v."""
+        return dot({k: vector[k] for k in self.keys if k in vector}, self.hvp(state, vector))
+
+    def top_eigenvalue(self, state: Mapping[str, torch.Tensor], *, iters: int = 20,
+                       tol: float = 1e-3, seed: int = 0) -> tuple[float, int]:
+        """(largest-magnitude Hessian eigenvalue, iterations used) by power iteration,
+        stopping when the Rayleigh quotient changes by less than ``tol`` (relative)."""
+        generator = torch.Generator().manual_seed(seed)
+        v = {k: torch.randn(state[k].shape, generator=generator, dtype=state[k].dtype) for k in self.keys}
+        scale = norm(v)
+        v = {k: t / scale for k, t in v.items()}
+        eigenvalue = 0.0
+        for i in range(1, iters + 1):
+            hv = self.hvp(state, v)
+            new = dot(v, hv)
+            size = norm(hv)
+            if size == 0.0:
+                return 0.0, i
+            v = {k: t.detach().cpu() / size for k, t in hv.items()}
+            if i > 1 and abs(new - eigenvalue) <= tol * max(abs(new), 1e-12):
+                return new, i
+            eigenvalue = new
+        return eigenvalue, iters

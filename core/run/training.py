@@ -1,0 +1,132 @@
+"""Training from seeds, and spawning two children from a shared parent (Frankle et al. 2020).
+
+Training is ordinary mini-batch optimisation of a module ridgeline built itself. The seed
+fixes the initialisation; ``data_seed`` fixes the order of mini-batches (SGD noise), so two
+children spawned from one parent differ only in their data order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from ridgeline.core.checkpoint import save_state
+from ridgeline.core.errors import ConfigError
+from ridgeline.core.interfaces.dataset import Dataset
+from ridgeline.core.interfaces.model import Model
+from ridgeline.core.state import State, clone
+
+
+@attrs.frozen
+class TrainConfig:
+    """Optimisation settings. ``steps`` overrides ``epochs`` when given."""
+
+    epochs: int = 20
+    steps: int | None = None
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = attrs.field(default="adam", validator=attrs.validators.in_(("adam", "sgd")))
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    checkpoint_every: int | None = None
+
+    @classmethod
+    def from_dict(cls, options: dict) -> TrainConfig:
+        unknown = set(options) - {f.name for f in attrs.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown training options {sorted(unknown)}; known: "
+                              f"{[f.name for f in attrs.fields(cls)]}")
+        return cls(**options)
+
+    def total_steps(self, train_size: int) -> int:
+        if self.steps is not None:
+            return int(self.steps)
+        return self.epochs * math.ceil(train_size / self.batch_size)
+
+
+def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay)
+
+
+def _batch_stream(dataset: Dataset, batch_size: int, generator: torch.Generator, device):
+    while True:
+        yield from dataset.batches("train", batch_size, shuffle=True, generator=generator, device=device)
+
+
+def train(model: Model, dataset: Dataset, config: TrainConfig, *, seed: int,
+          data_seed: int | None = None, device: torch.device | str = "cpu",
+          init: State | None = None, start_step: int = 0, stop_step: int | None = None,
+          checkpoint_dir: str | Path | None = None, progress: bool = True,
+          on_step: Callable[[int, State], None] | None = None) -> State:
+    """Train ``model`` from ``seed`` (or from ``init``) and return the final state.
+
+    Runs steps ``start_step`` .. ``stop_step`` (default: the config's total). With
+    ``checkpoint_dir`` and ``config.checkpoint_every``, intermediate states are saved as
+    ``step{N}.safetensors``. Optimiser state restarts at ``start_step`` (Frankle et al. spawn
+    children this way too when they copy only the weights).
+    """
+    device = torch.device(device)
+    total = config.total_steps(len(dataset.split("train")[0]))
+    stop = total if stop_step is None else stop_step
+    torch.manual_seed(seed)
+    module = model.build().to(device)
+    if init is not None:
+        module.load_state_dict(init)
+    module.train()
+    optimizer = _optimizer(config, module.parameters())
+    generator = torch.Generator().manual_seed(seed if data_seed is None else data_seed)
+    batches = _batch_stream(dataset, config.batch_size, generator, device)
+    meta = {"model": model.config, "dataset": dataset.config, "seed": seed, "data_seed": data_seed}
+    bar = tqdm(range(start_step, stop), desc=f"train seed {seed}", disable=not progress, leave=False)
+    for step in bar:
+        x, y = next(batches)
+        loss = F.cross_entropy(module(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        done = step + 1
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        if checkpoint_dir and config.checkpoint_every and done % config.checkpoint_every == 0:
+            save_state(Path(checkpoint_dir) / f"step{done}.safetensors", module.state_dict(),
+                       {**meta, "step": done})
+        if on_step is not None:
+            on_step(done, module.state_dict())
+    return clone(module.state_dict(), "cpu")
+
+
+@attrs.frozen
+class Spawn:
+    """A parent trained for ``spawn_step`` steps and two children trained on from it."""
+
+    parent: State
+    children: tuple[State, State]
+    spawn_step: int
+
+
+def spawn(model: Model, dataset: Dataset, config: TrainConfig, *, seed: int, spawn_step: int,
+          child_data_seeds: tuple[int, int] = (1, 2), device: torch.device | str = "cpu",
+          progress: bool = True) -> Spawn:
+    """Frankle et al. (2020), "Linear Mode Connectivity and the Lottery Ticket Hypothesis":
+    train one network for ``spawn_step`` steps, then train two copies to the end with
+    different data orders. Returns the parent at the spawn point and both children."""
+    total = config.total_steps(len(dataset.split("train")[0]))
+    if not 0 <= spawn_step <= total:
+        raise ConfigError(f"spawn_step must lie in [0, {total}], got {spawn_step}")
+    parent = train(model, dataset, config, seed=seed, data_seed=seed, device=device,
+                   stop_step=spawn_step, progress=progress)
+    children = tuple(
+        train(model, dataset, config, seed=seed, data_seed=child_seed, device=device, init=parent,
+              start_step=spawn_step, progress=progress)
+        for child_seed in child_data_seeds
+    )
+    return Spawn(parent=parent, children=children, spawn_step=spawn_step)
