@@ -7,9 +7,9 @@ lazily, on first use, so ``import ridgeline.core`` costs almost nothing.
 
 The layers behind this facade (docs/architecture.md): ``errors``, ``state`` and ``checkpoint``
 at the base; ``symmetry`` (permutation specs and their derivation); ``interfaces`` (what a plugin
-implements); ``numerics`` (shared mathematics); ``plugin_host`` (hooks and registries);
+implements); ``numerics`` (shared mathematics, public); ``plugin_host`` (hooks and registries);
 ``results`` (the HDF5 store and its readers); ``run`` (configs, pipelines, training); and the
-views ``plots`` and ``cli``.
+views ``plots`` (figures, public for scripts) and ``cli``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ _EXPORTS = {
     # symmetry
     **dict.fromkeys(("PermutationSpec", "AxisRef", "SpecCheck", "Perms"), "ridgeline.core.symmetry.spec"),
     **dict.fromkeys(("derive_spec", "generic_state"), "ridgeline.core.symmetry.derive"),
+    "add_module_rule": "ridgeline.core.symmetry.rules",
     # the interfaces a plugin implements, and what they are given
     "Model": "ridgeline.core.interfaces.model",
     "Dataset": "ridgeline.core.interfaces.dataset",
@@ -50,10 +51,11 @@ _EXPORTS = {
     **dict.fromkeys(("run_pipeline", "Pipeline"), "ridgeline.core.run.pipeline"),
     "PipelineConfig": "ridgeline.core.run.config",
     **dict.fromkeys(("TrainConfig", "train", "spawn"), "ridgeline.core.run.training"),
-    **dict.fromkeys(("measure_trajectory", "checkpoint_series"), "ridgeline.core.run.trajectory"),
+    **dict.fromkeys(("measure_trajectory", "measure_along", "checkpoint_series"),
+                    "ridgeline.core.run.trajectory"),
     # reading results
     **dict.fromkeys(("read_metadata", "read_summaries", "read_curves"), "ridgeline.core.results.readers"),
-    "report_rows": "ridgeline.core.results.tables",
+    **dict.fromkeys(("report_rows", "format_table"), "ridgeline.core.results.tables"),
 }
 
 __all__ = sorted(_EXPORTS)
@@ -85,11 +87,12 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     from ridgeline.core.plugin_host.host import hookimpl, load_plugins, registries
     from ridgeline.core.plugin_host.registry import KINDS, Registries, Registry
     from ridgeline.core.results.readers import read_curves, read_metadata, read_summaries
-    from ridgeline.core.results.tables import report_rows
+    from ridgeline.core.results.tables import format_table, report_rows
     from ridgeline.core.run.config import PipelineConfig
     from ridgeline.core.run.pipeline import Pipeline, run_pipeline
     from ridgeline.core.run.training import TrainConfig, spawn, train
-    from ridgeline.core.run.trajectory import checkpoint_series, measure_trajectory
+    from ridgeline.core.run.trajectory import checkpoint_series, measure_along, measure_trajectory
     from ridgeline.core.state import State
     from ridgeline.core.symmetry.derive import derive_spec, generic_state
+    from ridgeline.core.symmetry.rules import add_module_rule
     from ridgeline.core.symmetry.spec import AxisRef, Perms, PermutationSpec, SpecCheck

@@ -25,7 +25,6 @@ import torch
 
 from ridgeline.core import AlignContext, Evaluator, PathProbe, TrainConfig, registries, train
 from ridgeline.core.numerics import barrier_summary, distance, t_grid
-from ridgeline.plugins.paths.linear import LinearPath
 
 ALIGNERS = [
     ("identity", {}),
@@ -48,7 +47,7 @@ ALIGNERS = [
 def curve(evaluator, a, b, grid, corrections=()):
     """Test loss and error of the linear path from a to b at every t (with corrections),
     through the same probe the pipeline uses."""
-    probe = PathProbe(LinearPath([a, b]), evaluator, corrections)
+    probe = PathProbe(registries().paths.create("linear", endpoints=[a, b]), evaluator, corrections)
     results = [probe.evaluate(t, "test") for t in grid]
     return [r.loss for r in results], [r.error for r in results]
 

@@ -24,9 +24,17 @@ import json
 import time
 from pathlib import Path
 
-from ridgeline.core import Evaluator, PathProbe, TrainConfig, load_state, registries, save_state, train
-from ridgeline.core.plots.landscape import barrier_scatter, landscape_contour, layer_heatmap
-from ridgeline.core.run.trajectory import measure_along
+from ridgeline.core import (
+    Evaluator,
+    PathProbe,
+    TrainConfig,
+    load_state,
+    measure_along,
+    registries,
+    save_state,
+    train,
+)
+from ridgeline.core.plots import barrier_scatter, landscape_contour, layer_heatmap
 
 
 def run_metric(metric, path, evaluator):

@@ -11,8 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ridgeline.core import Pipeline, PipelineConfig, read_curves, report_rows
-from ridgeline.core.results.tables import format_table
+from ridgeline.core import Pipeline, PipelineConfig, format_table, read_curves, report_rows
 
 
 def main(out_dir: str = "ridgeline-scripted") -> None:

@@ -2,7 +2,7 @@
 
 Train one ``mlp`` 3x512 on ``mnist1d`` (Adam, lr 1e-2, batch 128, 20 epochs = 640 steps) for k
 steps, then train two copies to the end with different data orders
-(:func:`ridgeline.core.training.spawn`), and measure the linear path between the children on
+(:func:`ridgeline.core.spawn`), and measure the linear path between the children on
 the test split: the error barrier ("instability"; linearly connected when below 2 percentage
 points), the loss barrier, the children's distance and the angle between their displacements
 from the spawn point (``geometry``), and the single-layer loss barriers (``layerwise_barrier``).
@@ -25,9 +25,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from ridgeline.core import Evaluator, PathProbe, TrainConfig, registries, spawn
-from ridgeline.core.plots.landscape import layer_heatmap
-from ridgeline.core.run.trajectory import measure_along
+from ridgeline.core import Evaluator, PathProbe, TrainConfig, measure_along, registries, spawn
+from ridgeline.core.plots import layer_heatmap
 
 
 def measure(metric, path, evaluator):

@@ -2,7 +2,7 @@
 
 Trains two ``mlp`` 3x512 on ``mnist1d`` (the quickstart's settings: Adam lr 1e-3, batch 128,
 20 epochs = 640 steps; seeds 0 and 1) with ``checkpoint_every=64``, then runs
-:func:`ridgeline.core.trajectory.measure_trajectory` over the two checkpoint series: the loss and
+:func:`ridgeline.core.measure_trajectory` over the two checkpoint series: the loss and
 error barrier of the linear path and the single-layer barriers at every common step. Writes
 ``<out>/trajectory.json`` and ``<out>/trajectory_layers.png`` (layers x training step).
 
@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from ridgeline.core import Evaluator, TrainConfig, checkpoint_series, measure_trajectory, registries, train
-from ridgeline.core.plots.landscape import layer_heatmap
+from ridgeline.core.plots import layer_heatmap
 
 
 def main() -> None:

@@ -2,8 +2,9 @@
 
 ``derive_spec(module, example_input)`` traces ``module`` with ``torch.fx`` (timm's leaf-module
 conventions: modules timm marks as untraceable stay whole), runs the graph once on the example
-while labelling every tensor axis (:mod:`ridgeline.core.tracing_walker`), and turns the resulting
-union-find classes (:mod:`ridgeline.core.tracing_labels`) into permutation groups:
+while labelling every tensor axis (:mod:`ridgeline.core.symmetry.walker`, with the rules of
+:mod:`ridgeline.core.symmetry.rules`), and turns the resulting union-find classes
+(:mod:`ridgeline.core.symmetry.labels`) into permutation groups:
 
 - a group starts at the output axis of a Linear or conv and follows it through activations,
   dropout, normalisation, pooling, flatten (a channel becomes a block of features), concatenation
@@ -27,18 +28,16 @@ import torch
 from torch import fx, nn
 
 from ridgeline.core.errors import SpecError
+from ridgeline.core.symmetry import layer_rules, op_rules, rules
 from ridgeline.core.symmetry.labels import Unions
-from ridgeline.core.symmetry.layer_rules import is_conv_mlp, is_fused_attention
 from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
 from ridgeline.core.symmetry.walker import Walker
+
+RULE_MODULES = (layer_rules, op_rules)  # importing them fills the tables in ``rules``
 
 # timm marks NormFreeBlock untraceable because fx drops an in-place ``mul_`` from the data flow;
 # the walker runs the graph for real, so the in-place op still happens and is labelled.
 _TRACE_THROUGH = {"NormFreeBlock"}
-# Linear/conv/BatchNorm subclasses (weight-standardised convs, timm's BatchNormAct2d) keep the
-# base class's axes; norms that override forward (timm's channels-first LayerNorm2d) are traced.
-_LEAF_TYPES = (nn.Linear, nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)
-_EXACT_LEAF_TYPES = (nn.LayerNorm, nn.GroupNorm)
 
 
 def _timm_conventions() -> tuple[tuple[type, ...], tuple]:
@@ -58,9 +57,9 @@ class _Tracer(fx.Tracer):
         self.failed_at: tuple[str, str] | None = None
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if isinstance(m, _LEAF_TYPES) or is_fused_attention(m) or is_conv_mlp(m):
-            return True
-        if any(isinstance(m, base) and type(m).forward is base.forward for base in _EXACT_LEAF_TYPES):
+        # Linear/conv/BatchNorm subclasses (weight-standardised convs, timm's BatchNormAct2d) keep
+        # the base class's axes; norms that override forward (timm's LayerNorm2d) are traced.
+        if rules.keeps_whole(m):
             return True
         if type(m).__name__ in _TRACE_THROUGH:
             return False

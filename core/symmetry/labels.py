@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import attrs
+import torch
 
 Segment = tuple[int | None, int, int]
 Label = tuple[Segment, ...] | None
@@ -120,6 +121,15 @@ class Unions:
                     if v is not None:
                         self.freeze(v, reason)
         uses.append((offset, end, stride, var))
+
+
+def fixed_like(result: Any) -> Any:
+    """Labels of a value none of whose axes can be permuted (tensors, or tuples of them)."""
+    if isinstance(result, torch.Tensor):
+        return Labels.fixed(result.dim())
+    if isinstance(result, (tuple, list)):
+        return tuple(fixed_like(r) for r in result)
+    return None
 
 
 def label_vars(value: Any) -> Iterator[int]:

@@ -1,20 +1,20 @@
-"""How layers move axis labels (see :mod:`ridgeline.core.tracing_labels`): Linear and conv
+"""How layers move axis labels (see :mod:`ridgeline.core.symmetry.labels`): Linear and conv
 (grouped and depthwise included), BatchNorm, GroupNorm, LayerNorm, pooling, and timm's fused-qkv
-``Attention``. Used by :class:`ridgeline.core.tracing_walker.Walker` for modules kept whole and
-by :mod:`ridgeline.core.tracing_ops` for their functional forms.
+``Attention``. Importing this module registers the module rules in
+:mod:`ridgeline.core.symmetry.rules`; :mod:`ridgeline.core.symmetry.op_rules` reuses the label
+algebra here for the functional forms of the same layers.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-from torch import fx, nn
+from torch import nn
 
-from ridgeline.core.symmetry.labels import Label, Labels, freeze_all
-
-if TYPE_CHECKING:
-    from ridgeline.core.symmetry.walker import Walker
+from ridgeline.core.symmetry.labels import Label, Labels, fixed_like, freeze_all, reshape
+from ridgeline.core.symmetry.rules import Param, add_module_rule
+from ridgeline.core.symmetry.rules import Walk as Walker
 
 POINTWISE_MODULES = (
     nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Hardsigmoid, nn.Hardswish, nn.Tanh,
@@ -25,7 +25,6 @@ BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
 BASE_TENSORS = {*BN_TENSORS, "num_batches_tracked"}
 POOLS = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
          nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)
-Param = Labels | str | None  # a parameter's labels (read by get_attr), its state key, or absent
 
 
 def is_fused_attention(module: nn.Module) -> bool:
@@ -55,18 +54,6 @@ def is_conv_mlp(module: nn.Module) -> bool:
 def spatial_axes(module: nn.Module) -> int:
     name = type(module).__name__
     return 1 if "1d" in name else 3 if "3d" in name else 2
-
-
-def fixed_like(result: Any) -> Any:
-    if isinstance(result, torch.Tensor):
-        return Labels.fixed(result.dim())
-    if isinstance(result, (tuple, list)):
-        return tuple(fixed_like(r) for r in result)
-    return None
-
-
-def target_name(n: fx.Node) -> str:
-    return getattr(n.target, "__name__", str(n.target))
 
 
 def axis_entries(label: Label) -> int:
@@ -159,3 +146,121 @@ def attention(w: Walker, name: str, module: nn.Module, lx: Labels) -> Labels:
     out = w.new_unit(proj.out_features, f"{prefix}proj",
                      [f"{prefix}proj.weight", f"{prefix}proj.bias" if proj.bias is not None else None])
     return Labels((*lx.axes[:-1], out))
+
+
+# -- modules kept whole: the rules the walker looks up ------------------------------------
+def param_key(name: str, module: nn.Module, attr: str) -> str | None:
+    """The state key of ``module``'s tensor ``attr`` (dotted for a submodule's), or None if the
+    module has no such tensor (a Linear without bias)."""
+    path, _, leaf = attr.rpartition(".")
+    owner = module.get_submodule(path) if path else module
+    prefix = f"{name}." if name else ""
+    return f"{prefix}{attr}" if getattr(owner, leaf, None) is not None else None
+
+
+def extra_params(w: Walker, name: str, module: nn.Module, channel: Label, out: Labels) -> None:
+    """Tensors of a Linear/conv/BatchNorm subclass beyond the base class's (a weight-
+    standardised conv's ``gain``, a fused activation's parameters): one entry per output
+    channel follows the channels; anything else freezes the outputs."""
+    tensors = [*module.named_parameters(), *module.named_buffers()]
+    for attr, tensor in tensors:
+        if attr in BASE_TENSORS or tensor.numel() <= 1:
+            continue
+        key = f"{name}.{attr}" if name else attr
+        if tensor.numel() == tensor.shape[0] == axis_entries(channel):
+            w.tie(channel, key, 0, name)
+        else:
+            freeze_all(w.unions, out, f"{name} holds {attr!r}, which the walker does not know")
+
+
+def linear_module(w: Walker, name: str, module: nn.Module, args: tuple, largs: tuple,
+                  result: Any) -> Labels:
+    out = linear(w, name, largs[0], param_key(name, module, "weight"), param_key(name, module, "bias"),
+                 module.out_features)
+    extra_params(w, name, module, out.axes[-1], out)
+    return out
+
+
+def conv_module(w: Walker, name: str, module: nn.Module, args: tuple, largs: tuple,
+                result: Any) -> Any:
+    if module.transposed:  # kept whole, but not understood
+        w.freeze_inputs(largs, name, f"module {type(module).__name__}")
+        return fixed_like(result)
+    out = conv(w, name, largs[0], param_key(name, module, "weight"), param_key(name, module, "bias"),
+               module.out_channels, module.groups, len(module.kernel_size))
+    extra_params(w, name, module, out.axes[len(out.axes) - len(module.kernel_size) - 1], out)
+    return out
+
+
+def batch_norm_module(w: Walker, name: str, module: nn.Module, args: tuple, largs: tuple,
+                      result: Any) -> Labels:
+    lx = largs[0]
+    out = channel_affine(w, name, lx, [param_key(name, module, a) for a in BN_TENSORS])
+    extra_params(w, name, module, lx.axes[1], out)
+    return out
+
+
+def group_norm_module(w: Walker, name: str, module: nn.Module, args: tuple, largs: tuple,
+                      result: Any) -> Labels:
+    return group_norm(w, name, largs[0], module.num_groups,
+                      [param_key(name, module, "weight"), param_key(name, module, "bias")])
+
+
+def layer_norm_module(w: Walker, name: str, module: nn.Module, args: tuple, largs: tuple,
+                      result: Any) -> Labels:
+    return layer_norm(w, name, largs[0], len(module.normalized_shape),
+                      [param_key(name, module, "weight"), param_key(name, module, "bias")])
+
+
+def pointwise_module(w: Walker, name: str, module: nn.Module, args: tuple, largs: tuple,
+                     result: Any) -> Any:
+    return largs[0]
+
+
+def upsample_module(w: Walker, name: str, module: nn.Module, args: tuple, largs: tuple,
+                    result: Any) -> Labels:
+    return pooled(w, name, largs[0], args[0].dim() - 2, result)
+
+
+def pool_module(w: Walker, name: str, module: nn.Module, args: tuple, largs: tuple,
+                result: Any) -> Labels:
+    return pooled(w, name, largs[0], args[0].dim() - result.dim() + spatial_axes(module), result)
+
+
+def flatten_module(w: Walker, name: str, module: nn.Module, args: tuple, largs: tuple,
+                   result: Any) -> Labels:
+    return reshape(w.unions, largs[0], tuple(args[0].shape), tuple(result.shape), name)
+
+
+def attention_module(w: Walker, name: str, module: nn.Module, args: tuple, largs: tuple,
+                     result: Any) -> Labels:
+    return attention(w, name, module, largs[0])
+
+
+def conv_mlp_module(w: Walker, name: str, module: nn.Module, args: tuple, largs: tuple,
+                    result: Any) -> Labels:
+    hidden = conv(w, f"{name}.fc1", largs[0], param_key(name, module, "fc1.weight"),
+                  param_key(name, module, "fc1.bias"), module.fc1.out_channels, module.fc1.groups, 2)
+    return conv(w, f"{name}.fc2", hidden, param_key(name, module, "fc2.weight"),
+                param_key(name, module, "fc2.bias"), module.fc2.out_channels, module.fc2.groups, 2)
+
+
+def _exact(base: type[nn.Module]):
+    """Modules whose forward is ``base``'s own (subclasses that only add attributes)."""
+    return lambda m: type(m).forward is base.forward
+
+
+add_module_rule(lambda m: isinstance(m, nn.Linear), linear_module, keep_whole=True)
+add_module_rule(lambda m: isinstance(m, nn.modules.conv._ConvNd), conv_module, keep_whole=True)
+add_module_rule(lambda m: isinstance(m, nn.modules.batchnorm._BatchNorm), batch_norm_module,
+                keep_whole=True)
+add_module_rule(_exact(nn.GroupNorm), group_norm_module, keep_whole=True)
+add_module_rule(_exact(nn.LayerNorm), layer_norm_module, keep_whole=True)
+add_module_rule(lambda m: isinstance(m, POINTWISE_MODULES) or type(m).__name__ in ("DropPath", "GELUTanh"),
+                pointwise_module)
+add_module_rule(lambda m: isinstance(m, nn.PReLU) and m.num_parameters == 1, pointwise_module)
+add_module_rule(lambda m: isinstance(m, nn.Upsample), upsample_module)
+add_module_rule(lambda m: isinstance(m, POOLS), pool_module)
+add_module_rule(lambda m: isinstance(m, nn.Flatten), flatten_module)
+add_module_rule(is_fused_attention, attention_module, keep_whole=True)
+add_module_rule(is_conv_mlp, conv_mlp_module, keep_whole=True)

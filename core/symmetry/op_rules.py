@@ -1,23 +1,23 @@
 """How functions and tensor methods in a traced graph move axis labels: elementwise ops,
 reductions, layout ops (reshape, permute, cat, split, indexing), matmul and scaled dot-product
-attention, and the functional forms of the layers in :mod:`ridgeline.core.tracing_layers`.
-An op without a rule here freezes what it touches (:class:`ridgeline.core.tracing_walker.Walker`).
+attention, and the functional forms of the layers in :mod:`ridgeline.core.symmetry.layer_rules`.
+Importing this module registers the rules in :mod:`ridgeline.core.symmetry.rules`; an op without
+a rule freezes what it touches.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import fx
 
 from ridgeline.core.symmetry.labels import (
     Label,
     Labels,
     broadcast,
+    fixed_like,
     freeze_all,
     merge,
     normalise,
@@ -27,16 +27,13 @@ from ridgeline.core.symmetry.labels import (
 )
 from ridgeline.core.symmetry.layer_rules import (
     channel_affine,
-    fixed_like,
     group_norm,
     layer_norm,
     linear,
     pooled,
-    target_name,
 )
-
-if TYPE_CHECKING:
-    from ridgeline.core.symmetry.walker import Walker
+from ridgeline.core.symmetry.rules import Walk as Walker
+from ridgeline.core.symmetry.rules import add_function_rules, add_method_rules, add_named_function_rule
 
 _POINTWISE_FUNCTIONS = {
     operator.add, operator.sub, operator.mul, operator.truediv, operator.neg, operator.iadd,
@@ -56,7 +53,6 @@ _POOL_FUNCTIONS = {F.interpolate, F.adaptive_avg_pool2d, F.avg_pool2d, F.max_poo
                    F.adaptive_avg_pool1d, F.avg_pool1d, F.max_pool1d}
 
 
-Rule = Callable[["Walker", str, tuple, dict, tuple, dict, Any], Any]
 
 
 def _tensors(args: tuple, largs: tuple) -> list[tuple[Labels, tuple[int, ...]]]:
@@ -282,7 +278,7 @@ def resample_pos_embed(w: Walker, where: str, args: tuple, kwargs: dict, largs: 
     return Labels((*(None,) * (result.dim() - 1), lx.axes[-1]))
 
 
-_FUNCTION_RULES: dict[Any, Rule] = {
+add_function_rules({
     **dict.fromkeys(_POINTWISE_FUNCTIONS, pointwise),
     **dict.fromkeys(_POOL_FUNCTIONS, pool_function),
     **dict.fromkeys((torch.mean, torch.sum, torch.amax, torch.amin, torch.logsumexp), reduction),
@@ -296,8 +292,8 @@ _FUNCTION_RULES: dict[Any, Rule] = {
     F.scaled_dot_product_attention: sdpa, F.linear: functional_linear,
     F.layer_norm: functional_layer_norm, F.group_norm: functional_group_norm,
     F.batch_norm: functional_batch_norm,
-}
-_METHOD_RULES: dict[str, Rule] = {
+})
+add_method_rules({
     **dict.fromkeys(_POINTWISE_METHODS, pointwise),
     **dict.fromkeys(_REDUCTIONS, reduction),
     **dict.fromkeys(("reshape", "view", "flatten", "squeeze", "unsqueeze", "reshape_as",
@@ -306,14 +302,5 @@ _METHOD_RULES: dict[str, Rule] = {
     **dict.fromkeys(("expand", "expand_as"), expand),
     "permute": permute, "transpose": transpose, "matmul": matmul, "bmm": matmul,
     "size": shape_query, "dim": shape_query,
-}
-
-
-def rule_for(n: fx.Node) -> Rule | None:
-    if n.op == "call_method":
-        return _METHOD_RULES.get(n.target)
-    if n.op == "call_function":
-        if target_name(n) == "resample_abs_pos_embed":
-            return resample_pos_embed
-        return _FUNCTION_RULES.get(n.target)
-    return None
+})
+add_named_function_rule("resample_abs_pos_embed", resample_pos_embed)

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 
-from ridgeline.core.interfaces.model import Model
 from ridgeline.core.symmetry.derive import generic_state
 from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
+
+
+class SpecSource(Protocol):
+    """What the report needs of a model (a :class:`ridgeline.core.Model` is one)."""
+
+    name: str
+
+    @property
+    def config(self) -> dict[str, Any]: ...
+
+    def spec(self) -> PermutationSpec: ...
+
+    def build(self) -> nn.Module: ...
+
+    def example_input(self) -> torch.Tensor: ...
 
 
 def format_ref(ref: AxisRef, size: int) -> str:
@@ -21,7 +37,7 @@ def format_ref(ref: AxisRef, size: int) -> str:
     return text
 
 
-def format_spec_report(model: Model, *, seeds: int = 3) -> str:
+def format_spec_report(model: SpecSource, *, seeds: int = 3) -> str:
     """Groups (size, the tensors each acts on, nesting), frozen groups with reasons, coverage
     (permutable hidden units / all hidden units) and the result of ``spec.check`` over
     ``seeds`` random permutations of every group on the model's example input (with a

@@ -15,7 +15,7 @@ from ridgeline.core.plugin_host import hookspecs
 from ridgeline.core.plugin_host.host import INTERNAL_PLUGINS, hookimpl, load_plugins
 from ridgeline.core.plugin_host.registry import KINDS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def install_fake_distribution(tmp_path: Path, monkeypatch, module: str, source: str,

@@ -11,7 +11,7 @@ from ridgeline.core.cli import main
 from ridgeline.core.cli.quickstart import quickstart_config
 from ridgeline.core.run.config import PipelineConfig
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ["--epochs", "2", "--num-samples", "600", "--width", "32", "--grid", "5", "--quiet", "--device", "cpu"]
 
 

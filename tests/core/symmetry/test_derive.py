@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ridgeline.core.errors import SpecError
-from ridgeline.core.symmetry import op_rules as tracing_ops
+from ridgeline.core.symmetry import op_rules, rules
 from ridgeline.core.symmetry.derive import derive_spec
 from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
 
@@ -148,7 +148,7 @@ def test_an_op_the_walker_does_not_know_freezes_its_groups_with_a_reason():
 
 def test_a_wrong_rule_is_caught_by_the_built_in_check(monkeypatch):
     # pretend cumsum were elementwise: the derived spec is wrong and must not be returned
-    monkeypatch.setitem(tracing_ops._FUNCTION_RULES, torch.cumsum, tracing_ops.pointwise)
+    monkeypatch.setitem(rules._FUNCTION_RULES, torch.cumsum, op_rules.pointwise)
     with pytest.raises(SpecError, match="changes the network's outputs"):
         derive_spec(Unknown(), torch.randn(3, 4))
 

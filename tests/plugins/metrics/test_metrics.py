@@ -15,7 +15,7 @@ from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.evaluator import Evaluation, Evaluator
 from ridgeline.core.interfaces.metric import PathProbe
 from ridgeline.core.numerics.hessian import LossSurface
-from ridgeline.core.numerics.vectors import dot, flatten
+from ridgeline.core.numerics.vectors import flatten
 from ridgeline.core.run.training import TrainConfig, train
 from ridgeline.core.state import distance, lerp, module_groups
 
@@ -278,6 +278,3 @@ def test_landscape_has_no_points_off_a_plane(setup):
         metric.measure(0.0, PathProbe(line, evaluator))
 
 
-def test_dot_treats_missing_keys_as_zero():
-    a = {"x": torch.tensor([1.0, 2.0]), "y": torch.tensor([3.0])}
-    assert dot(a, {"x": torch.tensor([1.0, 1.0])}) == 3.0

@@ -1,0 +1,114 @@
+"""The house rules of docs/architecture.md: import layers, the public API, plugins that use only it.
+
+The layers and the walker/rule separation are import-linter contracts in pyproject.toml; the
+plugin rules are checked here by walking every plugin module's imports (function-level ones
+included), so a failure names the file, the line and the import.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ridgeline.core
+import ridgeline.core.numerics
+import ridgeline.core.plots
+
+ROOT = Path(__file__).resolve().parents[2]
+PUBLIC = {"ridgeline.core", "ridgeline.core.numerics"}
+
+
+def test_import_layers_hold(capsys):
+    from importlinter.cli import lint_imports
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
+    finally:
+        os.chdir(cwd)
+    assert code == 0, capsys.readouterr().out
+
+
+def _ridgeline_imports(path: Path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name.startswith("ridgeline"):
+                yield node.lineno, name
+
+
+def _family(path: Path) -> str:
+    return path.relative_to(ROOT / "plugins").parts[0]
+
+
+PLUGIN_MODULES = sorted((ROOT / "plugins").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", PLUGIN_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_plugins_import_only_the_public_api_and_their_own_family(path):
+    offenders = []
+    for line, module in _ridgeline_imports(path):
+        if module in PUBLIC:
+            continue
+        if module.startswith("ridgeline.plugins."):
+            family = module.split(".")[2]
+            if path.parent != ROOT / "plugins" and family == _family(path):
+                continue
+            offenders.append(f"{path.name}:{line}: {module} (another plugin family)")
+        else:
+            offenders.append(f"{path.name}:{line}: {module} (internal; use ridgeline.core or "
+                             "ridgeline.core.numerics)")
+    assert not offenders, "\n".join(offenders)
+
+
+EXAMPLES = sorted((ROOT / "examples").rglob("*.py"))
+SCRIPT_API = PUBLIC | {"ridgeline.core.plots"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_examples_use_only_the_public_api(path):
+    offenders = [f"{path.name}:{line}: {module}" for line, module in _ridgeline_imports(path)
+                 if module not in SCRIPT_API]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_plugin_walk_sees_every_family():
+    assert {_family(p) for p in PLUGIN_MODULES if p.parent != ROOT / "plugins"} == {
+        "aligners", "corrections", "datasets", "metrics", "models", "paths"}
+
+
+FACADES = [ridgeline.core, ridgeline.core.numerics, ridgeline.core.plots]
+
+
+@pytest.mark.parametrize("facade", FACADES, ids=lambda m: m.__name__)
+def test_every_public_name_resolves(facade):
+    for name in facade.__all__:
+        assert getattr(facade, name) is not None, name
+    assert set(facade.__all__) <= set(dir(facade))
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        facade.not_a_name  # noqa: B018
+
+
+def test_importing_the_public_api_is_lazy():
+    code = ("import sys, ridgeline.core, ridgeline.core.numerics, ridgeline.core.plots; "
+            "print(sorted(m for m in ('torch', 'timm', 'h5py', 'scipy', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_plugin_authoring_guide_lists_the_public_api():
+    guide = (ROOT / "docs" / "plugin-authoring.md").read_text()
+    missing = [name for facade in FACADES for name in facade.__all__ if f"`{name}`" not in guide]
+    assert not missing, f"docs/plugin-authoring.md does not list {missing}"
