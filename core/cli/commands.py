@@ -55,7 +55,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  {name.ljust(column - 2)}{summary}{plugin}")
         if not names:
             print("  (none)")
-    print("\nridgeline describe KIND NAME: an entry's full text, options, defaults and paper.")
+    print("\nridgeline describe KIND NAME shows an entry's options and paper.")
     return 0
 
 

@@ -192,7 +192,8 @@ def format_table(rows: Sequence[dict[str, Any]], *, wide: bool = False,
     for row in rows:
         parts = [f"{k}={_fmt(row[k])}" for k in extra if k in row]
         if parts:
-            text = f"{'/'.join(str(row[k]) for k in CURVE_KEYS)}: " + ", ".join(parts)
+            where = "/".join(str(row[k]) for k in CURVE_KEYS)
+            text = f"{where if wide else _elide(where, width - 1)}: " + ", ".join(parts)
             lines.append(text if wide else textwrap.fill(text, width, subsequent_indent="    ",
                                                          break_long_words=False))
     for row in rows:
