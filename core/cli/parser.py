@@ -45,7 +45,8 @@ def _command(sub, name: str, help: str, epilog: str = "") -> argparse.ArgumentPa
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ridgeline", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="one of the commands below")
 
     p = _command(sub, "list", "list the registry entries (models, datasets, aligners, ...)",
                  "example: ridgeline list aligners 'weight*'\n"
@@ -150,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=commands.cmd_quickstart)
 
-    p = _command(sub, "describe", "show an entry's full text, options (type, default, allowed "
-                 "values), plugin and paper",
+    p = _command(sub, "describe", "show an entry's text, options (type, default, allowed values) "
+                 "and paper",
                  "examples:\n"
                  "  ridgeline describe aligners weight_matching\n"
                  "  ridgeline describe weight_matching      (searches every registry)\n"

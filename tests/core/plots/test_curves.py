@@ -52,14 +52,16 @@ def test_legend_says_all_three_and_title_names_pair_split_metric():
                   "weight_matching", "linear", "polychain", "none", "repair"):
         assert entry in legend
     assert fig.get_suptitle() == "seed0-seed1: loss_barrier and error_barrier along the paths, train split"
-    assert [ax.get_title() for ax in fig.axes] == ["loss_barrier: train loss", "error_barrier: train error (%)"]
+    assert [ax.get_title() for ax in fig.axes] == ["loss_barrier: train loss",
+                                                   "error_barrier: train error (%)"]
 
 
 def test_a_star_path_gives_each_segment_its_own_style():
     curves = [{"aligner": "identity", "path": "star", "correction": "none", "segment": segment,
                "metric": "loss_barrier", "t": [0.0, 1.0], "value": [0.0, 0.0]}
               for segment in ("centre-0", "centre-1")]
-    styles = {str(line.get_linestyle()) for line in curve_figure(curves, pair="p", split="test").axes[0].lines}
+    figure = curve_figure(curves, pair="p", split="test")
+    styles = {str(line.get_linestyle()) for line in figure.axes[0].lines}
     assert len(styles) == 2
 
 

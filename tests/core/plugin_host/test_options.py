@@ -16,7 +16,7 @@ Mode = Literal["fast", "exact"]
 
 class Example:
     def __init__(self, endpoints: Sequence[int], *, mode: Mode = "fast", size: int | None = None,
-                 anchor: Literal["a", "b"] | None = None, required: str, hidden: "NotImported" = 1,  # noqa: F821
+                 anchor: Literal["a", "b"] | None = None, required: str, hidden: NotImported = 1,  # noqa: F821
                  **more: int) -> None:
         pass
 
