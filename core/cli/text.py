@@ -59,8 +59,8 @@ def shorten(text: str, width: int) -> str:
 
 
 def reflow(text: str, width: int, indent: str = "") -> str:
-    """Plain text wrapped to ``width``: prose paragraphs and list items are re-wrapped;
-    indented blocks (formulas, code) are kept as written."""
+    """Plain text wrapped to ``width``: prose paragraphs and list items are re-wrapped (a line
+    ending in a colon keeps its break); indented blocks (formulas, code) are kept as written."""
     out: list[str] = []
     for paragraph in re.split(r"\n\s*\n", text.strip("\n")):
         lines = paragraph.split("\n")
@@ -82,8 +82,16 @@ def reflow(text: str, width: int, indent: str = "") -> str:
                 continue
             bullet = _BULLET.match(item[0])
             hang = " " * (len(bullet.group(0)) if bullet else 0)
-            wrapped.append(textwrap.fill(" ".join(part.strip() for part in item), width,
-                                         initial_indent=indent, subsequent_indent=indent + hang,
-                                         break_long_words=False, break_on_hyphens=False))
+            # a line ending in ":" introduces what follows (often a formula): keep that break
+            chunks: list[list[str]] = [[]]
+            for part in item:
+                chunks[-1].append(part.strip())
+                if part.rstrip().endswith(":"):
+                    chunks.append([])
+            for i, chunk in enumerate(c for c in chunks if c):
+                wrapped.append(textwrap.fill(" ".join(chunk), width,
+                                             initial_indent=indent + (hang if i else ""),
+                                             subsequent_indent=indent + hang,
+                                             break_long_words=False, break_on_hyphens=False))
         out.append("\n".join(wrapped))
     return "\n\n".join(out)
