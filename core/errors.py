@@ -81,3 +81,13 @@ class ResultsReadError(RidgelineError, OSError):
 
 class DataError(RidgelineError, ValueError):
     """A dataset or split cannot serve what was asked of it."""
+
+
+class MissingExtraError(RidgelineError, ImportError):
+    """A feature needs an optional package that is not installed; the message names the
+    package and the extra that installs it."""
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        super().__init__(f"{feature} needs {package}, which is not installed: "
+                         f"pip install 'ridgeline[{extra}]' (or pip install {package})")
+        self.feature, self.package, self.extra = feature, package, extra

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Literal, get_args
 
 import torch
 
 from ridgeline.core import AlignContext, Aligner, Alignment, ConfigError, Perms, PermutationSpec
 from ridgeline.core.numerics import Moments, assignment, cross_similarity, stream_moments
 
-KINDS = ("correlation", "inner")
+Kind = Literal["correlation", "inner"]
+KINDS = get_args(Kind)
 
 
 def match_moments(moments: Mapping[str, list[Moments]], kind: str = "correlation",
@@ -41,7 +43,7 @@ class ActivationMatchingAligner(Aligner):
 
     name = "activation_matching"
 
-    def __init__(self, *, kind: str = "correlation", split: str | None = None,
+    def __init__(self, *, kind: Kind = "correlation", split: str | None = None,
                  examples: int = 2000, batch_size: int = 500) -> None:
         if kind not in KINDS:
             raise ConfigError(f"activation_matching kind must be one of {KINDS}, got {kind!r}")

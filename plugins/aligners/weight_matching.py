@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -24,7 +25,9 @@ from scipy.optimize import linear_sum_assignment
 
 from ridgeline.core import AlignContext, Aligner, Alignment, ConfigError, Perms, PermutationSpec
 
-ORDERS = ("random", "forward", "backward")
+SweepOrder = Literal["random", "forward", "backward"]
+ORDERS = get_args(SweepOrder)
+Order = Literal[SweepOrder, "best"]
 
 
 def permuted_tensor(spec: PermutationSpec, state: Mapping[str, torch.Tensor], key: str,
@@ -95,7 +98,7 @@ def _nested_step(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mappin
 
 
 def weight_matching(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
-                    *, order: str = "random", max_iter: int = 100, seed: int = 0,
+                    *, order: SweepOrder = "random", max_iter: int = 100, seed: int = 0,
                     init: Perms | None = None) -> tuple[Perms, list[float]]:
     """Permutations of B's units maximising the weight inner product with A; and the objective
     after each sweep."""
@@ -145,9 +148,9 @@ class WeightMatchingAligner(Aligner):
     name = "weight_matching"
     supports_nested = True
 
-    def __init__(self, *, order: str = "random", max_iter: int = 100, seed: int | None = None) -> None:
-        if order not in (*ORDERS, "best"):
-            raise ConfigError(f"weight_matching order must be one of {(*ORDERS, 'best')}, got {order!r}")
+    def __init__(self, *, order: Order = "random", max_iter: int = 100, seed: int | None = None) -> None:
+        if order not in get_args(Order):
+            raise ConfigError(f"weight_matching order must be one of {get_args(Order)}, got {order!r}")
         super().__init__(order=order, max_iter=max_iter, seed=seed)
         self.order, self.max_iter, self.seed = order, int(max_iter), seed
 
