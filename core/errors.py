@@ -81,3 +81,8 @@ class ResultsReadError(RidgelineError, OSError):
 
 class DataError(RidgelineError, ValueError):
     """A dataset or split cannot serve what was asked of it."""
+
+
+class CellError(RidgelineError):
+    """A cell of a pipeline (training, aligning, measuring) failed on a worker; the message
+    names the cell, the node, and the plugin where one is missing."""
