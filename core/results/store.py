@@ -335,12 +335,14 @@ class ResultsStore:
     def _failure_group(self, pair: str, cell: str) -> str:
         return f"pairs/{_safe(pair)}/failed/{_safe(cell)}"
 
-    def write_failure(self, pair: str, cell: str, error: str) -> None:
+    def write_failure(self, pair: str, cell: str, error: str, levels: Sequence[str] = ()) -> None:
         """Record that ``cell`` (``align <set>/<aligner>`` ...) of model set ``pair`` failed
-        for good with ``error``; a later run that completes the cell removes the record."""
+        for good with ``error``; ``levels`` are the aligner, correction and path it concerns
+        (as far as it has them). A later run that completes the cell removes the record."""
         name = self._failure_group(pair, cell)
         group = self.file.require_group(name)
         group.attrs["cell"] = cell
+        group.attrs["levels"] = json.dumps(list(levels))
         group.attrs["error"] = error
         group.attrs["at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.file.flush()

@@ -13,6 +13,7 @@ re-runs in seconds. Trained models are cached as checkpoints beside the results.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
@@ -217,13 +218,17 @@ class Pipeline:
             "python": platform.python_version(),
             "plugin_versions": {"ridgeline": __version__, **self.host.versions},
         }
-        with ResultsStore(self.output, self.config.to_dict(), metadata) as store, \
+        executor = None
+        if self.config.executor.name == "ray":  # joined before the file is touched
+            from ridgeline.core.run.ray_executor import RayExecutor
+
+            executor = RayExecutor(self.config.executor)
+        with executor or contextlib.nullcontext(), \
+                ResultsStore(self.output, self.config.to_dict(), metadata) as store, \
                 Writer(store, background=self.background_writer) as writer:
             recorder = Recorder(store, writer)
-            if self.config.executor.name == "ray":
-                from ridgeline.core.run.ray_executor import RayExecutor
-
-                RayExecutor(self.config.executor).run(self, recorder)
+            if executor is not None:
+                executor.run(self, recorder)
             else:
                 self.run_serial(recorder)
             writer.drain()

@@ -185,16 +185,31 @@ class RayExecutor:
         self.config = config
 
     # -- connecting ----------------------------------------------------------------------
+    def __enter__(self) -> RayExecutor:
+        """Join the cluster and check that it can hold a cell (before any file is written)."""
+        self._started = self.connect()
+        try:
+            self.check_resources()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if getattr(self, "_started", False):
+            require_ray().shutdown()
+            self._started = False
+
     def connect(self) -> bool:
         """Join the configured cluster (or start a local instance when no address is given);
         True when this call started Ray (and so must shut it down). An already initialised
         Ray (a script's or a test's ``ray.init``) is used as it is."""
         ray = require_ray()
-        if ray.is_initialized():
-            return False
         address = self.config.address
         if address and address != "auto":
             _reachable(address, min(self.config.timeout_s, 5.0))
+        if ray.is_initialized():
+            return False
         try:
             if address:
                 ray.init(address=address)
@@ -227,14 +242,9 @@ class RayExecutor:
 
     # -- running -------------------------------------------------------------------------
     def run(self, pipeline: Pipeline, recorder: Recorder) -> None:
-        ray = require_ray()
-        started = self.connect()
-        try:
-            self.check_resources()
-            _Sweep(self, pipeline, recorder, ray).run()
-        finally:
-            if started:
-                ray.shutdown()
+        """Submit the pipeline's cells and write their results as they arrive (use inside
+        ``with RayExecutor(config) as executor``)."""
+        _Sweep(self, pipeline, recorder, require_ray()).run()
 
 
 class _Sweep:
@@ -251,8 +261,9 @@ class _Sweep:
             key=uuid.uuid4().hex, config=pipeline.config, device=str(pipeline.device),
             threads=max(1, round(config.num_cpus)), plugins=host.extra, autoload=host.autoload,
             providers=providers))
-        self.remote = ray.remote(run_cell).options(num_cpus=config.num_cpus, num_gpus=config.num_gpus,
-                                                   max_retries=config.max_retries, retry_exceptions=False)
+        self.remote = ray.remote(run_cell)
+        self.resources = {"num_cpus": config.num_cpus, "num_gpus": config.num_gpus,
+                          "max_retries": config.max_retries, "retry_exceptions": False}
         self.pending: dict[Any, tuple[Cell, ModelSetConfig | None]] = {}
         self.training: dict[int, Any] = {}    # seed -> its training task
         self.trained: set[int] = set()        # seeds whose checkpoints are saved
@@ -260,7 +271,7 @@ class _Sweep:
         self.model_refs: dict[str, Any] = {}  # checkpoint path -> its state in the object store
 
     def submit(self, cell: Cell, model_set: ModelSetConfig | None, *args: Any) -> Any:
-        ref = self.remote.options(name=cell.label).remote(self.recipe, cell, *args)
+        ref = self.remote.options(name=cell.label, **self.resources).remote(self.recipe, cell, *args)
         self.pending[ref] = (cell, model_set)
         return ref
 
@@ -317,10 +328,10 @@ class _Sweep:
         if isinstance(cell, TrainCell):  # every set that needed this model
             for name, waiting in list(self.unchecked.items()):
                 if cell.seed in waiting.seeds:
-                    self.recorder.failure(name, cell.label, text)
+                    self.recorder.failure(name, cell, text)
         else:
             assert model_set is not None
-            self.recorder.failure(model_set.name, cell.label, text)
+            self.recorder.failure(model_set.name, cell, text)
 
     def handle(self, cell: Cell, model_set: ModelSetConfig | None, result: Any) -> None:
         if isinstance(cell, TrainCell):

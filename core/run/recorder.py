@@ -14,6 +14,7 @@ from ridgeline.core.results.writer import Writer
 from ridgeline.core.run.cells import (
     AlignCell,
     AlignOutcome,
+    Cell,
     FitWrite,
     MeasureCell,
     PathFinish,
@@ -77,7 +78,12 @@ class Recorder:
         else:
             raise TypeError(f"not a write: {write!r}")
 
-    def failure(self, model_set: str, cell: str, error: str) -> None:
+    def failure(self, model_set: str, cell: Cell, error: str) -> None:
         """Record that ``cell`` failed for good (the run goes on with the other cells)."""
-        self.failures[(model_set, cell)] = error
-        self.store.write_failure(model_set, cell, error)
+        levels: tuple[str, ...] = ()
+        if isinstance(cell, AlignCell):
+            levels = (cell.aligner.key,)
+        elif isinstance(cell, MeasureCell):
+            levels = cell.levels
+        self.failures[(model_set, cell.label)] = error
+        self.store.write_failure(model_set, cell.label, error, levels)

@@ -22,10 +22,8 @@ import attrs
 
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.plugin_host.registry import Registries
+from ridgeline.core.results.tables import SWEEP_SEPARATOR
 from ridgeline.core.run.config import EntryConfig, ModelSetConfig, PipelineConfig
-
-SWEEP_SEPARATOR = ":"
-"""Between a sweep's name and the pair's members in an expanded model set's name."""
 
 
 def pair_sets(model_set: ModelSetConfig) -> list[ModelSetConfig]:
