@@ -25,7 +25,7 @@ _EXPORTS = {
     **dict.fromkeys((
         "RidgelineError", "UnknownEntryError", "DuplicateEntryError", "PluginLoadError",
         "StateMismatchError", "SpecError", "CheckpointError", "ConfigError",
-        "ResultsMismatchError", "ResultsReadError", "DataError"), "ridgeline.core.errors"),
+        "ResultsMismatchError", "ResultsReadError", "DataError", "CellError"), "ridgeline.core.errors"),
     # states and checkpoints
     "State": "ridgeline.core.state",
     "load_state": "ridgeline.core.checkpoint",
@@ -54,7 +54,8 @@ _EXPORTS = {
     **dict.fromkeys(("measure_trajectory", "measure_along", "checkpoint_series"),
                     "ridgeline.core.run.trajectory"),
     # reading results
-    **dict.fromkeys(("read_metadata", "read_summaries", "read_curves"), "ridgeline.core.results.readers"),
+    **dict.fromkeys(("read_metadata", "read_summaries", "read_curves", "read_failures"),
+                    "ridgeline.core.results.readers"),
     **dict.fromkeys(("report_rows", "format_table"), "ridgeline.core.results.tables"),
 }
 
@@ -64,6 +65,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     from ridgeline.core.checkpoint import load_metadata, load_state, save_state
     from ridgeline.core.errors import (
+        CellError,
         CheckpointError,
         ConfigError,
         DataError,
@@ -86,7 +88,7 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     from ridgeline.core.numerics.curve_fitting import FittedCurve
     from ridgeline.core.plugin_host.host import hookimpl, load_plugins, registries
     from ridgeline.core.plugin_host.registry import KINDS, Registries, Registry
-    from ridgeline.core.results.readers import read_curves, read_metadata, read_summaries
+    from ridgeline.core.results.readers import read_curves, read_failures, read_metadata, read_summaries
     from ridgeline.core.results.tables import format_table, report_rows
     from ridgeline.core.run.config import PipelineConfig
     from ridgeline.core.run.pipeline import Pipeline, run_pipeline
