@@ -104,84 +104,111 @@ def title(pid: int) -> str:
         return ""
 
 
+class Bench:
+    """The sweep's folder, its pipeline file and the figures measured so far."""
+
+    def __init__(self, out: Path, sizes: dict[str, int]) -> None:
+        self.out, self.sizes = out, sizes
+        out.mkdir(parents=True, exist_ok=True)
+        self.toml = out / "sweep.toml"
+        self.toml.write_text(PIPELINE.format(**sizes))
+        self.summary: dict[str, object] = {"sizes": sizes, "load_average_start": os.getloadavg()}
+
+    def report(self, key: str, value: object) -> None:
+        self.summary[key] = value
+        print(f"{key}: {value}", flush=True)
+
+    def results(self, name: str) -> Path:
+        return self.out / name / "results.h5"
+
+    def args(self, name: str, *extra: str) -> list[str]:
+        """``ridgeline run`` of the sweep into ``<out>/<name>/``, after removing what is there."""
+        subprocess.run(["rm", "-rf", str(self.out / name)], check=True)
+        return ["run", str(self.toml), "--quiet", "--output", str(self.results(name)), *extra]
+
+    def serial(self) -> dict:
+        """Serial runs: one torch thread (the reference numbers), then torch's default."""
+        self.report("serial_1_thread_s", run(self.args("serial1"), {"OMP_NUM_THREADS": "1"}))
+        reference = numbers(self.results("serial1"))
+        self.report("curves", len(reference))
+        self.report("serial_default_threads_s", run(self.args("serial")))
+        self.report("serial_default_threads_max_abs_difference",
+                    max_difference(numbers(self.results("serial")), reference))
+        return reference
+
+    def ray(self, reference: dict) -> None:
+        self.report("ray_s", run(self.args("ray", "--executor", "ray")))
+        self.report("ray_equals_serial_1_thread", numbers(self.results("ray")) == reference)
+        for serial in ("serial_1_thread", "serial_default_threads"):
+            self.report(f"speedup_vs_{serial}", self.summary[f"{serial}_s"] / self.summary["ray_s"])
+
+    def worker_kill(self, reference: dict) -> None:
+        """A worker process killed by its pid while it measures a path."""
+        driver = subprocess.Popen(RIDGELINE + self.args("ray_worker_killed", "--executor", "ray"),
+                                  stdout=subprocess.DEVNULL)
+        victim = None
+        while driver.poll() is None and victim is None:
+            time.sleep(0.5)
+            busy = [p for p in children(driver.pid) if title(p).startswith("ray::measure")]
+            victim = busy[0] if busy else None
+        if victim is not None:
+            self.report("killed_worker", f"{victim} {title(victim)}")
+            os.kill(victim, signal.SIGKILL)
+        self.report("worker_killed_exit_status", driver.wait())
+        self.report("worker_killed_equals_serial", numbers(self.results("ray_worker_killed")) == reference)
+
+    def driver_kill(self, reference: dict) -> None:
+        """The driver killed with SIGKILL once a quarter of the measure cells have started,
+        then the same command again."""
+        from ridgeline.core.results.readers import read_summaries
+
+        args = self.args("ray_driver_killed", "--executor", "ray")
+        driver = subprocess.Popen(RIDGELINE + args, stdout=subprocess.DEVNULL)
+        measures = self.sizes["last_seed"] * 3 * 2
+        started: set[str] = set()
+        while driver.poll() is None and len(started) < max(2, measures // 4):
+            time.sleep(0.2)
+            started |= {title(p) for p in children(driver.pid) if title(p).startswith("ray::measure")}
+        self.report("measure_cells_started_at_kill", f"{len(started)} of {measures}")
+        ray_processes = children(driver.pid)
+        if driver.poll() is not None:
+            raise SystemExit("the sweep finished before the driver could be killed: use a larger sweep")
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+        time.sleep(5)
+        left = [p for p in ray_processes if Path(f"/proc/{p}").exists()]
+        self.report("ray_processes_left_after_driver_kill", [title(p) for p in left])
+        for pid in left:  # only the processes this driver started
+            os.kill(pid, signal.SIGKILL)
+        partial = numbers(self.results("ray_driver_killed"))
+        done = [r for r in read_summaries(self.results("ray_driver_killed")) if r["complete"]]
+        self.report("series_complete_at_kill", len(done))
+        self.report("points_written_at_kill", len(partial))
+        self.report("resume_s", run(args))  # the same command again
+        resumed = numbers(self.results("ray_driver_killed"))
+        self.report("resumed_equals_serial", resumed == reference)
+        self.report("nothing_lost", all(resumed[k] == v for k, v in partial.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="ray-sweep-bench")
     parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--driver-kill-only", action="store_true",
+                        help="only the driver-kill check, against <out>/serial1 from an earlier run")
     args = parser.parse_args()
-    out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     sizes = (dict(bezier_steps=10, grid=5, samples=1000, width=32, epochs=2, last_seed=3) if args.tiny
              else dict(bezier_steps=200, grid=25, samples=4000, width=128, epochs=10, last_seed=7))
-    toml = out / "sweep.toml"
-    toml.write_text(PIPELINE.format(**sizes))
-    summary: dict[str, object] = {"sizes": sizes, "load_average_start": os.getloadavg()}
-
-    def report(key: str, value: object) -> None:
-        summary[key] = value
-        print(f"{key}: {value}", flush=True)
-
-    def ray_args(name: str) -> list[str]:
-        return ["run", str(toml), "--quiet", "--executor", "ray", "--output", str(out / name / "results.h5")]
-
-    def fresh(name: str) -> None:
-        subprocess.run(["rm", "-rf", str(out / name)], check=True)
-
-    fresh("serial1")
-    serial_args = ["run", str(toml), "--quiet", "--output", str(out / "serial1/results.h5")]
-    report("serial_1_thread_s", run(serial_args, {"OMP_NUM_THREADS": "1"}))
-    reference = numbers(out / "serial1/results.h5")
-    report("curves", len(reference))
-    fresh("serial")
-    report("serial_default_threads_s", run(["run", str(toml), "--quiet", "--output",
-                                            str(out / "serial/results.h5")]))
-    report("serial_default_threads_max_abs_difference",
-           max_difference(numbers(out / "serial/results.h5"), reference))
-    fresh("ray")
-    report("ray_s", run(ray_args("ray")))
-    report("ray_equals_serial_1_thread", numbers(out / "ray/results.h5") == reference)
-    report("speedup_vs_serial_1_thread", summary["serial_1_thread_s"] / summary["ray_s"])
-    report("speedup_vs_serial_default_threads", summary["serial_default_threads_s"] / summary["ray_s"])
-
-    # a worker killed by its pid while it measures
-    fresh("ray_worker_killed")
-    driver = subprocess.Popen(RIDGELINE + ray_args("ray_worker_killed"), stdout=subprocess.DEVNULL)
-    victim = None
-    while driver.poll() is None and victim is None:
-        time.sleep(0.5)
-        busy = [p for p in children(driver.pid) if title(p).startswith("ray::measure")]
-        victim = busy[0] if busy else None
-    if victim is not None:
-        report("killed_worker", f"{victim} {title(victim)}")
-        os.kill(victim, signal.SIGKILL)
-    report("worker_killed_exit_status", driver.wait())
-    report("worker_killed_equals_serial", numbers(out / "ray_worker_killed/results.h5") == reference)
-
-    # the driver killed with SIGKILL mid-sweep, then the same command again
-    fresh("ray_driver_killed")
-    driver = subprocess.Popen(RIDGELINE + ray_args("ray_driver_killed"), stdout=subprocess.DEVNULL)
-    time.sleep(0.5 * summary["ray_s"])
-    ray_processes = children(driver.pid)
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    time.sleep(5)
-    left = [p for p in ray_processes if Path(f"/proc/{p}").exists()]
-    report("ray_processes_left_after_driver_kill", len(left))
-    for pid in left:  # only the processes this driver started
-        os.kill(pid, signal.SIGKILL)
-    partial = numbers(out / "ray_driver_killed/results.h5")
-    from ridgeline.core.results.readers import read_summaries
-
-    done = {(r["pair"], r["aligner"], r["path"], r["metric"]) for r in
-            read_summaries(out / "ray_driver_killed/results.h5") if r["complete"]}
-    report("series_complete_at_kill", len(done))
-    report("points_written_at_kill", len(partial))
-    report("resume_s", run(ray_args("ray_driver_killed")))
-    resumed = numbers(out / "ray_driver_killed/results.h5")
-    report("resumed_equals_serial", resumed == reference)
-    report("nothing_lost", all(resumed[k] == v for k, v in partial.items()))
-    summary["load_average_end"] = os.getloadavg()
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    bench = Bench(Path(args.out).resolve(), sizes)
+    if args.driver_kill_only:
+        bench.driver_kill(numbers(bench.results("serial1")))
+        return
+    reference = bench.serial()
+    bench.ray(reference)
+    bench.worker_kill(reference)
+    bench.driver_kill(reference)
+    bench.summary["load_average_end"] = os.getloadavg()
+    (bench.out / "summary.json").write_text(json.dumps(bench.summary, indent=2, default=str))
 
 
 if __name__ == "__main__":
