@@ -182,3 +182,42 @@ def test_an_unreachable_cluster_is_a_clear_error_within_seconds(tmp_path):
     with pytest.raises(ConfigError, match=r"cannot reach the Ray cluster at '127.0.0.1:9'.*ray start --head"):
         Pipeline(config, progress=False).run()
     assert time.perf_counter() - start < 10
+
+
+SWEEP_TOML = """
+output = "r.h5"
+aligners = ["identity", { name = "weight_matching", order = ["random", "best"] }]
+metrics = [{ name = "error_barrier", grid = 3 }]
+[dataset]
+name = "synthetic"
+features = 12
+num_classes = 3
+train_size = 128
+test_size = 64
+[model]
+name = "mlp"
+widths = [8]
+[train]
+steps = 10
+batch_size = 32
+[[pairs]]
+name = "sw"
+seeds = "0..2"
+pairs = "all"
+"""
+
+
+def test_the_command_line_runs_a_sweep_on_ray_and_explains_a_bad_address(tmp_path, capsys, local_ray):
+    from ridgeline.core.cli import main
+
+    pipeline = tmp_path / "sweep.toml"
+    pipeline.write_text(SWEEP_TOML)
+    assert main(["run", str(pipeline), "--quiet", "--executor", "ray"]) == 0
+    printed = capsys.readouterr().out
+    assert "sw:seed1-seed2" in printed and "weight_matching[order=best]" in printed
+    assert "sweeps (mean ± standard deviation over pairs)" in printed
+    assert read_metadata(tmp_path / "r.h5")["complete"]
+    assert main(["run", str(pipeline), "--executor", "ray", "--address", "127.0.0.1:9",
+                 "--output", str(tmp_path / "other.h5")]) == 2
+    assert "cannot reach the Ray cluster at '127.0.0.1:9'" in capsys.readouterr().err
+    assert not (tmp_path / "other.h5").exists()
