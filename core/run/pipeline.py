@@ -160,7 +160,8 @@ class Pipeline:
         return states
 
     def model_sets(self) -> list[ModelSetConfig]:
-        """The configured model sets, checkpoint series expanded to one set per shared step."""
+        """The configured model sets, checkpoint series expanded to one set per shared step
+        and paired sets (``pairs = "all" | "first"``) to one set per pair."""
         expanded = []
         for model_set in self.config.pairs:
             if not model_set.series:
@@ -196,7 +197,7 @@ class Pipeline:
         """Every cell in this process, one after another, each record written as measured."""
         for model_set in self.model_sets():
             states = self.load_models(model_set)
-            recorder.check_endpoints(model_set.name, states)
+            recorder.check_endpoints(model_set, states)
             for cell in self.align_cells(model_set):
                 alignment = recorder.stored_alignment(cell)
                 if alignment is None:

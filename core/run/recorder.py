@@ -23,8 +23,10 @@ from ridgeline.core.run.cells import (
     SeriesFinish,
     SeriesOpen,
     SeriesProgress,
+    TrainCell,
     Write,
 )
+from ridgeline.core.run.config import ModelSetConfig
 from ridgeline.core.state import State, fingerprint
 
 
@@ -38,9 +40,12 @@ class Recorder:
         self.failures: dict[tuple[str, str], str] = {}
 
     # -- reading back what is done -----------------------------------------------------
-    def check_endpoints(self, model_set: str, states: Sequence[State]) -> None:
-        """Record the set's fingerprint, or refuse states that differ from the recorded ones."""
-        self.store.check_endpoints(model_set, fingerprint(list(states)))
+    def check_endpoints(self, model_set: ModelSetConfig, states: Sequence[State]) -> None:
+        """Record the set's fingerprint, or refuse states that differ from the recorded ones;
+        the set's models exist now, so no training of theirs stays recorded as failed."""
+        self.store.check_endpoints(model_set.name, fingerprint(list(states)))
+        for seed in model_set.seeds:
+            self.store.clear_failure(model_set.name, TrainCell(seed).label)
 
     def stored_alignment(self, cell: AlignCell) -> AlignOutcome | None:
         stored = self.store.read_alignment(cell.model_set, cell.aligner.key)
