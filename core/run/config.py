@@ -159,8 +159,8 @@ class ExecutorConfig:
     ``address``: the Ray cluster (``host:port``, ``ray://host:port`` or ``auto``; empty starts
     a local Ray instance); ``num_cpus`` / ``num_gpus``: the resources each cell asks for (a
     cell runs torch with ``num_cpus`` threads); ``max_retries``: how often a cell whose worker
-    died is run again; ``timeout_s``: how long to wait for a node that can hold a cell, and
-    for the cluster to answer, before saying so.
+    died is run again; ``timeout_s``: how long to wait for a node that can hold a cell before
+    saying so (an address must answer within 5 s, or within ``timeout_s`` if that is shorter).
     """
 
     name: str = "serial"
