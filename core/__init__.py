@@ -25,7 +25,7 @@ _EXPORTS = {
     **dict.fromkeys((
         "RidgelineError", "UnknownEntryError", "DuplicateEntryError", "PluginLoadError",
         "StateMismatchError", "SpecError", "CheckpointError", "ConfigError",
-        "ResultsMismatchError", "ResultsReadError", "DataError", "MissingExtraError"),
+        "ResultsMismatchError", "ResultsReadError", "DataError", "MissingExtraError", "CellError"),
         "ridgeline.core.errors"),
     # states and checkpoints
     "State": "ridgeline.core.state",
@@ -55,8 +55,8 @@ _EXPORTS = {
     **dict.fromkeys(("measure_trajectory", "measure_along", "checkpoint_series"),
                     "ridgeline.core.run.trajectory"),
     # reading results
-    **dict.fromkeys(("read_metadata", "read_summaries", "read_curves", "read_alignments", "Rows"),
-                    "ridgeline.core.results.readers"),
+    **dict.fromkeys(("read_metadata", "read_summaries", "read_curves", "read_alignments", "read_failures",
+                     "Rows"), "ridgeline.core.results.readers"),
     "export_tables": "ridgeline.core.results.export",
     **dict.fromkeys(("report_rows", "format_table"), "ridgeline.core.results.tables"),
 }
@@ -67,6 +67,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     from ridgeline.core.checkpoint import load_metadata, load_state, save_state
     from ridgeline.core.errors import (
+        CellError,
         CheckpointError,
         ConfigError,
         DataError,
@@ -95,6 +96,7 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
         Rows,
         read_alignments,
         read_curves,
+        read_failures,
         read_metadata,
         read_summaries,
     )

@@ -91,3 +91,8 @@ class MissingExtraError(RidgelineError, ImportError):
         super().__init__(f"{feature} needs {package}, which is not installed: "
                          f"pip install 'ridgeline[{extra}]' (or pip install {package})")
         self.feature, self.package, self.extra = feature, package, extra
+
+
+class CellError(RidgelineError):
+    """A cell of a pipeline (training, aligning, measuring) failed on a worker; the message
+    names the cell, the node, and the plugin where one is missing."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -139,19 +140,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ridgeline.core.results.tables import format_table, report_rows
     from ridgeline.core.run.config import PipelineConfig
     from ridgeline.core.run.pipeline import Pipeline
 
     config = PipelineConfig.from_toml(args.pipeline)
-    output = Pipeline(config, output=args.output, device=args.device, progress=not args.quiet).run()
-    print(format_table(report_rows(output)))
+    pipeline = Pipeline(config, output=args.output, device=args.device, progress=not args.quiet,
+                        executor=args.executor, address=args.address)
+    output = pipeline.run()
+    print(_report(output))
     print(f"\nresults: {output}")
+    if pipeline.failures:
+        print(f"ridgeline: {len(pipeline.failures)} cells failed for good (listed above, and in "
+              f"`ridgeline report {output}`); run the pipeline again to retry them", file=sys.stderr)
+        return 1
     return 0
 
 
+def _report(path: str | Path, rows: list[dict[str, Any]] | None = None, **table: Any) -> str:
+    """The report table (``table``: ``wide``, ``columns``), then the sweeps' table (mean ±
+    standard deviation over pairs)."""
+    from ridgeline.core.results.tables import format_sweeps, format_table, report_rows, sweep_rows
+
+    rows = report_rows(path) if rows is None else rows
+    sweeps = format_sweeps(sweep_rows(path, rows))
+    return format_table(rows, **table) + (f"\n\nsweeps (mean ± standard deviation over pairs):\n{sweeps}"
+                                          if sweeps else "")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from ridgeline.core.results.tables import format_table, report_rows, to_json
+    from ridgeline.core.results.tables import report_rows, to_json
 
     _require_file(args.file)
     rows = report_rows(args.file)
@@ -159,7 +176,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(to_json(rows))
         return 0
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
-    print(format_table(rows, wide=args.wide, columns=columns))
+    print(_report(args.file, rows, wide=args.wide, columns=columns))
     return 0
 
 

@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="results file (default: the pipeline's output)")
     p.add_argument("--device", default=None, help="cpu, cuda or auto (default: the pipeline's)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--executor", choices=("serial", "ray"),
+                   help="how cells run (default: the pipeline's [executor], else serial)")
+    p.add_argument("--address", help="the Ray cluster to run on (host:port, ray://host:port or auto; "
+                   "default: the pipeline's [executor] address, else a new local Ray instance)")
     p.set_defaults(func=commands.cmd_run)
 
     p = _command(sub, "report", "print a results file as a table (key columns; --wide for all)",

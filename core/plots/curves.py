@@ -172,7 +172,9 @@ LANDSCAPE_PICTURES = {
 def plot_results(results: str | Path, out_dir: str | Path, *, fmt: str = "png") -> list[Path]:
     """Every picture the file's metrics support: :func:`plot_curves`, then one landscape
     picture per (pair, aligner, correction, path, segment) for each metric in
-    :data:`LANDSCAPE_PICTURES`. Returns the files written."""
+    :data:`LANDSCAPE_PICTURES`, the barrier distributions of every sweep
+    (:func:`ridgeline.core.plots.sweeps.plot_sweeps`) and the barriers over training time.
+    Returns the files written."""
     from ridgeline.core.plots import landscape as landscape_plots
 
     written = plot_curves(results, out_dir, fmt=fmt)
@@ -190,6 +192,9 @@ def plot_results(results: str | Path, out_dir: str | Path, *, fmt: str = "png") 
         title = f"{pair}: {metric}, {split} split ({' / '.join(shown)})"
         out = Path(out_dir) / f"{name}_{metric}.{fmt}"
         written.append(getattr(landscape_plots, function)(rows, out, title=title, source=source, **options))
+    from ridgeline.core.plots.sweeps import plot_sweeps
+
+    written += plot_sweeps(results, out_dir, fmt=fmt)
     return written + plot_training_time(results, out_dir, fmt=fmt)
 
 

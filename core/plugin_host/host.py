@@ -54,6 +54,9 @@ class PluginHost:
         self.registries = Registries()
         self.distributions: dict[str, str | None] = {}
         self.versions: dict[str, str] = {}
+        self.extra: tuple[tuple[str, object], ...] = ()
+        """The in-process plugins :func:`load_plugins` was given (a Ray worker gets them too)."""
+        self.autoload: bool | None = None
 
     def add(self, plugin: ModuleType | object, name: str, distribution: str | None = None) -> None:
         """Register one plugin object (a module or an instance with hook implementations)."""
@@ -123,13 +126,14 @@ def load_plugins(
     tests and for scripts that define a plugin inline.
     """
     host = PluginHost()
+    host.extra, host.autoload = tuple(extra), autoload
     host.load_internal()
     if autoload is None:
         autoload = not _env_flag("RIDGELINE_DISABLE_PLUGIN_AUTOLOAD")
     if autoload:
         blocked = [n.strip() for n in os.environ.get("RIDGELINE_BLOCK_PLUGINS", "").split(",")]
         host.load_entry_points(blocked=[b for b in blocked if b])
-    for name, plugin in extra:
+    for name, plugin in host.extra:
         host.add(plugin, name)
     host.fill_registries()
     return host

@@ -139,3 +139,17 @@ def read_alignments(path: str | Path) -> Rows:
                             rows.append({"pair": pair, "aligner": aligner, "model": int(index) + 1,
                                          "group": name, "unit": unit, "source": int(source)})
     return rows
+
+
+def read_failures(path: str | Path) -> Rows:
+    """One row per cell that failed for good and has not been redone since: ``pair``,
+    ``cell`` (its label), ``levels`` (aligner, correction, path as far as they apply),
+    ``error`` and ``at``."""
+    rows = Rows()
+    with _open(path) as file:
+        for pair, pair_group in file.get("pairs", {}).items():
+            for group in pair_group.get("failed", {}).values():
+                rows.append({"pair": pair, "cell": str(group.attrs["cell"]),
+                             "levels": json.loads(group.attrs.get("levels", "[]")),
+                             "error": str(group.attrs["error"]), "at": str(group.attrs.get("at", ""))})
+    return rows

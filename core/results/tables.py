@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ridgeline.core.errors import ConfigError
-from ridgeline.core.results.readers import Rows, read_metadata, read_summaries
+from ridgeline.core.results.readers import Rows, read_failures, read_metadata, read_summaries
 
 CURVE_KEYS = ("pair", "aligner", "correction", "path", "segment")
 
@@ -20,7 +20,8 @@ def report_rows(path: str | Path) -> Rows:
     """One row per curve (pair, aligner, correction, path, segment) with the barrier metrics
     spread into columns (``loss_barrier``, ``loss_barrier_mean``, ``loss_midpoint``,
     ``error_barrier``..., endpoint accuracies) and every other metric's summary as
-    ``<metric>.<key>``; ``flags`` lists incomplete or non-finite measurements."""
+    ``<metric>.<key>``; ``flags`` lists incomplete or non-finite measurements. A cell that
+    failed for good (Ray executor) is a row of its own with its ``error`` in ``flags``."""
     rows: dict[tuple, dict[str, Any]] = {}
     for summary in read_summaries(path):
         key = tuple(summary[k] for k in CURVE_KEYS)
@@ -45,6 +46,11 @@ def report_rows(path: str | Path) -> Rows:
                 if name not in (*CURVE_KEYS, "metric", "complete", "points", "align_seconds",
                                 "align_objective"):
                     row[f"{metric}.{name}"] = value
+    for failure in read_failures(path):
+        levels = [*failure["levels"], "", "", ""][:3]
+        rows[(failure["pair"], failure["cell"])] = {
+            **dict(zip(CURVE_KEYS, (failure["pair"], *levels, ""))),
+            "flags": [f"failed: {failure['error']}"], "error": failure["error"]}
     return Rows(sorted(rows.values(), key=_config_order(path)))
 
 
@@ -63,7 +69,14 @@ def _config_order(path: str | Path):
         "path": labels(config.get("paths", [])),
     }
 
+    sweeps = [p["name"] for p in config.get("pairs", []) if p.get("pairs")]
+
     def key(row: dict[str, Any]) -> tuple:
+        sweep = sweep_of(row["pair"], sweeps)
+        if sweep is not None:  # a sweep's pairs stay together, in the order they were expanded
+            return (order["pair"].index(sweep), row["pair"],
+                    *(order[k].index(row[k]) if row[k] in order[k] else len(order[k])
+                      for k in list(order)[1:]), row["segment"])
         return (*(order[k].index(row[k]) if row[k] in order[k] else len(order[k]) for k in order),
                 row["segment"])
 
@@ -212,3 +225,67 @@ def to_json(rows: Sequence[dict[str, Any]]) -> str:
         return value
 
     return json.dumps([{k: clean(v) for k, v in row.items()} for row in rows], indent=2)
+
+
+SWEEP_SEPARATOR = ":"  # between a sweep's name and its pair (ridgeline.core.run.sweeps)
+
+
+def sweep_names(path: str | Path) -> list[str]:
+    """The names of the file's paired model sets (``pairs = "all"`` or ``"first"``)."""
+    return [p["name"] for p in read_metadata(path).get("config", {}).get("pairs", []) if p.get("pairs")]
+
+
+def sweep_of(pair: str, sweeps: Sequence[str]) -> str | None:
+    """The sweep a model set was expanded from, or None."""
+    return next((s for s in sweeps if pair.startswith(s + SWEEP_SEPARATOR)), None)
+
+
+SWEEP_QUANTITIES = ("loss_barrier", "loss_barrier_mean", "error_barrier", "error_barrier_mean")
+
+
+def sweep_rows(path: str | Path, rows: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The report rows of sweeps grouped over their pairs: one row per (sweep, aligner,
+    correction, path, segment) with ``pairs`` (how many were measured), and ``<q>_mean``,
+    ``<q>_std`` (sample standard deviation), ``<q>_min``, ``<q>_max`` for the loss and error
+    barriers (both forms). Failed and non-finite pairs are left out of the numbers."""
+    sweeps = sweep_names(path)
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows if rows is not None else report_rows(path):
+        sweep = sweep_of(row["pair"], sweeps)
+        if sweep is not None and "error" not in row:
+            key = (sweep, row["aligner"], row["correction"], row["path"], row["segment"])
+            groups.setdefault(key, []).append(row)
+    out = []
+    for key, members in groups.items():
+        row: dict[str, Any] = {**dict(zip(("sweep", *CURVE_KEYS[1:]), key)), "pairs": len(members)}
+        for quantity in SWEEP_QUANTITIES:
+            values = [m[quantity] for m in members if math.isfinite(m.get(quantity, math.nan))]
+            mean = sum(values) / len(values) if values else math.nan
+            spread = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+                      if len(values) > 1 else math.nan)
+            row.update({f"{quantity}_mean": mean, f"{quantity}_std": spread,
+                        f"{quantity}_min": min(values, default=math.nan),
+                        f"{quantity}_max": max(values, default=math.nan)})
+        out.append(row)
+    return out
+
+
+def format_sweeps(rows: Sequence[dict[str, Any]]) -> str:
+    """A plain-text table of :func:`sweep_rows`: mean ± standard deviation over the pairs."""
+    if not rows:
+        return ""
+    header = ["sweep", "aligner", "correction", "path", "segment", "pairs", "loss barrier",
+              "err barrier pp"]
+    if all(r["segment"] == "line" for r in rows):
+        header.remove("segment")
+    body = []
+    for row in rows:
+        cells = [str(row[h]) for h in header[:header.index("pairs") + 1]]
+        cells.append(f"{_fmt(row['loss_barrier_mean'])} ± {_fmt(row['loss_barrier_std'])}")
+        cells.append(f"{_fmt(100 * row['error_barrier_mean'])} ± {_fmt(100 * row['error_barrier_std'])}")
+        body.append(cells)
+    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in body]
+    return "\n".join(lines)

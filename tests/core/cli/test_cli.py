@@ -116,9 +116,11 @@ def test_compare_runs_every_aligner_and_correction_into_one_file(tmp_path, capsy
 
 @pytest.mark.parametrize("toml", sorted((ROOT / "examples").glob("*.toml")), ids=lambda p: p.name)
 def test_example_pipelines_parse_and_name_registered_entries(toml, regs):
+    from ridgeline.core.run.sweeps import expand_grids
+
     config = PipelineConfig.from_toml(toml)
     config.check_names(regs)
-    for entry in config.aligners:
+    for entry in expand_grids(config, regs).aligners:
         regs.aligners.create(entry.name, **entry.options)  # options are accepted too
 
 
