@@ -35,6 +35,7 @@ from ridgeline.core.run.training import train
 from ridgeline.core.run.trajectory import checkpoint_series
 from ridgeline.core.state import State, check_compatible, fingerprint
 from ridgeline.core.symmetry.spec import PermutationSpec
+from ridgeline.core.symmetry.symmetry import Symmetry
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -155,15 +156,22 @@ class Pipeline:
 
     # -- alignment ---------------------------------------------------------------------
     def align(self, store: ResultsStore, model_set: ModelSetConfig, entry: EntryConfig,
-              states: list[State], spec: PermutationSpec, evaluator: Evaluator) -> list[State]:
-        """Endpoints for the paths: the reference and every other model aligned to it."""
+              states: list[State], spec: PermutationSpec, evaluator: Evaluator,
+              symmetry: Symmetry | None = None) -> list[State]:
+        """Endpoints for the paths: the reference and every other model aligned to it. Aligners
+        with ``uses_symmetries`` search ``symmetry`` (the model's, default ``spec``), the others
+        ``spec``; the transforms are applied with what was searched."""
+        searched: Symmetry = spec
+        if getattr(self.registries.aligners.get(entry.name), "uses_symmetries", False):
+            searched = spec if symmetry is None else symmetry
         stored = store.read_alignment(model_set.name, entry.key)
         if stored is not None:
             perms_list = stored["perms"]
         else:
             aligner = self.registries.aligners.create(entry.name, **entry.options)
             context = AlignContext(evaluator=evaluator, seed=self.config.seed)
-            aligner_spec = spec if aligner.supports_nested else spec.without_nested()
+            aligner_spec = searched if aligner.supports_nested or aligner.uses_symmetries \
+                else spec.without_nested()
             alignments: list[Alignment] = [aligner.align(states[0], other, aligner_spec, context)
                                            for other in states[1:]]
             merged = alignments[0].merged if len(alignments) == 1 else None
@@ -176,7 +184,7 @@ class Pipeline:
             store.write_alignment(model_set.name, entry.key, alignments, merged, merged_eval)
             perms_list = [a.perms for a in alignments]
             self.timings[f"align_{model_set.name}_{entry.key}"] = sum(a.seconds for a in alignments)
-        return [states[0], *(spec.apply(other, perms) for other, perms in zip(states[1:], perms_list))]
+        return [states[0], *(searched.apply(other, perms) for other, perms in zip(states[1:], perms_list))]
 
     # -- measuring ---------------------------------------------------------------------
     def measure(self, store: ResultsStore, writer: Writer, model_set: ModelSetConfig, aligner: str,
@@ -223,6 +231,7 @@ class Pipeline:
     def run(self) -> Path:
         start = time.perf_counter()
         spec = self.model.spec()
+        symmetry = self.model.symmetries()
         module = self.model.build()
         evaluator = Evaluator(module, self.dataset, device=self.device, batch_size=self.config.batch_size)
         metadata = {
@@ -238,7 +247,8 @@ class Pipeline:
                 states = self.load_models(model_set)
                 store.check_endpoints(model_set.name, fingerprint(states))
                 for aligner_entry in self.config.aligners:
-                    endpoints = self.align(store, model_set, aligner_entry, states, spec, evaluator)
+                    endpoints = self.align(store, model_set, aligner_entry, states, spec, evaluator,
+                                           symmetry)
                     for corrections in self.config.corrections:
                         for path_entry in self.config.paths:
                             self.measure(store, writer, model_set, aligner_entry.key, corrections,
