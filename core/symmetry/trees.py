@@ -259,7 +259,7 @@ class TreeSymmetry(Symmetry):
     def kinds(self) -> dict[str, str]:
         splits, _, bits = self.sizes
         where = f"{self.weight}, {self.bias}, {self.leaf}"
-        out = {"tree permutation": f"{self.trees} {self.structure} trees of depth {self.depth} ({where})"}
+        out = {"tree permutation": f"{self.trees} trees ({self.structure}, depth {self.depth}; {where})"}
         out["subtree flip"] = {
             "tree": f"any of the {splits} splits of each tree (2^{bits} patterns)",
             "oblivious": f"a whole level of each tree ({self.depth} levels, 2^{bits} patterns)",

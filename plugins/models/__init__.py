@@ -1,8 +1,9 @@
-"""Model plugins: ``mlp``, ``timm`` and ``convnet``."""
+"""Model plugins: ``mlp``, ``timm``, ``convnet``, ``soft_trees`` and ``smoe_mlp``."""
 
 from ridgeline.core import hookimpl
 from ridgeline.plugins.models.convnet import ConvNetModel
 from ridgeline.plugins.models.mlp import MLPModel
+from ridgeline.plugins.models.soft_trees import SoftTreesModel
 from ridgeline.plugins.models.timm_models import TimmModel
 
 
@@ -11,3 +12,4 @@ def register_models(register):
     register("mlp", MLPModel)
     register("timm", TimmModel)
     register("convnet", ConvNetModel)
+    register("soft_trees", SoftTreesModel)
