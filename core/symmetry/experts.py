@@ -103,10 +103,10 @@ class ExpertSymmetry(Symmetry):
         self.permutations().validate(state)
 
     def kinds(self) -> dict[str, str]:
-        router = ", ".join(sorted({r.key for r in self.router}))
-        return {"expert permutation": f"{self.name}: {self.experts} experts (top-{self.top_k}) with the "
-                                      f"router rows of {router}",
-                "permutation within experts": f"{self.name}: the {self.units} hidden units of each expert"}
+        router = sorted({r.key.rpartition(".")[0] or r.key for r in self.router})
+        return {"expert permutation": f"{self.name} ({self.experts} experts, top-{self.top_k}, "
+                                      f"router {', '.join(router)})",
+                "permutation within experts": f"{self.name} ({self.units} units per expert)"}
 
     def describe(self) -> list[dict[str, Any]]:
         spec = self.permutations()

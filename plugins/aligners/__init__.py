@@ -1,10 +1,11 @@
 """Aligner plugins: ``identity``, ``weight_matching``, ``activation_matching``, ``ste``,
-``sinkhorn``, ``ot_fusion``, ``zipit``, ``merge_many`` and ``tree_matching``."""
+``sinkhorn``, ``ot_fusion``, ``zipit``, ``merge_many``, ``tree_matching`` and ``msmoe``."""
 
 from ridgeline.core import hookimpl
 from ridgeline.plugins.aligners.activation_matching import ActivationMatchingAligner
 from ridgeline.plugins.aligners.identity import IdentityAligner
 from ridgeline.plugins.aligners.merge_many import MergeManyAligner
+from ridgeline.plugins.aligners.msmoe import MSMoEAligner
 from ridgeline.plugins.aligners.ot_fusion import OTFusionAligner
 from ridgeline.plugins.aligners.sinkhorn import SinkhornAligner
 from ridgeline.plugins.aligners.ste import STEAligner
@@ -24,3 +25,4 @@ def register_aligners(register):
     register("zipit", ZipItAligner)
     register("merge_many", MergeManyAligner)
     register("tree_matching", TreeMatchingAligner)
+    register("msmoe", MSMoEAligner)

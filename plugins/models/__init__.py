@@ -3,6 +3,7 @@
 from ridgeline.core import hookimpl
 from ridgeline.plugins.models.convnet import ConvNetModel
 from ridgeline.plugins.models.mlp import MLPModel
+from ridgeline.plugins.models.smoe_mlp import SMoEMLPModel
 from ridgeline.plugins.models.soft_trees import SoftTreesModel
 from ridgeline.plugins.models.timm_models import TimmModel
 
@@ -13,3 +14,4 @@ def register_models(register):
     register("timm", TimmModel)
     register("convnet", ConvNetModel)
     register("soft_trees", SoftTreesModel)
+    register("smoe_mlp", SMoEMLPModel)
