@@ -10,10 +10,12 @@ layer's 8 experts into 4 with the ``msmoe`` entry, against its ablations:
 * ``no alignment, plain averaging``;
 * ``dominant only``: each group keeps its dominant expert (the others dropped).
 
-Part 2, between two models: the test loss and error barriers of the linear path between two SMoE
-networks aligned by ``identity``, by weight matching of the residual stream and whole experts
-(``spec.without_nested()``: experts moved as blocks, their units left in place) and by expert-aware
-weight matching (experts matched by their best unit-level match, then the units within them).
+Part 2, between two models: the test loss and error barriers of the linear path between two wider
+SMoE networks (1 block, width 256, 8 experts of 64 units, top-2; Adam 1e-3, 20 epochs) aligned by
+``identity``, by weight matching of the residual stream alone, of the residual stream and whole
+experts (``spec.without_nested()``: experts moved as blocks, their units left in place) and by
+expert-aware weight matching (experts matched by their best unit-level match, then the units
+within them).
 
     python examples/smoe_merging.py [--seeds 3] [--epochs 40] [--lr 0.003] [--out smoe.json]
 """
@@ -58,14 +60,14 @@ def main() -> None:
     model = regs.models.create("smoe_mlp", input_shape=data.input_shape, num_classes=data.num_classes)
     config = TrainConfig(epochs=args.epochs, batch_size=128, lr=args.lr)
     start = time.perf_counter()
-    states = [train(model, data, config, seed=s, progress=False) for s in range(max(2, args.seeds))]
+    states = [train(model, data, config, seed=s, progress=False) for s in range(args.seeds)]
     print(f"trained {len(states)} smoe_mlp in {time.perf_counter() - start:.1f} s")
     evaluator = Evaluator(model.build(), data)
     symmetry = model.symmetries()
     context = AlignContext(evaluator=evaluator)
     results: dict[str, dict[str, list[float]]] = {"original": {"accuracy": [], "loss": []}}
     parameters = {}
-    for state in states[:args.seeds]:
+    for state in states:
         base = evaluator.evaluate(state, "test")
         results["original"]["accuracy"].append(base.accuracy)
         results["original"]["loss"].append(base.loss)
@@ -87,14 +89,21 @@ def main() -> None:
         print(f"| {name} | {experts} | {count} | {cell(row['accuracy'], 100)}% | {cell(row['loss'], 1, 3)} |")
 
     grid = t_grid(args.grid)
-    a, b = states[0], states[1]
-    spec = symmetry.permutations()
+    wide = regs.models.create("smoe_mlp", input_shape=data.input_shape, num_classes=data.num_classes,
+                              blocks=1, width=256, expert_width=64)
+    wide_config = TrainConfig(epochs=20, batch_size=128, lr=1e-3)
+    a, b = (train(wide, data, wide_config, seed=s, progress=False) for s in (0, 1))
+    evaluator = Evaluator(wide.build(), data)
+    spec = wide.spec()
+    residual = type(spec)({"residual": spec.groups["residual"]}, {"residual": spec.axes["residual"]})
     aligned = {"identity": b}
-    for label, used in (("weight matching, experts as blocks", spec.without_nested()),
+    for label, used in (("weight matching, residual stream only", residual),
+                        ("weight matching, experts as blocks", spec.without_nested()),
                         ("expert-aware weight matching", spec)):
         found = regs.aligners.create("weight_matching", order="best").align(a, b, used, context)
         aligned[label] = found.apply(used, b)
-    print(f"\nPart 2: linear path between seeds 0 and 1 ({args.grid} points, test split)")
+    print(f"\nPart 2: linear path between two wide SMoE networks (seeds 0 and 1, {args.grid} points, "
+          "test split)")
     print("| alignment | loss barrier | error barrier (pp) | accuracy at midpoint |")
     print("|---|---|---|---|")
     barriers = {}
@@ -106,6 +115,7 @@ def main() -> None:
                            "midpoint_accuracy": 1 - error["midpoint"]}
         print(f"| {label} | {loss['barrier']:.3f} | {100 * error['barrier']:.1f} | "
               f"{100 * (1 - error['midpoint']):.1f}% |")
+    print(f"endpoint test accuracy {100 * (1 - curve[0].error):.1f}% / {100 * (1 - curve[-1].error):.1f}%")
     if args.out:
         with open(args.out, "w") as handle:
             json.dump({"merging": results, "parameters": parameters, "barriers": barriers}, handle, indent=1)

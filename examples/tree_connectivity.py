@@ -60,7 +60,7 @@ def barriers(evaluator: Evaluator, a, b, grid) -> dict[str, float]:
 
 def run(dataset_name: str, structure: str, args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
     regs = registries()
-    data = regs.datasets.create("tabular", name=dataset_name)
+    data = regs.datasets.create("tabular", table=dataset_name)
     model = regs.models.create("soft_trees", input_shape=data.input_shape, num_classes=data.num_classes,
                                trees=args.trees, depth=args.depth, structure=structure)
     config = TrainConfig(steps=args.steps, batch_size=64, lr=args.lr)

@@ -1,8 +1,10 @@
 """``tabular``: scikit-learn's bundled tabular classification sets (no download).
 
-``name`` picks the set: ``breast_cancer`` (569 examples, 30 features, 2 classes), ``wine`` (178, 13,
-3) or ``iris`` (150, 4, 3). A seeded stratified split holds out ``test_fraction`` for testing; every
-feature is standardised with the training split's mean and standard deviation.
+``table`` picks the set: ``breast_cancer`` (569 examples, 30 features, 2 classes), ``wine`` (178,
+13, 3) or ``iris`` (150, 4, 3). (The option is not called ``name``: in a pipeline's ``[dataset]``
+table ``name`` is the registry entry, ``tabular``.) A seeded stratified split holds out
+``test_fraction`` for testing; every feature is standardised with the training split's mean and
+standard deviation.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ class TabularDataset(Dataset):
 
     name = "tabular"
 
-    def __init__(self, *, name: str = "breast_cancer", test_fraction: float = 0.25, seed: int = 0) -> None:
-        if name not in SETS:
-            raise DataError(f"tabular dataset name must be one of {sorted(SETS)}, got {name!r}")
+    def __init__(self, *, table: str = "breast_cancer", test_fraction: float = 0.25, seed: int = 0) -> None:
+        if table not in SETS:
+            raise DataError(f"tabular table must be one of {sorted(SETS)}, got {table!r}")
         if not 0.0 < test_fraction < 1.0:
             raise DataError(f"tabular test_fraction must lie in (0, 1), got {test_fraction}")
-        super().__init__(name=name, test_fraction=test_fraction, seed=seed)
-        features, self.num_classes = SETS[name]
+        super().__init__(table=table, test_fraction=test_fraction, seed=seed)
+        features, self.num_classes = SETS[table]
         self.input_shape = (features,)
 
     @property
@@ -37,7 +39,7 @@ class TabularDataset(Dataset):
         from sklearn import datasets
         from sklearn.model_selection import train_test_split
 
-        bunch = getattr(datasets, f"load_{self.options['name']}")()
+        bunch = getattr(datasets, f"load_{self.options['table']}")()
         x = torch.as_tensor(bunch.data, dtype=torch.float32)
         y = torch.as_tensor(bunch.target, dtype=torch.long)
         train_idx, test_idx = train_test_split(

@@ -1,12 +1,16 @@
 """``smoe_mlp``: an MLP whose blocks' feed-forward parts are sparse mixtures of experts (Shazeer et
 al. 2017; the layer Li et al. merge in "Merge, Then Compress", ICLR 2024).
 
-``x -> embed -> [h = h + MoE(h)] x blocks -> head``. Each MoE layer has ``experts`` experts (width
+``x -> relu(embed) -> [h = h + MoE(h)] x blocks -> head``. Each MoE layer has ``experts`` experts (width
 -> ``expert_width`` -> width, ReLU) and a linear router; an input goes to the ``top_k`` experts with
 the largest router logits, weighted by the softmax of those k logits. The experts' parameters are
 stacked expert-major (``w_in`` (E*H, d), ``b_in`` (E*H), ``w_out`` (d, E*H), ``b_out`` (E, d)), the
 layout of :class:`~ridgeline.core.ExpertSymmetry`. Every expert is computed densely and the unused
-ones are weighted zero: exact, and cheap at these sizes.
+ones are weighted zero: exact, and cheap at these sizes. The ReLU after the embedding matters: the
+residual stream otherwise meets only linear maps (the embedding, the routers, the experts' first
+and second layers, the head), so any invertible linear map of it would be a symmetry, of which
+permutations are a vanishing part; the ReLU cuts the stream's symmetry down to permutations (and
+positive scalings).
 
 Top-k routing is data-dependent, so the spec tracer cannot follow it: the model declares its
 symmetries explicitly, a :class:`~ridgeline.core.SymmetryProduct` of the residual stream's
@@ -73,7 +77,7 @@ class SMoEMLP(nn.Module):
         self.head = nn.Linear(width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.embed(x.flatten(1))
+        h = F.relu(self.embed(x.flatten(1)))
         for block in self.blocks:
             h = block(h)
         return self.head(h)

@@ -94,7 +94,7 @@ def _train_loss_barrier(evaluator, a, b):
 
 
 def test_barriers_fall_as_invariances_are_added_for_oblivious_trees(regs):
-    data = regs.datasets.create("tabular", name="iris")
+    data = regs.datasets.create("tabular", table="iris")
     model = regs.models.create("soft_trees", input_shape=data.input_shape, num_classes=3, trees=8, depth=3)
     config = TrainConfig(steps=300, batch_size=64, lr=0.01)
     a, b = (train(model, data, config, seed=s, progress=False) for s in (0, 1))
@@ -110,7 +110,7 @@ def test_the_pipeline_searches_the_whole_symmetry_and_resumes_from_the_stored_tr
         tmp_path, monkeypatch):
     config = PipelineConfig.from_dict({
         "output": str(tmp_path / "trees.h5"),
-        "dataset": {"name": "tabular"},
+        "dataset": {"name": "tabular", "table": "iris"},
         "model": {"name": "soft_trees", "trees": 4, "depth": 2},
         "train": {"steps": 30, "batch_size": 64, "lr": 0.01},
         "pairs": [{"name": "ab", "seeds": [0, 1]}],
