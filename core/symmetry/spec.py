@@ -12,6 +12,9 @@ of ``block`` entries (a block-diagonal permutation: within-head query/key or val
 it is applied after its parent, so block ``h`` of the child acts on whatever the parent moved
 into slot ``h``.
 
+A PermutationSpec is one kind of :class:`~ridgeline.core.symmetry.symmetry.Symmetry`: its
+transforms are the groups' permutations, and ``check``/``verify`` come from the interface.
+
 Convention: ``apply(state, perms)`` returns a state whose unit ``i`` of group ``g`` is unit
 ``perms[g][i]`` of the input, on every axis of the group. To align B to A, an aligner returns
 ``perms`` such that ``apply(B, perms)`` matches A unit for unit.

@@ -183,7 +183,8 @@ class MSMoEAligner(Aligner):
     Options: ``experts`` (experts kept per layer, default half), ``align`` (permute members' units
     onto the dominant expert first), ``weighting`` (``frequency``, ``uniform`` or ``dominant``),
     ``samples`` (calibration examples of the context's split), and ``order``/``max_iter`` of the
-    expert-aware weight matching that aligns ``other`` to ``reference``.
+    expert-aware weight matching that aligns ``other`` to ``reference`` (as ``weight_matching``'s,
+    with the context's seed).
     """
 
     name = "msmoe"
@@ -192,7 +193,7 @@ class MSMoEAligner(Aligner):
     uses_symmetries = True
 
     def __init__(self, *, experts: int | None = None, align: bool = True, weighting: str = "frequency",
-                 samples: int = 2048, order: str = "forward", max_iter: int = 100) -> None:
+                 samples: int = 2048, order: str = "random", max_iter: int = 100) -> None:
         if weighting not in WEIGHTINGS:
             raise ConfigError(f"msmoe weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         if experts is not None and int(experts) < 1:

@@ -241,7 +241,7 @@ class TreeMatchingAligner(Aligner):
     uses_symmetries = True
 
     def __init__(self, *, permutation: bool = True, flips: bool = True, orders: bool = True,
-                 exact_limit: int = 4096, order: str = "forward", max_iter: int = 100) -> None:
+                 exact_limit: int = 4096, order: str = "random", max_iter: int = 100) -> None:
         if int(exact_limit) < 1:
             raise ConfigError(f"tree_matching exact_limit must be at least 1, got {exact_limit}")
         super().__init__(permutation=permutation, flips=flips, orders=orders, exact_limit=exact_limit,
