@@ -6,8 +6,9 @@ from :mod:`ridgeline.core.numerics` (the shared mathematics). Everything else un
 lazily, on first use, so ``import ridgeline.core`` costs almost nothing.
 
 The layers behind this facade (docs/architecture.md): ``errors``, ``state`` and ``checkpoint``
-at the base; ``symmetry`` (permutation specs and their derivation); ``interfaces`` (what a plugin
-implements); ``numerics`` (shared mathematics, public); ``plugin_host`` (hooks and registries);
+at the base; ``symmetry`` (the Symmetry interface: permutation specs and their derivation, tree
+and expert symmetries, products); ``interfaces`` (what a plugin implements); ``numerics`` (shared
+mathematics, public); ``plugin_host`` (hooks and registries);
 ``results`` (the HDF5 store and its readers); ``run`` (configs, pipelines, training); and the
 views ``plots`` (figures, public for scripts) and ``cli``.
 """
@@ -34,6 +35,10 @@ _EXPORTS = {
     "load_metadata": "ridgeline.core.checkpoint",
     # symmetry
     **dict.fromkeys(("PermutationSpec", "AxisRef", "SpecCheck", "Perms"), "ridgeline.core.symmetry.spec"),
+    **dict.fromkeys(("Symmetry", "Transform"), "ridgeline.core.symmetry.symmetry"),
+    "SymmetryProduct": "ridgeline.core.symmetry.product",
+    **dict.fromkeys(("TreeSymmetry", "tree_leaf_paths"), "ridgeline.core.symmetry.trees"),
+    "ExpertSymmetry": "ridgeline.core.symmetry.experts",
     **dict.fromkeys(("derive_spec", "generic_state"), "ridgeline.core.symmetry.derive"),
     "add_module_rule": "ridgeline.core.symmetry.rules",
     # the interfaces a plugin implements, and what they are given
@@ -107,5 +112,9 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     from ridgeline.core.run.trajectory import checkpoint_series, measure_along, measure_trajectory
     from ridgeline.core.state import State
     from ridgeline.core.symmetry.derive import derive_spec, generic_state
+    from ridgeline.core.symmetry.experts import ExpertSymmetry
+    from ridgeline.core.symmetry.product import SymmetryProduct
     from ridgeline.core.symmetry.rules import add_module_rule
     from ridgeline.core.symmetry.spec import AxisRef, Perms, PermutationSpec, SpecCheck
+    from ridgeline.core.symmetry.symmetry import Symmetry, Transform
+    from ridgeline.core.symmetry.trees import TreeSymmetry, tree_leaf_paths

@@ -37,6 +37,7 @@ from ridgeline.core.run.config import EntryConfig, PipelineConfig
 from ridgeline.core.run.training import train
 from ridgeline.core.state import State
 from ridgeline.core.symmetry.spec import Perms, PermutationSpec
+from ridgeline.core.symmetry.symmetry import Symmetry
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -195,6 +196,7 @@ class CellContext:
             config.model.name, input_shape=self.dataset.input_shape,
             num_classes=self.dataset.num_classes, **config.model.options)
         self._spec: PermutationSpec | None = None
+        self._symmetries: Symmetry | None = None
         self._evaluator: Evaluator | None = None
 
     @property
@@ -202,6 +204,20 @@ class CellContext:
         if self._spec is None:
             self._spec = self.model.spec()
         return self._spec
+
+    @property
+    def symmetries(self) -> Symmetry:
+        """Every symmetry the model declares (its permutation spec unless it has more)."""
+        if self._symmetries is None:
+            self._symmetries = self.model.symmetries()
+        return self._symmetries
+
+    def searched(self, aligner: str) -> Symmetry:
+        """What the aligner keyed ``aligner`` searches, and so what its transforms are applied
+        with: the model's symmetries for aligners with ``uses_symmetries``, else the spec."""
+        entry = next(e for e in self.config.aligners if e.key == aligner)
+        factory = self.registries.aligners.get(entry.name)
+        return self.symmetries if getattr(factory, "uses_symmetries", False) else self.spec
 
     @property
     def evaluator(self) -> Evaluator:
@@ -232,8 +248,10 @@ def align_cell(context: CellContext, cell: AlignCell, states: Sequence[State]) -
     aligner = context.registries.aligners.create(entry.name, **entry.options)
     evaluator = context.evaluator
     align_context = AlignContext(evaluator=evaluator, seed=context.config.seed)
-    spec = context.spec if aligner.supports_nested else context.spec.without_nested()
-    alignments = [aligner.align(states[0], other, spec, align_context) for other in states[1:]]
+    searched = context.searched(entry.key)
+    if not (aligner.supports_nested or aligner.uses_symmetries):
+        searched = context.spec.without_nested()
+    alignments = [aligner.align(states[0], other, searched, align_context) for other in states[1:]]
     merged = alignments[0].merged if len(alignments) == 1 else None
     merged_eval = {}
     if merged is not None:  # a merging aligner's product is a network: measure it
@@ -244,9 +262,12 @@ def align_cell(context: CellContext, cell: AlignCell, states: Sequence[State]) -
     return AlignOutcome([a.perms for a in alignments], alignments, merged, merged_eval)
 
 
-def endpoints_of(context: CellContext, states: Sequence[State], alignment: AlignOutcome) -> list[State]:
-    """The reference and every other model with its alignment applied."""
-    return [states[0], *(context.spec.apply(other, perms)
+def endpoints_of(context: CellContext, states: Sequence[State], alignment: AlignOutcome,
+                 aligner: str) -> list[State]:
+    """The reference and every other model with the alignment of the aligner keyed ``aligner``
+    applied (with what that aligner searched: :meth:`CellContext.searched`)."""
+    searched = context.searched(aligner)
+    return [states[0], *(searched.apply(other, perms)
                          for other, perms in zip(states[1:], alignment.perms))]
 
 

@@ -203,7 +203,7 @@ class Pipeline:
                 if alignment is None:
                     alignment = align_cell(self.context, cell, states)
                     self.record_alignment(recorder, cell, alignment)
-                endpoints = endpoints_of(self.context, states, alignment)
+                endpoints = endpoints_of(self.context, states, alignment, cell.aligner.key)
                 for measure in self.measure_cells(model_set, cell.aligner.key):
                     if recorder.path_complete(measure):
                         continue  # finished earlier: no fit, no correction statistics, nothing to measure

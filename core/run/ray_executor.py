@@ -142,7 +142,7 @@ def run_cell(recipe: WorkerRecipe, cell: Cell, progress: PathProgress | None,
         placed = context.place([s.state if isinstance(s, Trained) else s for s in states])
         if isinstance(cell, AlignCell):
             return _portable(align_cell(context, cell, placed))
-        endpoints = endpoints_of(context, placed, alignment)
+        endpoints = endpoints_of(context, placed, alignment, cell.aligner)
         return [_portable(write) for write in measure_cell(context, cell, endpoints, progress)]
     except UnknownEntryError as error:
         provider = recipe.providers.get(f"{error.kind}:{error.name}", "unknown")

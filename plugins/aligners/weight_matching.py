@@ -6,10 +6,13 @@ problem whose cost matrix sums, over every tensor axis the group acts on, the in
 of A's units with B's units (other groups' permutations held fixed). Start at the identity;
 stop when a full sweep improves no group.
 
-Nested groups (attention heads and their within-head groups, ``spec.nested``) are solved together
-with their parent in one exact step: for every pair of heads (i of A, j of B) a small assignment
-per child gives the best within-head match and its value; one assignment over those values picks
-the head permutation, and the matched within-head permutations come with it.
+Nested groups (attention heads and their within-head groups, experts and their hidden units,
+``spec.nested``) are solved together with their parent in one exact step: for every pair of heads
+(i of A, j of B) a small assignment per child gives the best within-head match and its value, plus
+the similarity of the parent's own axes that no child covers (an expert's router row); one
+assignment over those values picks the head permutation, and the matched within-head permutations
+come with it. For mixtures of experts this is expert-aware alignment: match the experts by their
+best unit-level match, then the units within the matched experts.
 """
 
 from __future__ import annotations
@@ -63,7 +66,8 @@ def matching_objective(spec: PermutationSpec, a: Mapping[str, torch.Tensor],
 def _nested_step(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
                  perms: Perms, parent: str, children: list[str]) -> bool:
     """Re-solve ``parent`` and its nested ``children`` jointly (others held fixed); True if the
-    objective improved. The children's axes must cover the parent's (as for attention)."""
+    objective improved. Parent axes no child covers (an expert's router row and output bias) add
+    their unit similarities to the parent's score."""
     heads = spec.groups[parent]
     held = {g: p for g, p in perms.items() if g != parent and g not in children}
     permuted = spec.apply(b, held)
@@ -84,6 +88,14 @@ def _nested_step(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mappin
         sigma = perms[parent].cpu().numpy()
         tau = perms[child].cpu().numpy().reshape(heads, d) % d
         current += sum(sim[i, np.arange(d), sigma[i], tau[i]].sum() for i in range(heads))
+    covered = {(r.key, r.axis) for child in children for r in spec.axes[child]}
+    for ref in spec.axes[parent]:  # the parent's own axes (an expert's router row, its output bias)
+        if (ref.key, ref.axis) not in covered:
+            own = spec.unit_view(a[ref.key], ref, heads).double() @ \
+                spec.unit_view(permuted[ref.key], ref, heads).double().T
+            own = own.cpu().numpy()
+            score += own
+            current += float(own[np.arange(heads), perms[parent].cpu().numpy()].sum())
     _, sigma = linear_sum_assignment(score, maximize=True)
     best = float(score[np.arange(heads), sigma].sum())
     if best <= current + 1e-9 * max(1.0, abs(current)):

@@ -1,8 +1,10 @@
-"""Model plugins: ``mlp``, ``timm`` and ``convnet``."""
+"""Model plugins: ``mlp``, ``timm``, ``convnet``, ``soft_trees`` and ``smoe_mlp``."""
 
 from ridgeline.core import hookimpl
 from ridgeline.plugins.models.convnet import ConvNetModel
 from ridgeline.plugins.models.mlp import MLPModel
+from ridgeline.plugins.models.smoe_mlp import SMoEMLPModel
+from ridgeline.plugins.models.soft_trees import SoftTreesModel
 from ridgeline.plugins.models.timm_models import TimmModel
 
 
@@ -11,3 +13,5 @@ def register_models(register):
     register("mlp", MLPModel)
     register("timm", TimmModel)
     register("convnet", ConvNetModel)
+    register("soft_trees", SoftTreesModel)
+    register("smoe_mlp", SMoEMLPModel)
