@@ -33,7 +33,9 @@ def _subfolders(folder: Path) -> list[Path]:
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
+    with os.scandir(folder) as entries:  # file types come with the listing: no stat per file
+        return sorted(Path(e.path) for e in entries
+                      if e.is_file() and os.path.splitext(e.name)[1].lower() in EXTENSIONS)
 
 
 class ImageFolderDataset(FileDataset):
