@@ -31,6 +31,7 @@ from ridgeline.plugins.datasets.files import FileDataset
 LAYOUTS = {
     "cifar10": {
         "folder": "cifar-10-batches-py",
+        "archive": "cifar-10-python.tar.gz",
         "train": [("data_batch_1", "c99cafc152244af753f735de768cd75f"),
                   ("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),
                   ("data_batch_3", "54ebc095f3ab1f0389bbae665268c751"),
@@ -41,6 +42,7 @@ LAYOUTS = {
     },
     "cifar100": {
         "folder": "cifar-100-python",
+        "archive": "cifar-100-python.tar.gz",
         "train": [("train", "16019d7e3df5f24257cddd939b257f8d")],
         "test": [("test", "f0ef6b0ae62326f3e7ffdfab6717acfc")],
         "meta": ("meta", "7973b15100ade9c7d40fb424638fde48"),
@@ -115,7 +117,7 @@ class CifarDataset(FileDataset):
         if missing:
             raise DataError(f"{self.name} folder {self.folder} is missing {', '.join(missing)} "
                             f"({self.folder / missing[0]}); it needs {', '.join(needed)} as extracted from "
-                            f"the official {layout['folder'].replace('-batches', '')}.tar.gz")
+                            f"the official {layout['archive']}")
         self.input_shape = (3, *(self.image_size or (32, 32)))
 
     @property

@@ -219,3 +219,18 @@ def test_decoded_splits_are_cached_reused_and_invalidated(regs, tmp_path, monkey
     assert len(load()[1]) == 10 and len(calls) == 3
     _, _ = load(cache=False)
     assert len(calls) == 4 and len(list(cache.iterdir())) == 2  # no cache written
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batches_move_as_uint8_and_are_prepared_on_the_device(regs, cifar10_root):
+    data = _create(regs, "cifar10", root=str(cifar10_root), image_size=16, augment=True)
+    xb, yb = next(data.batches("train", 8, device="cuda"))
+    assert xb.device.type == yb.device.type == "cuda" and xb.shape == (8, 3, 16, 16)
+    torch.testing.assert_close(xb.cpu(), data.split("train")[0][:8], rtol=1e-5, atol=1e-5)
+
+    def augmented(device):
+        batches = data.batches("train", 8, shuffle=True, generator=torch.Generator().manual_seed(0),
+                               device=device, augment=True)
+        return next(batches)[0]
+
+    torch.testing.assert_close(augmented("cuda").cpu(), augmented("cpu"), rtol=1e-5, atol=1e-5)
