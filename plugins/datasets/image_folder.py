@@ -71,6 +71,7 @@ class ImageFolderDataset(FileDataset):
             self.mode = "L" if image.mode in GRAYSCALE_MODES else "RGB"
             width, height = image.size
         self.stored_size = self.image_size or (height, width)
+        self._files: dict[str, list[tuple[Path, int]]] = {}
         self.input_shape = (1 if self.mode == "L" else 3, *self.stored_size)
         self._sample = sample
 
@@ -91,7 +92,12 @@ class ImageFolderDataset(FileDataset):
                         f"{'/'.join(EXTENSIONS)} images")
 
     def files(self, split: str) -> list[tuple[Path, int]]:
-        """(image, label) of ``split``, class by class in turn (round robin)."""
+        """(image, label) of ``split``, class by class in turn (round robin); listed once."""
+        if split not in self._files:
+            self._files[split] = self._list(split)
+        return self._files[split]
+
+    def _list(self, split: str) -> list[tuple[Path, int]]:
         label = {name: i for i, name in enumerate(self.classes)}
         per_class = [[(path, label[folder.name]) for path in _images(folder)]
                      for folder in _subfolders(self._split_folders[split])]
