@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import attrs
 import torch
@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ridgeline.core.interfaces.dataset import Dataset
+from ridgeline.core.interfaces.statistics import BATCHNORM, reestimate_batchnorm
 from ridgeline.core.state import State
 
 
@@ -39,32 +40,51 @@ class Evaluation:
 
 
 def has_batchnorm(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    return any(isinstance(m, BATCHNORM) for m in module.modules())
 
 
 class Evaluator:
     """Evaluates states of one architecture on one dataset.
 
     ``batch_size`` bounds memory; ``bn_split`` (e.g. ``"train"``) makes :meth:`evaluate`
-    re-estimate BatchNorm statistics on that split before measuring (``bn_examples`` caps it).
+    re-estimate BatchNorm statistics on that split before measuring (``bn_examples`` caps it,
+    ``bn_passes`` bounds the streamed passes of :meth:`reset_batchnorm`).
     """
 
     def __init__(self, module: nn.Module, dataset: Dataset, *, device: torch.device | str = "cpu",
-                 batch_size: int = 1000, bn_split: str | None = None, bn_examples: int = 2000) -> None:
+                 batch_size: int = 1000, bn_split: str | None = None, bn_examples: int = 2000,
+                 bn_passes: int = 1) -> None:
         self.device = torch.device(device)
         self.module = copy.deepcopy(module).to(self.device).eval()
         self.dataset = dataset
         self.batch_size = batch_size
         self.bn_split = bn_split
         self.bn_examples = bn_examples
+        self.bn_passes = bn_passes
         self._data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """The split's tensors, moved to the device once."""
+        """The whole split prepared, moved to the device once (for evaluation; statistics
+        passes use :meth:`batches`)."""
         if split not in self._data:
             x, y = self.dataset.split(split)
             self._data[split] = (x.to(self.device), y.to(self.device))
         return self._data[split]
+
+    def batches(self, split: str, *, limit: int | None = None,
+                batch_size: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Prepared batches of the first ``limit`` examples of ``split`` on the device, for
+        statistics passes: sliced from :meth:`data`'s copy when the split is already on the
+        device, otherwise streamed from the dataset, so a pass never moves a split whole."""
+        size = batch_size or self.batch_size
+        if split not in self._data:
+            yield from self.dataset.batches(split, size, device=self.device, limit=limit)
+            return
+        x, y = self._data[split]
+        n = len(x) if limit is None else min(limit, len(x))
+        for start in range(0, n, size):
+            end = min(start + size, n)
+            yield x[start:end], y[start:end]
 
     def on_device(self, state: Mapping[str, torch.Tensor]) -> State:
         """``state`` with every tensor on the evaluator's device (no copy if already there)."""
@@ -95,24 +115,14 @@ class Evaluator:
         n = len(x)
         return Evaluation(loss=float(total_loss) / n, accuracy=int(correct) / n, n=n)
 
-    def reset_batchnorm(self, state: Mapping[str, torch.Tensor], split: str = "train") -> State:
-        """``state`` with BatchNorm running statistics re-estimated on ``split``.
-
-        Uses a cumulative average (momentum ``None``) over up to ``bn_examples`` examples in
-        train mode; parameters are unchanged. States of networks without BatchNorm pass through.
-        """
+    def reset_batchnorm(self, state: Mapping[str, torch.Tensor], split: str = "train", *,
+                        passes: int | None = None) -> State:
+        """``state`` with BatchNorm running statistics re-estimated on up to ``bn_examples``
+        examples of ``split``, streamed: full-pass statistics, every batch weighing by its size,
+        in ``passes`` passes (default ``bn_passes``; :mod:`ridgeline.core.interfaces.statistics`).
+        Parameters are unchanged; states of networks without BatchNorm pass through."""
         if not has_batchnorm(self.module):
             return dict(state)
-        work = copy.deepcopy(self.module)
-        work.load_state_dict(self.on_device(state))
-        for m in work.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.reset_running_stats()
-                m.momentum = None
-        work.train()
-        x, _ = self.data(split)
-        x = x[: self.bn_examples]
-        with torch.no_grad():
-            for start in range(0, len(x), self.batch_size):
-                work(x[start:start + self.batch_size])
-        return {k: v.detach() for k, v in work.state_dict().items()}
+        return reestimate_batchnorm(self.module, self.on_device(state),
+                                    lambda: (x for x, _ in self.batches(split, limit=self.bn_examples)),
+                                    passes=passes or self.bn_passes)

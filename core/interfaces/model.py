@@ -72,6 +72,12 @@ class Model(abc.ABC):
         so permutation aligners search the permutation part of the same symmetry."""
         return self.spec()
 
+    def data_config(self) -> dict[str, Any] | None:
+        """The input preprocessing the architecture expects, or None: ``mean`` and ``std`` per
+        channel (inputs scaled to [0, 1]) and ``input_size`` (C, H, W), e.g. timm's pretrained
+        data config. A dataset with ``normalize = "model"`` uses it."""
+        return None
+
     def example_input(self, batch_size: int = 2, seed: int = 0) -> torch.Tensor:
         generator = torch.Generator().manual_seed(seed)
         return torch.randn((batch_size, *self.input_shape), generator=generator)

@@ -7,6 +7,7 @@
 * linear assignment: :func:`assignment`;
 * soft permutations of a state: :func:`soft_apply`, :func:`multiply_axis`;
 * streamed activation statistics of permutation groups: :class:`Moments`, :func:`stream_moments`;
+  per-unit statistics pooled over batches: :class:`PooledMoments`;
 * layer selection and blending: :func:`select_layers`, :func:`blend_layers`;
 * Hessian-vector products and loss surfaces: :class:`LossSurface`;
 * fitting curves between states: :class:`FittedCurve`, :func:`fit_free_states`.
@@ -31,6 +32,7 @@ _EXPORTS = {
     **dict.fromkeys(("Producer", "producers", "module_producers", "unit_samples", "hooked", "Moments",
                      "collect_moments", "stream_moments", "cross_similarity"),
                     "ridgeline.core.numerics.activations"),
+    "PooledMoments": "ridgeline.core.interfaces.statistics",
     **dict.fromkeys(("select_layers", "blend_layers"), "ridgeline.core.numerics.layers"),
     **dict.fromkeys(("LossSurface", "parameter_keys"), "ridgeline.core.numerics.hessian"),
     **dict.fromkeys(("FittedCurve", "FitSettings", "fit_free_states", "train_mode"),
@@ -41,6 +43,7 @@ __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # what static tools see; at run time names load on first use
+    from ridgeline.core.interfaces.statistics import PooledMoments
     from ridgeline.core.numerics.activations import (
         Moments,
         Producer,

@@ -183,7 +183,9 @@ def module_producers(module: nn.Module) -> list[Producer]:
 def collect_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Tensor]],
                     plist: Sequence[Producer], *, split: str = "train", examples: int | None = 2000,
                     batch_size: int = 500) -> dict[Producer, Moments]:
-    """Joint moments of the K networks' units at each producer over ``split``.
+    """Joint moments of the K networks' units at each producer over the first ``examples``
+    examples of ``split``, streamed in batches (:meth:`Evaluator.batches`) and accumulated in
+    float64 on the evaluator's device.
 
     Raises :class:`DataError` if a producer gets fewer samples than it has units plus one
     (its covariance would be singular and any matching from it arbitrary).
@@ -191,27 +193,26 @@ def collect_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Te
     if evaluator is None:
         raise ConfigError("activation statistics need data: pass an AlignContext with an evaluator")
     moments = {p: Moments(p, len(states)) for p in plist}
-    x, _ = evaluator.data(split)
-    x = x[:examples] if examples is not None else x
     captured: dict[Producer, list[torch.Tensor]] = {}
+    seen = 0
 
     def capture(producer: Producer, output: torch.Tensor) -> None:
         captured.setdefault(producer, []).append(unit_samples(output, producer))
 
     with torch.no_grad(), hooked(evaluator.module, plist, capture):
-        for start in range(0, len(x), batch_size):
-            batch = x[start:start + batch_size]
+        for batch, _ in evaluator.batches(split, limit=examples, batch_size=batch_size):
             captured.clear()
             for state in states:
                 evaluator.logits(state, batch)
             for producer, outputs in captured.items():
                 moments[producer].add(torch.cat(outputs, dim=1))
+            seen += len(batch)
     for m in moments.values():
         if m.n < m.producer.size + 1:
             raise DataError(
                 f"activation statistics of group {m.producer.group!r} at {m.producer.module!r} "
                 f"({m.producer.size} units) need at least {m.producer.size + 1} samples; split "
-                f"{split!r} gave {m.n} (from {len(x)} examples)"
+                f"{split!r} gave {m.n} (from {seen} examples)"
             )
     return moments
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -186,15 +187,18 @@ class CellContext:
     (the driver, or each Ray worker)."""
 
     def __init__(self, config: PipelineConfig, registries: Registries, device: torch.device, *,
-                 progress: bool = False) -> None:
+                 progress: bool = False, data_cache: Path | None = None) -> None:
         self.config = config
         self.registries = registries
         self.device = device
         self.progress = progress
         self.dataset: Dataset = registries.datasets.create(config.dataset.name, **config.dataset.options)
+        if data_cache is not None:  # decoded splits are kept beside the results
+            self.dataset.use_cache(data_cache)
         self.model: Model = registries.models.create(
             config.model.name, input_shape=self.dataset.input_shape,
             num_classes=self.dataset.num_classes, **config.model.options)
+        self.dataset.bind_model(self.model)
         self._spec: PermutationSpec | None = None
         self._symmetries: Symmetry | None = None
         self._evaluator: Evaluator | None = None

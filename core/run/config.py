@@ -218,6 +218,7 @@ def correction_sets(value: Any) -> tuple[tuple[EntryConfig, ...], ...]:
     return tuple(sets)
 
 
+DATASET_PATHS = ("root", "path", "cache")  # dataset options that name files or folders
 TOP_LEVEL = {"dataset", "model", "pairs", "aligners", "corrections", "paths", "metrics", "train",
              "seed", "batch_size", "output", "checkpoint_dir", "device", "executor"}
 
@@ -264,8 +265,13 @@ class PipelineConfig:
         names = [p.name for p in pairs]
         if len(set(names)) != len(names):
             raise ConfigError(f"model sets need distinct names, got {names}")
+        dataset = EntryConfig.from_value(data["dataset"], "dataset")
+        if base:  # a dataset's files, like every path in a pipeline file, are relative to the file
+            located = {k: resolve(v) for k, v in dataset.options.items()
+                       if k in DATASET_PATHS and isinstance(v, str)}
+            dataset = attrs.evolve(dataset, options={**dataset.options, **located})
         kwargs: dict[str, Any] = {
-            "dataset": EntryConfig.from_value(data["dataset"], "dataset"),
+            "dataset": dataset,
             "model": EntryConfig.from_value(data["model"], "model"),
             "pairs": pairs,
             "train": TrainConfig.from_dict(dict(data.get("train", {}))),

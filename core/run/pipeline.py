@@ -85,7 +85,8 @@ class Pipeline:
         if background_writer is None:
             background_writer = self.device.type == "cuda" and executor.name == "serial"
         self.background_writer = background_writer
-        self.context = CellContext(config, self.registries, driver_device, progress=progress)
+        self.context = CellContext(config, self.registries, driver_device, progress=progress,
+                                   data_cache=self.output.parent / "data-cache")
         self.dataset = self.context.dataset
         self.model = self.context.model
         self.timings: dict[str, float] = {}
@@ -106,12 +107,28 @@ class Pipeline:
             if split is not None and split not in self.dataset.splits:
                 raise ConfigError(f"metric {entry.key!r}: dataset {self.dataset.name!r} has no split "
                                   f"{split!r}; it has {', '.join(self.dataset.splits)}")
-        if has_batchnorm(self.model.build()) and not any(
+        module = self.model.build()
+        self._check_input(module)
+        if has_batchnorm(module) and not any(
                 c.name in ("bn_reset", "repair") for cs in self.config.corrections for c in cs):
             warnings.warn(
                 f"model {self.model.name!r} has BatchNorm but no correction set re-estimates its "
                 "statistics: interpolated running statistics make path points unreliable; add "
                 "corrections = [[], [\"bn_reset\"]] to compare", stacklevel=3)
+
+    def _check_input(self, module: torch.nn.Module) -> None:
+        """One forward pass on two examples of the dataset's shape: a model that cannot take the
+        dataset's inputs is one line naming both shapes, before any data is read or trained on."""
+        shape = tuple(self.dataset.input_shape)
+        try:
+            with torch.no_grad():
+                module.eval()(self.model.example_input(2))
+        except Exception as error:
+            native = (self.model.data_config() or {}).get("input_size")
+            expects = f" (it expects {tuple(native)})" if native and tuple(native) != shape else ""
+            cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError(f"model {self.model.name!r} cannot take dataset {self.dataset.name!r}'s inputs "
+                              f"of shape {shape}{expects}: {cause}") from None
 
     # -- models ------------------------------------------------------------------------
     def checkpoint_dir(self) -> Path:
@@ -212,6 +229,7 @@ class Pipeline:
 
     def run(self) -> Path:
         start = time.perf_counter()
+        self.dataset.check()  # every split read and its labels checked before any training
         metadata = {
             "device": str(self.device),
             "seed": self.config.seed,

@@ -22,6 +22,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -90,6 +91,8 @@ class WorkerRecipe:
     autoload: bool | None
     providers: Mapping[str, str]
     """``<kind>:<name>`` -> the plugin that provides the entry on the driver."""
+    data_cache: str | None = None
+    """The driver's folder for decoded dataset splits (shared when workers see the same disk)."""
 
 
 _CONTEXTS: dict[str, CellContext] = {}
@@ -100,8 +103,9 @@ def _context(recipe: WorkerRecipe) -> CellContext:
     if context is None:
         host = load_plugins(extra=recipe.plugins, autoload=recipe.autoload)
         _CONTEXTS.clear()  # one run at a time per worker process
+        cache = Path(recipe.data_cache) if recipe.data_cache else None
         context = _CONTEXTS[recipe.key] = CellContext(recipe.config, host.registries,
-                                                      torch.device(recipe.device))
+                                                      torch.device(recipe.device), data_cache=cache)
     return context
 
 
@@ -260,7 +264,7 @@ class _Sweep:
         self.recipe = ray.put(WorkerRecipe(
             key=uuid.uuid4().hex, config=pipeline.config, device=str(pipeline.device),
             threads=max(1, round(config.num_cpus)), plugins=host.extra, autoload=host.autoload,
-            providers=providers))
+            providers=providers, data_cache=str(pipeline.output.parent / "data-cache")))
         self.remote = ray.remote(run_cell)
         self.resources = {"num_cpus": config.num_cpus, "num_gpus": config.num_gpus,
                           "max_retries": config.max_retries, "retry_exceptions": False}

@@ -59,7 +59,8 @@ def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
 
 def _batch_stream(dataset: Dataset, batch_size: int, generator: torch.Generator, device):
     while True:
-        yield from dataset.batches("train", batch_size, shuffle=True, generator=generator, device=device)
+        yield from dataset.batches("train", batch_size, shuffle=True, generator=generator, device=device,
+                                   augment=True)
 
 
 def train(model: Model, dataset: Dataset, config: TrainConfig, *, seed: int,
@@ -75,7 +76,7 @@ def train(model: Model, dataset: Dataset, config: TrainConfig, *, seed: int,
     children this way too when they copy only the weights).
     """
     device = torch.device(device)
-    total = config.total_steps(len(dataset.split("train")[0]))
+    total = config.total_steps(dataset.size("train"))
     stop = total if stop_step is None else stop_step
     torch.manual_seed(seed)
     module = model.build().to(device)
@@ -119,7 +120,7 @@ def spawn(model: Model, dataset: Dataset, config: TrainConfig, *, seed: int, spa
     """Frankle et al. (2020), "Linear Mode Connectivity and the Lottery Ticket Hypothesis":
     train one network for ``spawn_step`` steps, then train two copies to the end with
     different data orders. Returns the parent at the spawn point and both children."""
-    total = config.total_steps(len(dataset.split("train")[0]))
+    total = config.total_steps(dataset.size("train"))
     if not 0 <= spawn_step <= total:
         raise ConfigError(f"spawn_step must lie in [0, {total}], got {spawn_step}")
     parent = train(model, dataset, config, seed=seed, data_seed=seed, device=device,

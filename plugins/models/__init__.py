@@ -1,6 +1,8 @@
-"""Model plugins: ``mlp``, ``timm``, ``convnet``, ``soft_trees`` and ``smoe_mlp``."""
+"""Model plugins: ``mlp``, ``timm``, ``convnet``, ``cifar_resnet``, ``cifar_vgg``, ``soft_trees``
+and ``smoe_mlp``."""
 
 from ridgeline.core import hookimpl
+from ridgeline.plugins.models.cifar import CifarResNetModel, CifarVGGModel
 from ridgeline.plugins.models.convnet import ConvNetModel
 from ridgeline.plugins.models.mlp import MLPModel
 from ridgeline.plugins.models.smoe_mlp import SMoEMLPModel
@@ -15,3 +17,5 @@ def register_models(register):
     register("convnet", ConvNetModel)
     register("soft_trees", SoftTreesModel)
     register("smoe_mlp", SMoEMLPModel)
+    register("cifar_resnet", CifarResNetModel)
+    register("cifar_vgg", CifarVGGModel)

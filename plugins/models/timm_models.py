@@ -35,6 +35,20 @@ class TimmModel(Model):
         self.checkpoint = checkpoint
         self.timm_kwargs = timm_kwargs
 
+    def data_config(self) -> dict[str, Any]:
+        """timm's data config of ``arch`` (its pretrained mean, std and input size; the ImageNet
+        defaults where it has none), with ``img_size`` when that option is given."""
+        import timm.data
+
+        config = timm.data.resolve_data_config(pretrained_cfg=_pretrained_cfg(self.arch))
+        out = {"mean": tuple(config["mean"]), "std": tuple(config["std"]),
+               "input_size": tuple(config["input_size"])}
+        size = self.timm_kwargs.get("img_size")
+        if size is not None:
+            height, width = (size, size) if isinstance(size, int) else size
+            out["input_size"] = (out["input_size"][0], int(height), int(width))
+        return out
+
     def build(self) -> nn.Module:
         kwargs = dict(self.timm_kwargs)
         if len(self.input_shape) == 3:
@@ -45,3 +59,8 @@ class TimmModel(Model):
 
             module.load_state_dict(load_state(self.checkpoint))
         return module
+
+
+def _pretrained_cfg(arch: str) -> dict[str, Any]:
+    cfg = timm.get_pretrained_cfg(arch)
+    return cfg.to_dict() if cfg is not None else {}

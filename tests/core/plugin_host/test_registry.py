@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from ridgeline.core.errors import ConfigError, DuplicateEntryError, UnknownEntryError
+from ridgeline.core.plugin_host.host import registries
 from ridgeline.core.plugin_host.registry import KINDS, Registry
 
 
@@ -54,6 +57,9 @@ def test_every_first_party_entry_has_a_summary(regs, kind):
 
 def _required(kind, name, small_mlp):
     """The arguments an entry of ``kind`` needs besides its options."""
+    if kind == "datasets":  # e.g. a root folder: never opened, the misspelling is caught first
+        parameters = inspect.signature(registries().datasets.get(name)).parameters.values()
+        return {p.name: "unused" for p in parameters if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
     if kind == "models":
         return {"input_shape": (12,), "num_classes": 3}
     if kind == "paths":

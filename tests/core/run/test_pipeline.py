@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from ridgeline.core.checkpoint import save_state
-from ridgeline.core.errors import ConfigError, ResultsMismatchError, StateMismatchError, UnknownEntryError
+from ridgeline.core.errors import (
+    ConfigError,
+    DataError,
+    ResultsMismatchError,
+    StateMismatchError,
+    UnknownEntryError,
+)
 from ridgeline.core.interfaces.metric import PathProbe
 from ridgeline.core.plugin_host.host import hookimpl, load_plugins
 from ridgeline.core.results.readers import read_curves, read_metadata, read_summaries
@@ -282,3 +288,26 @@ def test_batchnorm_models_without_statistics_correction_are_warned_about(tmp_pat
                           model={"name": "convnet", "widths": [4, 4]})
     with pytest.warns(UserWarning, match="BatchNorm but no correction set"):
         Pipeline(config, progress=False)
+
+
+def test_a_model_that_cannot_take_the_datasets_inputs_is_one_line_naming_both_shapes(tmp_path):
+    pytest.importorskip("timm")
+    config = small_config(tmp_path, dataset={"name": "synthetic", "image_size": [3, 16, 16]},
+                          model={"name": "timm", "arch": "vit_tiny_patch16_224", "img_size": 32})
+    with pytest.raises(ConfigError, match=r"^model 'timm' cannot take dataset 'synthetic''s inputs of shape "
+                                          r"\(3, 16, 16\) \(it expects \(3, 32, 32\)\): [^\n]+$"):
+        Pipeline(config, progress=False)
+    assert not (tmp_path / "results.h5").exists()
+
+
+def test_labels_out_of_range_stop_the_run_before_any_training(tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "data.npz", x_train=np.zeros((8, 12), np.float32), y_train=np.arange(8) % 3,
+             x_test=np.zeros((4, 12), np.float32), y_test=np.array([0, 1, 2, 5]))
+    config = small_config(tmp_path, dataset={"name": "tensors", "path": "data.npz", "num_classes": 3})
+    config = PipelineConfig.from_dict({**config.to_dict(), "output": "results.h5"}, base_dir=tmp_path)
+    assert config.dataset.options["path"] == str(tmp_path / "data.npz")  # relative to the file
+    with pytest.raises(DataError, match=r"data.npz \(x_test, y_test\): labels must lie in 0..2 .* label 5"):
+        Pipeline(config, progress=False).run()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.npz"]  # nothing trained or written
