@@ -3,7 +3,8 @@
 * state arithmetic: :func:`combine`, :func:`lerp`, :func:`subtract`, :func:`module_groups` ...
   (:mod:`ridgeline.core.state`);
 * vectors over state keys: :func:`dot`, :func:`norm`, :func:`flatten`, :func:`angle`;
-* curves on a t grid: :func:`t_grid`, :func:`barrier_summary`, :func:`tangent`;
+* curves on a t grid: :func:`t_grid`, :func:`barrier_summary`, :func:`tangent`, and the
+  Bezier / polygonal-chain coefficients :func:`bernstein`, :func:`chain_coefficients`;
 * linear assignment: :func:`assignment`;
 * soft permutations of a state: :func:`soft_apply`, :func:`multiply_axis`;
 * streamed activation statistics of permutation groups: :class:`Moments`, :func:`stream_moments`;
@@ -25,7 +26,8 @@ _EXPORTS = {
                      "distance", "module_groups", "fingerprint"), "ridgeline.core.state"),
     **dict.fromkeys(("Vector", "dot", "norm", "restrict", "flatten", "angle"),
                     "ridgeline.core.numerics.vectors"),
-    **dict.fromkeys(("t_grid", "barrier_summary", "tangent"), "ridgeline.core.numerics.curves"),
+    **dict.fromkeys(("t_grid", "barrier_summary", "tangent", "bernstein", "chain_coefficients"),
+                    "ridgeline.core.numerics.curves"),
     "assignment": "ridgeline.core.numerics.assignment",
     **dict.fromkeys(("soft_apply", "multiply_axis"), "ridgeline.core.numerics.soft_permutation"),
     **dict.fromkeys(("Producer", "producers", "module_producers", "unit_samples", "hooked", "Moments",
@@ -54,7 +56,7 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     )
     from ridgeline.core.numerics.assignment import assignment
     from ridgeline.core.numerics.curve_fitting import FitSettings, FittedCurve, fit_free_states, train_mode
-    from ridgeline.core.numerics.curves import barrier_summary, t_grid, tangent
+    from ridgeline.core.numerics.curves import barrier_summary, bernstein, chain_coefficients, t_grid, tangent
     from ridgeline.core.numerics.hessian import LossSurface, parameter_keys
     from ridgeline.core.numerics.layers import blend_layers, select_layers
     from ridgeline.core.numerics.soft_permutation import multiply_axis, soft_apply
