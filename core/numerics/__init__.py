@@ -10,7 +10,9 @@
 * streamed activation statistics of permutation groups: :class:`Moments`, :func:`stream_moments`;
 * layer selection and blending: :func:`select_layers`, :func:`blend_layers`;
 * Hessian-vector products and loss surfaces: :class:`LossSurface`;
-* fitting curves between states: :class:`FittedCurve`, :func:`fit_free_states`.
+* fitting curves between states: :class:`FittedCurve`, :func:`fit_free_states`;
+* paths between two inputs of a fixed network: :class:`InputCurve`, :func:`fit_input_curve`,
+  :func:`same_class_pairs`, :func:`class_loss`.
 
 Names are imported lazily, on first use.
 """
@@ -37,6 +39,8 @@ _EXPORTS = {
     **dict.fromkeys(("LossSurface", "parameter_keys"), "ridgeline.core.numerics.hessian"),
     **dict.fromkeys(("FittedCurve", "FitSettings", "fit_free_states", "train_mode"),
                     "ridgeline.core.numerics.curve_fitting"),
+    **dict.fromkeys(("InputCurve", "InputFitSettings", "fit_input_curve", "same_class_pairs", "class_loss"),
+                    "ridgeline.core.numerics.input_paths"),
 }
 
 __all__ = sorted(_EXPORTS)
@@ -58,6 +62,13 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     from ridgeline.core.numerics.curve_fitting import FitSettings, FittedCurve, fit_free_states, train_mode
     from ridgeline.core.numerics.curves import barrier_summary, bernstein, chain_coefficients, t_grid, tangent
     from ridgeline.core.numerics.hessian import LossSurface, parameter_keys
+    from ridgeline.core.numerics.input_paths import (
+        InputCurve,
+        InputFitSettings,
+        class_loss,
+        fit_input_curve,
+        same_class_pairs,
+    )
     from ridgeline.core.numerics.layers import blend_layers, select_layers
     from ridgeline.core.numerics.soft_permutation import multiply_axis, soft_apply
     from ridgeline.core.numerics.vectors import Vector, angle, dot, flatten, norm, restrict
