@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import attrs
 import torch
@@ -37,8 +37,9 @@ from ridgeline.core.numerics import (
     t_grid,
 )
 
-SELECT = ("predicted", "label")
-CURVES = ("polychain", "bezier")
+Select = Literal["predicted", "label"]
+Curve = Literal["polychain", "bezier"]
+SELECT, CURVES = get_args(Select), get_args(Curve)
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -59,8 +60,8 @@ class InputConnectivity(Metric):
     columns = ("pair", "s", "target", "index_a", "index_b", "loss_linear", "confidence_linear",
                "hit_linear", "loss_fitted", "confidence_fitted", "hit_fitted", "offset")
 
-    def __init__(self, *, pairs: int = 8, seed: int = 0, split: str = "test", select: str = "predicted",
-                 curve: str = "polychain", bends: int = 1, steps: int = 300, lr: float = 0.05,
+    def __init__(self, *, pairs: int = 8, seed: int = 0, split: str = "test", select: Select = "predicted",
+                 curve: Curve = "polychain", bends: int = 1, steps: int = 300, lr: float = 0.05,
                  samples: int = 16, grid: int | Sequence[float] = 25, t: float = 0.0) -> None:
         super().__init__(pairs=pairs, seed=seed, split=split, select=select, curve=curve, bends=bends,
                          steps=steps, lr=lr, samples=samples, grid=grid, t=t)
