@@ -3,14 +3,17 @@
 * state arithmetic: :func:`combine`, :func:`lerp`, :func:`subtract`, :func:`module_groups` ...
   (:mod:`ridgeline.core.state`);
 * vectors over state keys: :func:`dot`, :func:`norm`, :func:`flatten`, :func:`angle`;
-* curves on a t grid: :func:`t_grid`, :func:`barrier_summary`, :func:`tangent`;
+* curves on a t grid: :func:`t_grid`, :func:`barrier_summary`, :func:`tangent`, and the
+  Bezier / polygonal-chain coefficients :func:`bernstein`, :func:`chain_coefficients`;
 * linear assignment: :func:`assignment`;
 * soft permutations of a state: :func:`soft_apply`, :func:`multiply_axis`;
 * streamed activation statistics of permutation groups: :class:`Moments`, :func:`stream_moments`;
   per-unit statistics pooled over batches: :class:`PooledMoments`;
 * layer selection and blending: :func:`select_layers`, :func:`blend_layers`;
 * Hessian-vector products and loss surfaces: :class:`LossSurface`;
-* fitting curves between states: :class:`FittedCurve`, :func:`fit_free_states`.
+* fitting curves between states: :class:`FittedCurve`, :func:`fit_free_states`;
+* paths between two inputs of a fixed network: :class:`InputCurve`, :func:`fit_input_curve`,
+  :func:`same_class_pairs`, :func:`class_loss`.
 
 Names are imported lazily, on first use.
 """
@@ -26,7 +29,8 @@ _EXPORTS = {
                      "distance", "module_groups", "fingerprint"), "ridgeline.core.state"),
     **dict.fromkeys(("Vector", "dot", "norm", "restrict", "flatten", "angle"),
                     "ridgeline.core.numerics.vectors"),
-    **dict.fromkeys(("t_grid", "barrier_summary", "tangent"), "ridgeline.core.numerics.curves"),
+    **dict.fromkeys(("t_grid", "barrier_summary", "tangent", "bernstein", "chain_coefficients"),
+                    "ridgeline.core.numerics.curves"),
     "assignment": "ridgeline.core.numerics.assignment",
     **dict.fromkeys(("soft_apply", "multiply_axis"), "ridgeline.core.numerics.soft_permutation"),
     **dict.fromkeys(("Producer", "producers", "module_producers", "unit_samples", "hooked", "Moments",
@@ -37,6 +41,8 @@ _EXPORTS = {
     **dict.fromkeys(("LossSurface", "parameter_keys"), "ridgeline.core.numerics.hessian"),
     **dict.fromkeys(("FittedCurve", "FitSettings", "fit_free_states", "train_mode"),
                     "ridgeline.core.numerics.curve_fitting"),
+    **dict.fromkeys(("InputCurve", "InputFitSettings", "fit_input_curve", "same_class_pairs", "class_loss"),
+                    "ridgeline.core.numerics.input_paths"),
 }
 
 __all__ = sorted(_EXPORTS)
@@ -57,8 +63,15 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     )
     from ridgeline.core.numerics.assignment import assignment
     from ridgeline.core.numerics.curve_fitting import FitSettings, FittedCurve, fit_free_states, train_mode
-    from ridgeline.core.numerics.curves import barrier_summary, t_grid, tangent
+    from ridgeline.core.numerics.curves import barrier_summary, bernstein, chain_coefficients, t_grid, tangent
     from ridgeline.core.numerics.hessian import LossSurface, parameter_keys
+    from ridgeline.core.numerics.input_paths import (
+        InputCurve,
+        InputFitSettings,
+        class_loss,
+        fit_input_curve,
+        same_class_pairs,
+    )
     from ridgeline.core.numerics.layers import blend_layers, select_layers
     from ridgeline.core.numerics.soft_permutation import multiply_axis, soft_apply
     from ridgeline.core.numerics.vectors import Vector, angle, dot, flatten, norm, restrict

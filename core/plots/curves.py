@@ -165,7 +165,8 @@ def plot_curves(results: str | Path, out_dir: str | Path, *, fmt: str = "png") -
 LANDSCAPE_PICTURES = {
     "layerwise_barrier": ("layer_heatmap", {}),
     "landscape": ("landscape_contour", {"curve": "path"}),
-    "taylor_barrier": ("barrier_scatter", {"predicted": ["predicted_mid", "predicted_a", "predicted_b"]}),
+    "taylor_barrier": ("barrier_scatter",
+                       {"predicted": ["predicted", "predicted_mid", "predicted_a", "predicted_b"]}),
 }
 
 

@@ -122,7 +122,7 @@ def landscape_contour(rows: Rows, out: str | Path, *, value: str = "loss", curve
 
 
 def barrier_scatter(rows: Rows, out: str | Path, *, measured: str = "measured",
-                    predicted: str | Sequence[str] = "predicted_mid", label: str = "label",
+                    predicted: str | Sequence[str] = "predicted", label: str = "label",
                     title: str = "", source: Mapping[str, str] | None = None) -> Path:
     """Measured against predicted barrier (``taylor_barrier`` rows), one dot per row, with
     the line y = x; several ``predicted`` columns give one marker series each."""

@@ -26,9 +26,9 @@ from typing import Any, Literal, get_args
 import torch
 
 from ridgeline.core import ConfigError, Evaluator, Path, State
-from ridgeline.core.numerics import combine, flatten, subtract
+from ridgeline.core.numerics import chain_coefficients, combine, flatten, subtract
 from ridgeline.plugins.paths.bezier import BezierPath
-from ridgeline.plugins.paths.polychain import PolychainPath, chain_coefficients
+from ridgeline.plugins.paths.polychain import PolychainPath
 
 CurveName = Literal["bezier", "polychain"]
 CURVES = dict(zip(get_args(CurveName), (BezierPath, PolychainPath)))
