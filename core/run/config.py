@@ -119,7 +119,7 @@ def correction_sets(value: Any) -> tuple[tuple[EntryConfig, ...], ...]:
 
 
 TOP_LEVEL = {"dataset", "model", "pairs", "aligners", "corrections", "paths", "metrics", "train",
-             "seed", "batch_size", "output", "checkpoint_dir", "device"}
+             "seed", "batch_size", "points_per_batch", "precision", "output", "checkpoint_dir", "device"}
 
 
 @attrs.frozen
@@ -136,6 +136,8 @@ class PipelineConfig:
     train: TrainConfig = attrs.field(factory=TrainConfig)
     seed: int = 0
     batch_size: int = 1000
+    points_per_batch: int | None = None
+    precision: str = "fp32"
     output: str = "results.h5"
     checkpoint_dir: str = ""
     device: str = "auto"
@@ -173,7 +175,7 @@ class PipelineConfig:
                 kwargs[kind] = entries_of(data[kind], kind)
         if "corrections" in data:
             kwargs["corrections"] = correction_sets(data["corrections"])
-        for key in ("seed", "batch_size", "device"):
+        for key in ("seed", "batch_size", "device", "points_per_batch", "precision"):
             if key in data:
                 kwargs[key] = data[key]
         if "output" in data:
@@ -225,4 +227,7 @@ class PipelineConfig:
             "train": attrs.asdict(self.train),
             "seed": self.seed,
             "batch_size": self.batch_size,
+            # a reduced precision changes the numbers: recorded (fp32 is left out, so files written
+            # before the option existed still resume); points_per_batch only changes the speed
+            **({"precision": self.precision} if self.precision != "fp32" else {}),
         }

@@ -24,7 +24,7 @@ from ridgeline.core.checkpoint import load_state, save_state
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.aligner import AlignContext, Alignment
 from ridgeline.core.interfaces.dataset import Dataset
-from ridgeline.core.interfaces.evaluator import Evaluator, has_batchnorm
+from ridgeline.core.interfaces.evaluator import Evaluator, check_evaluation_options, has_batchnorm
 from ridgeline.core.interfaces.metric import PathProbe
 from ridgeline.core.interfaces.model import Model
 from ridgeline.core.plugin_host.host import PluginHost, default_host
@@ -64,6 +64,7 @@ class Pipeline:
         self.output = Path(output or config.output)
         self.device = resolve_device(device or config.device)
         self.progress = progress
+        check_evaluation_options(self.device, config.points_per_batch, config.precision)
         if background_writer is None:
             background_writer = self.device.type == "cuda"
         self.background_writer = background_writer
@@ -212,7 +213,10 @@ class Pipeline:
                 records = series.records()
                 todo = points[len(records):]
                 label = "/".join(level for level in levels if level)
-                for point in tqdm(todo, desc=label, disable=not self.progress, leave=False):
+                step = evaluator.points_per_batch
+                for index, point in enumerate(tqdm(todo, desc=label, disable=not self.progress, leave=False)):
+                    if step > 1 and index % step == 0:  # stack the next points in one forward
+                        metric.prefetch(todo[index:index + step], probe)
                     record = dict(metric.measure(point, probe))
                     writer.append(series, record)
                     records.append({k: float(v) for k, v in record.items()})
@@ -224,9 +228,11 @@ class Pipeline:
         start = time.perf_counter()
         spec = self.model.spec()
         module = self.model.build()
-        evaluator = Evaluator(module, self.dataset, device=self.device, batch_size=self.config.batch_size)
+        evaluator = Evaluator(module, self.dataset, device=self.device, batch_size=self.config.batch_size,
+                              points_per_batch=self.config.points_per_batch, precision=self.config.precision)
         metadata = {
             "device": str(self.device),
+            "points_per_batch": evaluator.points_per_batch,
             "seed": self.config.seed,
             "torch_version": torch.__version__,
             "python": platform.python_version(),

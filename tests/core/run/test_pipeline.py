@@ -282,3 +282,41 @@ def test_batchnorm_models_without_statistics_correction_are_warned_about(tmp_pat
                           model={"name": "convnet", "widths": [4, 4]})
     with pytest.warns(UserWarning, match="BatchNorm but no correction set"):
         Pipeline(config, progress=False)
+
+
+def test_points_per_batch_gives_the_records_of_one_point_at_a_time(tmp_path, monkeypatch):
+    from ridgeline.core.interfaces.evaluator import Evaluator
+
+    one = run_pipeline(small_config(tmp_path / "one"), progress=False)
+    stacked_calls = []
+    original = Evaluator._stacked_logits
+
+    def spy(self, stacked, x):
+        stacked_calls.append(next(iter(stacked.values())).shape[0])
+        return original(self, stacked, x)
+
+    monkeypatch.setattr(Evaluator, "_stacked_logits", spy)
+    config = small_config(tmp_path / "stacked", points_per_batch=4)
+    assert config.to_dict() == small_config(tmp_path / "stacked").to_dict()  # a speed knob only
+    stacked = run_pipeline(config, progress=False)
+    assert stacked_calls and max(stacked_calls) == 4
+    assert read_metadata(stacked)["points_per_batch"] == 4
+
+    def key(row):
+        return row["aligner"], row["metric"], row["index"]
+
+    expected = {key(r): r for r in read_curves(one)}
+    rows = read_curves(stacked)
+    assert sorted(map(key, rows)) == sorted(expected)
+    for row in rows:
+        reference = expected[key(row)]
+        assert row["t"] == reference["t"] and row["accuracy"] == reference["accuracy"]
+        assert row["loss"] == pytest.approx(reference["loss"], rel=1e-6)
+
+
+def test_a_reduced_evaluation_precision_without_cuda_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="precision 'fp16' is CUDA autocast"):
+        Pipeline(small_config(tmp_path, precision="fp16", device="cpu"), progress=False)
+    with pytest.raises(ConfigError, match="points_per_batch must be a whole number"):
+        Pipeline(small_config(tmp_path, points_per_batch=0), progress=False)
+    assert not (tmp_path / "results.h5").exists()
