@@ -1,4 +1,4 @@
-"""The ``ridgeline`` command line: list, spec, train, run, report, plot, quickstart."""
+"""The ``ridgeline`` command line: list, spec, train, run, report, plot, quickstart, bench."""
 
 from __future__ import annotations
 
@@ -87,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=commands.cmd_quickstart)
+
+    p = sub.add_parser("bench", help="where a pipeline's time goes, as ratios to act on",
+                       epilog="example: ridgeline bench examples/quickstart.toml")
+    p.add_argument("pipeline", help="pipeline TOML file (nothing is trained or written)")
+    p.add_argument("--device", default=None, help="cpu, cuda or auto (default: the pipeline's)")
+    p.add_argument("--points", type=int, default=9, help="path points per measurement")
+    p.add_argument("--repeats", type=int, default=3, help="repeats of the baselines (median)")
+    p.add_argument("--no-startup", action="store_true", help="skip the start-up measurement")
+    p.add_argument("--json", action="store_true", help="the same measurements as JSON, for scripts")
+    p.set_defaults(func=commands.cmd_bench)
     return parser
 
 

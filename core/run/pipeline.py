@@ -106,6 +106,10 @@ class Pipeline:
                            "train": self.config.to_dict()["train"]}, sort_keys=True)
         return f"{self.model.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
+    def seed_checkpoint(self, seed: int) -> Path:
+        """Where the model trained from ``seed`` under this pipeline's training config is cached."""
+        return self.checkpoint_dir() / f"{self._model_tag()}-seed{seed}.safetensors"
+
     def load_models(self, model_set: ModelSetConfig) -> list[State]:
         """The set's states on the run's device, keys in the module's order (safetensors
         sorts them; layer orders depend on it): loaded from checkpoints, or trained from
@@ -123,7 +127,7 @@ class Pipeline:
                 states.append(placed(state))
             return states
         for seed in model_set.seeds:
-            path = self.checkpoint_dir() / f"{self._model_tag()}-seed{seed}.safetensors"
+            path = self.seed_checkpoint(seed)
             if path.exists():
                 states.append(placed(load_state(path)))
                 continue

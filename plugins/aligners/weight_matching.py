@@ -7,12 +7,11 @@ of A's units with B's units (other groups' permutations held fixed). Start at th
 stop when a full sweep improves no group.
 
 Speed at width (issue 9): each group's cost matrix is kept across visits (:class:`CostMatrices`)
-and, when a neighbouring group's permutation changes, corrected by the columns it moved only
-(a rank-k update); products are float32 matrix multiplications accumulated in float64, on the
-states' device; a group whose cost matrix did not change since its last solve is not solved
-again (the assignment would be the same). The permutations and objective are those of the
-from-scratch float64 computation (``benchmarks/weight_matching_reference.py``, checked by the
-tests on fixed pairs).
+and, when a neighbouring group's permutation changes, corrected in place by the columns it moved
+only (a rank-k update); products are float32 matrix multiplications on the states' device; a
+group whose cost matrix did not change since its last solve is not solved again (the assignment
+would be the same). The permutations and objective are those of the from-scratch float64
+computation (``benchmarks/weight_matching_reference.py``, checked by the tests on fixed pairs).
 
 Nested groups (attention heads and their within-head groups, ``spec.nested``) are solved together
 with their parent in one exact step: for every pair of heads (i of A, j of B) a small assignment
@@ -66,9 +65,11 @@ class CostMatrices:
     An axis's term A_view @ B_view^T depends on the permutations of the other groups acting on
     the same tensor. It is corrected only when one of them changed since the group's last
     visit, and then by the columns of B_view that moved: C_g += A_view[:, S] @ (B_new -
-    B_old)[:, S]^T (the whole difference when more than half the columns moved). Products are
-    float32 (float64 for float64 states) and accumulate in float64 matrices; axes no other group
-    touches (biases, BatchNorm vectors) are added once.
+    B_old)[:, S]^T (the whole difference when more than half the columns moved), in place.
+    Matrices are float32 (float64 for float64 states): the rounding of a few dozen in-place
+    corrections stays below that of one float32 product over the units' weights, and the sums
+    that decide (the assignment's value, the objective) are taken in float64. Axes no other
+    group touches (biases, BatchNorm vectors) are added once.
     """
 
     def __init__(self, spec: PermutationSpec, a: Mapping[str, torch.Tensor],
@@ -92,17 +93,17 @@ class CostMatrices:
         self.version[group] += 1
 
     def cost(self, group: str, perms: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
-        """C_g (float64, n x n, owned by this object: do not modify) for the current ``perms``;
-        None if it is the same as at the last call for this group (its assignment would not
-        change)."""
+        """C_g (n x n, owned by this object: do not modify) for the current ``perms``; None if
+        it is the same as at the last call for this group (its assignment would not change)."""
         n = self.spec.groups[group]
         changed = group not in self._costs
         if changed:
-            cost = torch.zeros((n, n), dtype=torch.float64, device=next(iter(self.a.values())).device)
+            like = self.a[self.spec.axes[group][0].key]
+            cost = torch.zeros((n, n), dtype=_compute_dtype(like), device=like.device)
             for ref in self.spec.axes[group]:
                 if not self._depends[group, ref]:
-                    cost.add_(self._view(self.a, self.a[ref.key], ref, n)
-                              @ self._view(self.b, self.b[ref.key], ref, n).T)
+                    cost.addmm_(self._view(self.a, self.a[ref.key], ref, n),
+                                self._view(self.b, self.b[ref.key], ref, n).T)
             self._costs[group] = cost
         for ref in self.spec.axes[group]:
             if self._depends[group, ref]:
@@ -127,16 +128,16 @@ class CostMatrices:
         self._seen[group, ref] = (versions, b_view)
         cost = self._costs[group]
         if seen is None:
-            cost.add_(a_view @ b_view.T)
+            cost.addmm_(a_view, b_view.T)
             return True
         old = seen[1]
         moved = (b_view != old).any(dim=0).nonzero().squeeze(1)
         if moved.numel() == 0:
             return False
         if 2 * moved.numel() > b_view.shape[1]:
-            cost.add_(a_view @ (b_view - old).T)
+            cost.addmm_(a_view, (b_view - old).T)
         else:
-            cost.add_(a_view[:, moved] @ (b_view[:, moved] - old[:, moved]).T)
+            cost.addmm_(a_view[:, moved], (b_view[:, moved] - old[:, moved]).T)
         return True
 
     def objective(self, perms: Mapping[str, torch.Tensor]) -> float:
@@ -249,11 +250,11 @@ def weight_matching(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Map
 
 def _assignment(cost: torch.Tensor, current: torch.Tensor) -> torch.Tensor | None:
     """The assignment maximising ``cost`` if it beats ``current`` (by more than rounding), else None."""
-    matrix = cost.cpu().numpy()
-    rows = np.arange(len(matrix))
-    _, cols = linear_sum_assignment(matrix, maximize=True)
-    now = float(matrix[rows, current.cpu().numpy()].sum())
-    best = float(matrix[rows, cols].sum())
+    loss = np.negative(cost.cpu().numpy(), dtype=np.float64)  # one float64 copy, minimised as is
+    rows = np.arange(len(loss))
+    _, cols = linear_sum_assignment(loss)
+    now = -float(loss[rows, current.cpu().numpy()].sum())
+    best = -float(loss[rows, cols].sum())
     if best > now + 1e-9 * max(1.0, abs(now)):
         return torch.as_tensor(cols, dtype=torch.long, device=current.device)
     return None

@@ -59,9 +59,6 @@ def test_batchnorm_reset_recomputes_running_statistics(synthetic):
 
 
 # -- evaluation options: points_per_batch, precision (issue 9) ----------------------------------
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
 def _line(a, b, ts):
     return [{k: (1 - t) * a[k] + t * b[k] if a[k].is_floating_point() else a[k] for k in a} for t in ts]
 
@@ -102,8 +99,8 @@ def test_bad_evaluation_options_are_refused_by_name(small_mlp, synthetic):
     assert Evaluator(small_mlp.build(), synthetic).points_per_batch == 1  # the measured CPU default
 
 
-@cuda
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+@pytest.mark.cuda
 def test_cuda_evaluation_matches_the_cpu_within_its_precision(small_mlp, synthetic, precision):
     states = _line(small_mlp.init_state(0), small_mlp.init_state(1), [0.0, 0.5, 1.0])
     cpu = [Evaluator(small_mlp.build(), synthetic).evaluate(s, "test") for s in states]

@@ -320,3 +320,19 @@ def test_a_reduced_evaluation_precision_without_cuda_is_refused_before_any_work(
     with pytest.raises(ConfigError, match="points_per_batch must be a whole number"):
         Pipeline(small_config(tmp_path, points_per_batch=0), progress=False)
     assert not (tmp_path / "results.h5").exists()
+
+
+@pytest.mark.cuda
+def test_a_cuda_run_with_stacked_points_matches_the_cpu_run(tmp_path):
+    shared = str(tmp_path / "checkpoints")  # the GPU run evaluates the models the CPU run trained
+    cpu = run_pipeline(small_config(tmp_path / "cpu", device="cpu", checkpoint_dir=shared), progress=False)
+    gpu = run_pipeline(small_config(tmp_path / "gpu", device="cuda", points_per_batch=4,
+                                    checkpoint_dir=shared), progress=False)
+    assert read_metadata(gpu)["device"].startswith("cuda")
+
+    def key(row):
+        return row["aligner"], row["metric"], row["index"]
+
+    expected = {key(r): r for r in read_curves(cpu)}
+    for row in read_curves(gpu):
+        assert row["loss"] == pytest.approx(expected[key(row)]["loss"], rel=1e-4)

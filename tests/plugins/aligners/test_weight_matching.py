@@ -111,3 +111,24 @@ def test_a_warm_start_and_float64_states_give_the_reference_permutations(regs):
     perms, history = weight_matching(spec, a64, b64, order="forward", init=init)
     assert all(torch.equal(perms[g], old_perms[g]) for g in spec.groups)
     assert history == pytest.approx(old_history, rel=1e-12)  # float64 states are matched in float64
+
+
+@pytest.mark.cuda
+def test_weight_matching_on_cuda_gives_the_cpu_permutations(regs):
+    spec, a, b = _pair(regs, "test_resnet")
+    cpu_perms, cpu_history = weight_matching(spec, a, b, seed=2)
+    on_gpu = [{k: v.cuda() for k, v in s.items()} for s in (a, b)]
+    gpu_perms, gpu_history = weight_matching(spec, *on_gpu, seed=2)
+    assert all(torch.equal(gpu_perms[g], cpu_perms[g]) for g in spec.groups)
+    assert gpu_history == pytest.approx(cpu_history, rel=1e-6)
+    context = AlignContext(evaluator=_cuda_evaluator(regs))
+    alignment = regs.aligners.create("weight_matching", seed=2).align(a, b, spec, context)
+    assert all(torch.equal(alignment.perms[g], cpu_perms[g]) for g in spec.groups)
+
+
+def _cuda_evaluator(regs):
+    from ridgeline.core.interfaces.evaluator import Evaluator
+
+    data = regs.datasets.create("synthetic", image_size=(3, 16, 16), num_classes=4, train_size=8, test_size=8)
+    model = regs.models.create("timm", input_shape=data.input_shape, num_classes=4, arch="test_resnet")
+    return Evaluator(model.build(), data, device="cuda")
