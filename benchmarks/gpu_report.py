@@ -33,8 +33,9 @@ from ridgeline.core.run.config import PipelineConfig  # noqa: E402
 
 
 def cuda_tests() -> list[dict]:
-    result = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:warnings",
-                             "-rs", str(HERE.parent / "tests")], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "--import-mode=importlib",
+                             "-m", "cuda", "-q", "-p", "no:warnings", str(HERE.parent / "tests")],
+                            capture_output=True, text=True)
     summary = (result.stdout.strip().splitlines() or ["no output"])[-1]
     if result.returncode != 0:
         print(result.stdout[-4000:], result.stderr[-2000:], sep="\n", file=sys.stderr)

@@ -3,9 +3,10 @@
 Everything is measured in one process, on the pipeline's device, against a baseline measured
 beside it:
 
-* path evaluation per point (the pipeline's ``points_per_batch``, and the other choice) against a
-  bare forward pass of the same state on the same data (``torch.func.functional_call`` over the
-  split in ``batch_size`` batches): what the path, the loss and the bookkeeping add;
+* path evaluation per point on the linear path between the first two models (the pipeline's
+  ``points_per_batch``, and the other choice) against a bare forward pass of its midpoint on the
+  same data (``torch.func.functional_call`` over the metrics' split in ``batch_size`` batches):
+  what the path, the loss and the bookkeeping add;
 * each correction set per point against the same bare forward pass (BatchNorm reset and REPAIR
   run statistics passes at every point);
 * HDF5 writes of the measured records, as a percentage of their evaluation time;

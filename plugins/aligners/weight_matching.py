@@ -68,8 +68,9 @@ class CostMatrices:
     B_old)[:, S]^T (the whole difference when more than half the columns moved), in place.
     Matrices are float32 (float64 for float64 states): the rounding of a few dozen in-place
     corrections stays below that of one float32 product over the units' weights, and the sums
-    that decide (the assignment's value, the objective) are taken in float64. Axes no other
-    group touches (biases, BatchNorm vectors) are added once.
+    that decide (the assignment's value, the objective) are taken in float64 (on CUDA this
+    assumes full float32 products, torch's default; TF32 products would not keep it). Axes no
+    other group touches (biases, BatchNorm vectors) are added once.
     """
 
     def __init__(self, spec: PermutationSpec, a: Mapping[str, torch.Tensor],
