@@ -66,7 +66,7 @@ class CostMatrices:
     the same tensor. It is corrected only when one of them changed since the group's last
     visit, and then by the columns of B_view that moved: C_g += A_view[:, S] @ (B_new -
     B_old)[:, S]^T (the whole difference when more than half the columns moved), in place.
-    Matrices are float32 (float64 for float64 states): the rounding of a few dozen in-place
+    Matrices are float32 (float64 if the states hold float64): the rounding of a few dozen in-place
     corrections stays below that of one float32 product over the units' weights, and the sums
     that decide (the assignment's value, the objective) are taken in float64 (on CUDA this
     assumes full float32 products, torch's default; TF32 products would not keep it). Axes no
@@ -76,6 +76,9 @@ class CostMatrices:
     def __init__(self, spec: PermutationSpec, a: Mapping[str, torch.Tensor],
                  b: Mapping[str, torch.Tensor]) -> None:
         self.spec, self.a, self.b = spec, a, b
+        self.dtype = _compute_dtype(a[min(spec.keys)])
+        for key in spec.keys:
+            self.dtype = torch.promote_types(self.dtype, a[key].dtype)
         self.version = dict.fromkeys(spec.groups, 0)
         self._depends: dict[tuple[str, AxisRef], tuple[str, ...]] = {}
         for group, refs in spec.axes.items():
@@ -99,21 +102,19 @@ class CostMatrices:
         n = self.spec.groups[group]
         changed = group not in self._costs
         if changed:
-            like = self.a[self.spec.axes[group][0].key]
-            cost = torch.zeros((n, n), dtype=_compute_dtype(like), device=like.device)
+            device = self.a[self.spec.axes[group][0].key].device
+            cost = torch.zeros((n, n), dtype=self.dtype, device=device)
             for ref in self.spec.axes[group]:
                 if not self._depends[group, ref]:
-                    cost.addmm_(self._view(self.a, self.a[ref.key], ref, n),
-                                self._view(self.b, self.b[ref.key], ref, n).T)
+                    cost.addmm_(self._view(self.a[ref.key], ref, n), self._view(self.b[ref.key], ref, n).T)
             self._costs[group] = cost
         for ref in self.spec.axes[group]:
             if self._depends[group, ref]:
                 changed |= self._refresh(group, ref, n, perms)
         return self._costs[group] if changed else None
 
-    def _view(self, state: Mapping[str, torch.Tensor], tensor: torch.Tensor, ref: AxisRef,
-              n: int) -> torch.Tensor:
-        return self.spec.unit_view(tensor, ref, n).to(_compute_dtype(state[ref.key]))
+    def _view(self, tensor: torch.Tensor, ref: AxisRef, n: int) -> torch.Tensor:
+        return self.spec.unit_view(tensor, ref, n).to(self.dtype)
 
     def _refresh(self, group: str, ref: AxisRef, n: int, perms: Mapping[str, torch.Tensor]) -> bool:
         """Bring one axis's term of C_g up to date; True if it changed."""
@@ -122,9 +123,9 @@ class CostMatrices:
         if seen is not None and seen[0] == versions:
             return False
         if (group, ref) not in self._a_views:
-            self._a_views[group, ref] = self._view(self.a, self.a[ref.key], ref, n).contiguous()
+            self._a_views[group, ref] = self._view(self.a[ref.key], ref, n).contiguous()
         a_view = self._a_views[group, ref]
-        b_view = self._view(self.b, permuted_tensor(self.spec, self.b, ref.key, perms, skip=(group, ref)),
+        b_view = self._view(permuted_tensor(self.spec, self.b, ref.key, perms, skip=(group, ref)),
                             ref, n).contiguous()
         self._seen[group, ref] = (versions, b_view)
         cost = self._costs[group]
