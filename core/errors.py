@@ -45,10 +45,12 @@ class DuplicateEntryError(RidgelineError):
 class PluginLoadError(RidgelineError):
     """A plugin failed to import or to register its entries."""
 
-    def __init__(self, plugin: str, distribution: str | None, cause: BaseException) -> None:
+    def __init__(self, plugin: str, distribution: str | None, cause: BaseException, *,
+                 entry: str = "") -> None:
         where = f" (from distribution {distribution!r})" if distribution else ""
+        what = f" {entry}" if entry else ""
         super().__init__(
-            f"plugin {plugin!r}{where} failed to load: {type(cause).__name__}: {cause}. "
+            f"plugin {plugin!r}{where} failed to load{what}: {type(cause).__name__}: {cause}. "
             "Set RIDGELINE_DISABLE_PLUGIN_AUTOLOAD=1 to skip third-party plugins, or "
             f"RIDGELINE_BLOCK_PLUGINS={plugin} to skip this one."
         )

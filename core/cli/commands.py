@@ -262,6 +262,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from ridgeline.core.run.bench import bench_pipeline, format_bench
+    from ridgeline.core.run.config import PipelineConfig
+
+    config = PipelineConfig.from_toml(args.pipeline)
+    report = bench_pipeline(config, device=args.device, points=args.points, repeats=args.repeats,
+                            startup=not args.no_startup)
+    print(json.dumps(report.to_dict(), indent=1) if args.json else format_bench(report))
+    return 0
+
+
 def _require_file(path: str) -> None:
     if not Path(path).is_file():
         raise ConfigError(f"results file {path} does not exist")

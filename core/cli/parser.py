@@ -20,7 +20,7 @@ hidden units, measure the loss along paths between them, store the results in HD
 
   start here      quickstart, init
   discover        list, describe, spec
-  run             train, run, compare
+  run             train, run, compare, bench
   read results    report, plot, export
 
 `ridgeline COMMAND --help` explains a command."""
@@ -187,6 +187,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="table format (default: csv)")
     p.add_argument("--out", help="folder for the tables (default: beside the file)")
     p.set_defaults(func=commands.cmd_export)
+
+    p = _command(sub, "bench", "measure where a pipeline's time goes, as ratios to act on",
+                 "example: ridgeline bench examples/quickstart.toml\n"
+                 "Nothing is trained or written: checkpoints are used where they exist, freshly\n"
+                 "initialised states otherwise. Ratios against a bare forward pass, evaluation and\n"
+                 "`import torch` (docs/performance.md).")
+    p.add_argument("pipeline", help="pipeline TOML file (nothing is trained or written)")
+    p.add_argument("--device", default=None, help="cpu, cuda or auto (default: the pipeline's)")
+    p.add_argument("--points", type=int, default=9, help="path points per measurement")
+    p.add_argument("--repeats", type=int, default=3, help="repeats of the baselines (median)")
+    p.add_argument("--no-startup", action="store_true", help="skip the start-up measurement")
+    p.add_argument("--json", action="store_true", help="the same measurements as JSON, for scripts")
+    p.set_defaults(func=commands.cmd_bench)
     return parser
 
 

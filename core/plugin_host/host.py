@@ -98,9 +98,10 @@ class PluginHost:
             for impl in caller.get_hookimpls():
                 plugin_name = impl.plugin_name
 
-                def register(name: str, factory: Any, _plugin: str = plugin_name,
-                             _registry: Registry = registry) -> None:
-                    _registry.register(name, factory, plugin=_plugin)
+                def register(name: str, factory: Any, summary: str | None = None, *,
+                             _plugin: str = plugin_name, _registry: Registry = registry) -> None:
+                    _registry.register(name, factory, plugin=_plugin, summary=summary,
+                                       distribution=self.distributions.get(_plugin))
 
                 try:
                     impl.function(register=register)

@@ -224,10 +224,17 @@ class CellContext:
         return self.symmetries if getattr(factory, "uses_symmetries", False) else self.spec
 
     @property
+    def points_per_batch(self) -> int:
+        """Path points evaluated in one stacked forward (the device's default when unset)."""
+        return self.evaluator.points_per_batch
+
+    @property
     def evaluator(self) -> Evaluator:
         if self._evaluator is None:
             self._evaluator = Evaluator(self.model.build(), self.dataset, device=self.device,
-                                        batch_size=self.config.batch_size)
+                                        batch_size=self.config.batch_size,
+                                        points_per_batch=self.config.points_per_batch,
+                                        precision=self.config.precision)
         return self._evaluator
 
     def place(self, states: Sequence[State]) -> list[State]:
@@ -306,7 +313,10 @@ def measure_cell(context: CellContext, cell: MeasureCell, endpoints: Sequence[St
             records = list(done.records)
             todo = points[len(records):]
             label = "/".join(level for level in levels if level)
-            for point in tqdm(todo, desc=label, disable=not context.progress, leave=False):
+            step = evaluator.points_per_batch
+            for index, point in enumerate(tqdm(todo, desc=label, disable=not context.progress, leave=False)):
+                if step > 1 and index % step == 0:  # stack the next points in one forward
+                    metric.prefetch(todo[index:index + step], probe)
                 record = dict(metric.measure(point, probe))
                 yield RecordWrite(levels, record)
                 records.append({k: float(v) for k, v in record.items()})

@@ -220,7 +220,8 @@ def correction_sets(value: Any) -> tuple[tuple[EntryConfig, ...], ...]:
 
 DATASET_PATHS = ("root", "path", "cache")  # dataset options that name files or folders
 TOP_LEVEL = {"dataset", "model", "pairs", "aligners", "corrections", "paths", "metrics", "train",
-             "seed", "batch_size", "output", "checkpoint_dir", "device", "executor"}
+             "seed", "batch_size", "points_per_batch", "precision", "output", "checkpoint_dir", "device",
+             "executor"}
 
 
 @attrs.frozen
@@ -237,6 +238,8 @@ class PipelineConfig:
     train: TrainConfig = attrs.field(factory=TrainConfig)
     seed: int = 0
     batch_size: int = 1000
+    points_per_batch: int | None = None
+    precision: str = "fp32"
     output: str = "results.h5"
     checkpoint_dir: str = ""
     device: str = "auto"
@@ -281,7 +284,7 @@ class PipelineConfig:
                 kwargs[kind] = entries_of(data[kind], kind)
         if "corrections" in data:
             kwargs["corrections"] = correction_sets(data["corrections"])
-        for key in ("seed", "batch_size", "device"):
+        for key in ("seed", "batch_size", "device", "points_per_batch", "precision"):
             if key in data:
                 kwargs[key] = data[key]
         if "output" in data:
@@ -335,4 +338,7 @@ class PipelineConfig:
             "train": attrs.asdict(self.train),
             "seed": self.seed,
             "batch_size": self.batch_size,
+            # a reduced precision changes the numbers: recorded (fp32 is left out, so files written
+            # before the option existed still resume); points_per_batch only changes the speed
+            **({"precision": self.precision} if self.precision != "fp32" else {}),
         }

@@ -29,7 +29,7 @@ import torch
 from ridgeline.core import __version__
 from ridgeline.core.checkpoint import load_state, save_state
 from ridgeline.core.errors import ConfigError
-from ridgeline.core.interfaces.evaluator import has_batchnorm
+from ridgeline.core.interfaces.evaluator import check_evaluation_options, has_batchnorm
 from ridgeline.core.plugin_host.host import PluginHost, default_host
 from ridgeline.core.results.store import ResultsStore
 from ridgeline.core.results.writer import Writer
@@ -82,6 +82,7 @@ class Pipeline:
             driver_device = torch.device("cpu")
         else:
             self.device = driver_device = resolve_device(device or config.device)
+        check_evaluation_options(self.device, config.points_per_batch, config.precision)
         if background_writer is None:
             background_writer = self.device.type == "cuda" and executor.name == "serial"
         self.background_writer = background_writer
@@ -232,6 +233,7 @@ class Pipeline:
         self.dataset.check()  # every split read and its labels checked before any training
         metadata = {
             "device": str(self.device),
+            "points_per_batch": self.context.points_per_batch,
             "seed": self.config.seed,
             "torch_version": torch.__version__,
             "python": platform.python_version(),

@@ -35,6 +35,9 @@ class _CurveBarrier(Metric):
     def points(self, path: Path) -> list[float]:
         return self.grid
 
+    def prefetch(self, points: Sequence[float], probe: PathProbe) -> None:
+        probe.prefetch(points, self.split)
+
     def measure(self, point: float, probe: PathProbe) -> Mapping[str, float]:
         evaluation = probe.evaluate(point, self.split)
         return {"t": point, "loss": evaluation.loss, "accuracy": evaluation.accuracy,

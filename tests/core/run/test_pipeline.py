@@ -311,3 +311,57 @@ def test_labels_out_of_range_stop_the_run_before_any_training(tmp_path):
     with pytest.raises(DataError, match=r"data.npz \(x_test, y_test\): labels must lie in 0..2 .* label 5"):
         Pipeline(config, progress=False).run()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.npz"]  # nothing trained or written
+
+
+def test_points_per_batch_gives_the_records_of_one_point_at_a_time(tmp_path, monkeypatch):
+    from ridgeline.core.interfaces.evaluator import Evaluator
+
+    one = run_pipeline(small_config(tmp_path / "one"), progress=False)
+    stacked_calls = []
+    original = Evaluator._stacked_logits
+
+    def spy(self, stacked, x):
+        stacked_calls.append(next(iter(stacked.values())).shape[0])
+        return original(self, stacked, x)
+
+    monkeypatch.setattr(Evaluator, "_stacked_logits", spy)
+    config = small_config(tmp_path / "stacked", points_per_batch=4)
+    assert config.to_dict() == small_config(tmp_path / "stacked").to_dict()  # a speed knob only
+    stacked = run_pipeline(config, progress=False)
+    assert stacked_calls and max(stacked_calls) == 4
+    assert read_metadata(stacked)["points_per_batch"] == 4
+
+    def key(row):
+        return row["aligner"], row["metric"], row["index"]
+
+    expected = {key(r): r for r in read_curves(one)}
+    rows = read_curves(stacked)
+    assert sorted(map(key, rows)) == sorted(expected)
+    for row in rows:
+        reference = expected[key(row)]
+        assert row["t"] == reference["t"] and row["accuracy"] == reference["accuracy"]
+        assert row["loss"] == pytest.approx(reference["loss"], rel=1e-6)
+
+
+def test_a_reduced_evaluation_precision_without_cuda_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="precision 'fp16' is CUDA autocast"):
+        Pipeline(small_config(tmp_path, precision="fp16", device="cpu"), progress=False)
+    with pytest.raises(ConfigError, match="points_per_batch must be a whole number"):
+        Pipeline(small_config(tmp_path, points_per_batch=0), progress=False)
+    assert not (tmp_path / "results.h5").exists()
+
+
+@pytest.mark.cuda
+def test_a_cuda_run_with_stacked_points_matches_the_cpu_run(tmp_path):
+    shared = str(tmp_path / "checkpoints")  # the GPU run evaluates the models the CPU run trained
+    cpu = run_pipeline(small_config(tmp_path / "cpu", device="cpu", checkpoint_dir=shared), progress=False)
+    gpu = run_pipeline(small_config(tmp_path / "gpu", device="cuda", points_per_batch=4,
+                                    checkpoint_dir=shared), progress=False)
+    assert read_metadata(gpu)["device"].startswith("cuda")
+
+    def key(row):
+        return row["aligner"], row["metric"], row["index"]
+
+    expected = {key(r): r for r in read_curves(cpu)}
+    for row in read_curves(gpu):
+        assert row["loss"] == pytest.approx(expected[key(row)]["loss"], rel=1e-4)
