@@ -4,6 +4,10 @@ The evaluator owns a private copy of the module's structure; states are passed t
 ``torch.func.functional_call`` so the user's module is never touched. BatchNorm statistics
 of a path point can be re-estimated on a training split first (a path point of a BN network
 is meaningless without it).
+
+Tied tensors (:class:`~ridgeline.core.state.Ties`: one tensor under several names) reach
+``functional_call`` once, under their first name present; a state may hold every name (they must
+agree: :meth:`Evaluator.evaluate` refuses one whose tied names differ) or only one.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ridgeline.core.interfaces.dataset import Dataset
-from ridgeline.core.state import State
+from ridgeline.core.state import State, Ties
 
 
 @attrs.frozen
@@ -53,6 +57,8 @@ class Evaluator:
                  batch_size: int = 1000, bn_split: str | None = None, bn_examples: int = 2000) -> None:
         self.device = torch.device(device)
         self.module = copy.deepcopy(module).to(self.device).eval()
+        self.ties = Ties.of(self.module)
+        """The module's tied names (one tensor, several names)."""
         self.dataset = dataset
         self.batch_size = batch_size
         self.bn_split = bn_split
@@ -71,8 +77,9 @@ class Evaluator:
         return {k: v if v.device == self.device else v.to(self.device) for k, v in state.items()}
 
     def logits(self, state: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """Differentiable forward pass of ``state`` on a batch (eval mode)."""
-        return torch.func.functional_call(self.module, self.on_device(state), (x,))
+        """Differentiable forward pass of ``state`` on a batch (eval mode); a tied tensor is read
+        from the first of its names present."""
+        return torch.func.functional_call(self.module, self.on_device(self.ties.drop(state)), (x,))
 
     def loss(self, state: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Differentiable mean cross-entropy of ``state`` on a batch."""
@@ -80,7 +87,9 @@ class Evaluator:
 
     def evaluate(self, state: Mapping[str, torch.Tensor], split: str, *,
                  bn_reset: bool | None = None) -> Evaluation:
-        """Mean cross-entropy and accuracy on ``split``; NaN/inf losses are returned as is."""
+        """Mean cross-entropy and accuracy on ``split``; NaN/inf losses are returned as is.
+        Raises :class:`~ridgeline.core.errors.StateMismatchError` if tied names of ``state`` differ."""
+        self.ties.check(state, "the evaluated state")
         if bn_reset if bn_reset is not None else self.bn_split is not None:
             state = self.reset_batchnorm(state, self.bn_split or "train")
         x, y = self.data(split)
@@ -104,7 +113,7 @@ class Evaluator:
         if not has_batchnorm(self.module):
             return dict(state)
         work = copy.deepcopy(self.module)
-        work.load_state_dict(self.on_device(state))
+        work.load_state_dict(self.on_device(self.ties.expand(state)))
         for m in work.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.reset_running_stats()
@@ -115,4 +124,5 @@ class Evaluator:
         with torch.no_grad():
             for start in range(0, len(x), self.batch_size):
                 work(x[start:start + self.batch_size])
-        return {k: v.detach() for k, v in work.state_dict().items()}
+        estimated = work.state_dict()
+        return {k: estimated[k].detach() for k in state}  # the names given (a tied tensor's, or one)

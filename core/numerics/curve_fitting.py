@@ -75,10 +75,15 @@ def fit_free_states(evaluator: Evaluator, free: list[State],
 
     ``sample_point`` draws the random path point (a fresh t per call) and must build it
     differentiably from ``free``. Only the module's parameters are trained; buffers stay as given.
+    A tied tensor is one leaf under every name of it a free state holds (``evaluator.ties``), so
+    its names stay equal.
     """
-    keys = [name for name, _ in evaluator.module.named_parameters()]
+    keys = [name for name, _ in evaluator.module.named_parameters()]  # one name per tensor
+    aliases = evaluator.ties.aliases
     leaves = [{k: (v.detach().clone().to(evaluator.device).requires_grad_(True) if k in keys
                    else v.to(evaluator.device)) for k, v in state.items()} for state in free]
+    for state in leaves:
+        state.update({a: state[c] for a, c in aliases.items() if a in state and c in state})
     params = [state[k] for state in leaves for k in keys]
     if settings.optimizer == "adam":
         optimizer = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -104,7 +109,8 @@ def fit_free_states(evaluator: Evaluator, free: list[State],
         "last_loss": sum(losses[-window:]) / window if losses else float("nan"),
         "batchnorm": has_batchnorm(evaluator.module),
     }
-    fitted = [{k: v.detach() for k, v in state.items()} for state in leaves]  # on the fit's device
+    fitted = [evaluator.ties.retie({k: v.detach() for k, v in state.items()})  # on the fit's device
+              for state in leaves]
     return fitted, report
 
 
