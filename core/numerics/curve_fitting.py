@@ -75,15 +75,13 @@ def fit_free_states(evaluator: Evaluator, free: list[State],
 
     ``sample_point`` draws the random path point (a fresh t per call) and must build it
     differentiably from ``free``. Only the module's parameters are trained; buffers stay as given.
-    A tied tensor is one leaf under every name of it a free state holds (``evaluator.ties``), so
-    its names stay equal.
+    A tied tensor is one leaf, under its canonical name (``named_parameters`` lists each tensor
+    once, and the evaluator reads a tied tensor from that name); its other names in the fitted
+    states take the fitted value (``evaluator.ties``).
     """
-    keys = [name for name, _ in evaluator.module.named_parameters()]  # one name per tensor
-    aliases = evaluator.ties.aliases
+    keys = [name for name, _ in evaluator.module.named_parameters()]
     leaves = [{k: (v.detach().clone().to(evaluator.device).requires_grad_(True) if k in keys
                    else v.to(evaluator.device)) for k, v in state.items()} for state in free]
-    for state in leaves:
-        state.update({a: state[c] for a, c in aliases.items() if a in state and c in state})
     params = [state[k] for state in leaves for k in keys]
     if settings.optimizer == "adam":
         optimizer = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
