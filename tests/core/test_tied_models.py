@@ -293,7 +293,7 @@ def config(tmp_path, name, **overrides):
 def test_identical_endpoints_have_no_barrier(tmp_path, name, data):
     path = str(save_state(tmp_path / "a.safetensors", build(name, data).init_state(0)))
     run = config(tmp_path, name, pairs=[{"name": "aa", "checkpoints": [path, path]}],
-                 metrics=[{"name": "loss_barrier", "grid": 4}, "geometry"])
+                 metrics=[{"name": "loss_barrier", "grid": 4}, "geometry", "layerwise_barrier"])
     output = run_pipeline(run, progress=False, host=host())
     rows = read_summaries(output)
     barriers = [r["barrier"] for r in rows if r["metric"] == "loss_barrier"]
@@ -303,6 +303,22 @@ def test_identical_endpoints_have_no_barrier(tmp_path, name, data):
     assert "all" in layers and ALIASES[name][next(iter(ALIASES[name]))].rpartition(".")[0] in layers
     assert not layers & {k.rpartition(".")[0] for k in ALIASES[name]}  # an alias is no layer of its own
     assert all(r["distance"] == 0.0 for r in geometry)
+    layerwise = [r for r in read_curves(output) if r["metric"] == "layerwise_barrier"]
+    assert {r["label"] for r in layerwise} == layers - {"all"}
+    assert all(r["barrier_a"] == pytest.approx(0.0, abs=1e-6) for r in layerwise)
+
+
+def test_barriers_over_training_time_see_a_tied_tensor_once(setup, data):
+    from ridgeline.core.run.trajectory import measure_trajectory
+    from ridgeline.plugins.metrics.geometry import Geometry
+
+    a, b = setup["a"], setup["b"]
+    trajectory = measure_trajectory({0: a, 1: a}, {0: a, 1: b}, setup["evaluator"], {"geometry": Geometry()})
+    whole = {r["step"]: r["distance"] for r in trajectory.rows if r["label"] == "all"}
+    ties = setup["model"].ties()
+    keys = set(ties.drop(a))
+    expected = float(sum(((b[k] - a[k]).double() ** 2).sum() for k in keys if "weight" in k or "bias" in k))
+    assert whole[0] == 0.0 and whole[1] == pytest.approx(expected ** 0.5, rel=1e-6)
 
 
 class Interrupt(Exception):
