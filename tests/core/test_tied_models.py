@@ -263,13 +263,19 @@ def test_curve_fitting_trains_a_tied_tensor_once_and_every_name_follows(setup):
     assert math.isfinite(report["last_loss"])
 
 
-def test_repair_acts_on_the_shared_tensor(setup):
+@pytest.mark.parametrize("every_name", [False, True])
+def test_repair_acts_on_the_shared_tensor(setup, every_name):
     evaluator = setup["evaluator"]
     ties = setup["model"].ties()
-    path = registries().paths.create("linear", endpoints=[ties.drop(setup["a"]), ties.drop(setup["b"])])
+    endpoints = [s if every_name else ties.drop(s) for s in (setup["a"], setup["b"])]
+    path = registries().paths.create("linear", endpoints=endpoints)
     probe = PathProbe(path, evaluator, [registries().corrections.create("repair", examples=128)])
     corrected = probe.state_at(0.5)
+    assert set(corrected) == set(endpoints[0])
     assert not disagreeing(setup["model"], ties.expand(corrected))
+    midpoint = path.at(0.5)
+    if setup["name"] == "shared_linear":  # the shared Linear is a corrected producer, once
+        assert not torch.equal(corrected["mix.weight"], midpoint["mix.weight"])
     assert math.isfinite(probe.evaluate(0.5, "test").loss)
 
 
