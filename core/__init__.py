@@ -29,7 +29,7 @@ _EXPORTS = {
         "ResultsMismatchError", "ResultsReadError", "DataError", "MissingExtraError", "CellError"),
         "ridgeline.core.errors"),
     # states and checkpoints
-    "State": "ridgeline.core.state",
+    **dict.fromkeys(("State", "Ties"), "ridgeline.core.state"),
     "load_state": "ridgeline.core.checkpoint",
     "save_state": "ridgeline.core.checkpoint",
     "load_metadata": "ridgeline.core.checkpoint",
@@ -110,7 +110,7 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     from ridgeline.core.run.pipeline import Pipeline, run_pipeline
     from ridgeline.core.run.training import TrainConfig, spawn, train
     from ridgeline.core.run.trajectory import checkpoint_series, measure_along, measure_trajectory
-    from ridgeline.core.state import State
+    from ridgeline.core.state import State, Ties
     from ridgeline.core.symmetry.derive import derive_spec, generic_state
     from ridgeline.core.symmetry.experts import ExpertSymmetry
     from ridgeline.core.symmetry.product import SymmetryProduct

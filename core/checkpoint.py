@@ -20,10 +20,20 @@ from ridgeline.core.state import State
 
 def save_state(path: str | Path, state: Mapping[str, torch.Tensor],
                metadata: Mapping[str, Any] | None = None) -> Path:
-    """Write ``state`` (and JSON-serialisable ``metadata``) to ``path``; returns the path."""
+    """Write ``state`` (and JSON-serialisable ``metadata``) to ``path``; returns the path.
+
+    Every name is written, tied names too (a tensor shared by several names, as
+    ``Module.state_dict()`` gives a shared block, is stored once per name)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    tensors, storages = {}, set()
+    for key, value in state.items():
+        tensor = value.detach().contiguous().cpu()
+        storage = tensor.untyped_storage().data_ptr()
+        if storage in storages:  # safetensors refuses tensors that share memory
+            tensor = tensor.clone()
+        storages.add(storage)
+        tensors[key] = tensor
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 

@@ -3,14 +3,25 @@
 States are values. Nothing here mutates its inputs. Arithmetic acts on floating-point
 tensors; integer buffers (BatchNorm's ``num_batches_tracked``) are carried over from the
 first state, since averaging a counter means nothing.
+
+**Tied names.** A module may hold one tensor under several names: a submodule registered twice
+(a shared block) or a parameter assigned to two modules (tied input and output embeddings).
+``Module.state_dict()`` lists such a tensor under every name, and users' checkpoints hold them all.
+:class:`Ties` records which names are one tensor, so that every operation keeps them equal
+(:meth:`Ties.retie`), counts the tensor once (:meth:`Ties.drop`) and refuses a state whose tied
+names disagree (:meth:`Ties.check`). Per-key arithmetic (:func:`combine`, :func:`lerp`,
+:func:`subtract`) keeps equal names equal by itself.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 
+import attrs
 import torch
+from torch import nn
 
 from ridgeline.core.errors import StateMismatchError
 
@@ -105,3 +116,109 @@ def fingerprint(states: Sequence[Mapping[str, torch.Tensor]]) -> str:
             digest.update(tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16
                           else tensor.float().numpy().tobytes())
     return digest.hexdigest()
+
+
+def _tie_groups(value: Mapping[str, Iterable[str]]) -> dict[str, tuple[str, ...]]:
+    return {canonical: tuple(aliases) for canonical, aliases in value.items() if tuple(aliases)}
+
+
+@attrs.frozen
+class Ties:
+    """The names of a state that are one tensor of the module (see the module docstring).
+
+    ``groups``: canonical name -> its other names (*aliases*). The canonical name is the first in
+    ``state_dict()`` order, which is also the name ``named_modules()``, ``named_parameters()`` and
+    torch.fx give a shared tensor. An empty ``Ties()`` (a module without tied tensors) makes every
+    method the identity.
+    """
+
+    groups: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, converter=_tie_groups)
+
+    @classmethod
+    def of(cls, module: nn.Module) -> Ties:
+        """The tied names of ``module``'s state dict: parameters and buffers that are the same tensor
+        (``named_parameters(remove_duplicate=False)``, ``named_buffers(remove_duplicate=False)``)."""
+        order = {name: i for i, name in enumerate(module.state_dict(keep_vars=True))}
+        names: dict[int, list[str]] = {}
+        for name, tensor in itertools.chain(module.named_parameters(remove_duplicate=False),
+                                            module.named_buffers(remove_duplicate=False)):
+            if tensor is not None and name in order:
+                names.setdefault(id(tensor), []).append(name)
+        groups = [sorted(set(group), key=order.__getitem__) for group in names.values()]
+        return cls({group[0]: group[1:] for group in sorted(groups, key=lambda g: order[g[0]])
+                    if len(group) > 1})
+
+    def __bool__(self) -> bool:
+        return bool(self.groups)
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """Every alias -> its canonical name."""
+        return {alias: canonical for canonical, aliases in self.groups.items() for alias in aliases}
+
+    def canonical(self, key: str) -> str:
+        """The canonical name of ``key``'s tensor (``key`` itself unless it is an alias)."""
+        return self.aliases.get(key, key)
+
+    def drop(self, state: Mapping[str, torch.Tensor]) -> State:
+        """``state`` with each tied tensor once, under the first of its names present (the
+        canonical one when present): what ``torch.func.functional_call`` takes, and what a
+        measurement over the tensors (a distance, a norm, a layer list) must count."""
+        if not self.groups:
+            return dict(state)
+        extra = set()
+        for canonical, aliases in self.groups.items():
+            present = [name for name in (canonical, *aliases) if name in state]
+            extra.update(present[1:])
+        return {k: v for k, v in state.items() if k not in extra}
+
+    def expand(self, state: Mapping[str, torch.Tensor]) -> State:
+        """``state`` with every missing name of a tied tensor filled from a name present (a
+        checkpoint that stores a tied tensor once, as Hugging Face's ``save_pretrained`` does)."""
+        out = dict(state)
+        for canonical, aliases in self.groups.items():
+            names = (canonical, *aliases)
+            present = next((name for name in names if name in state), None)
+            if present is not None:
+                for name in names:
+                    out.setdefault(name, state[present])
+        return out
+
+    def retie(self, state: Mapping[str, torch.Tensor], keys: Iterable[str] | None = None) -> State:
+        """``state`` with every alias present set to its canonical name's tensor (for the canonical
+        names in ``keys``, default all): what an operation that acted on the canonical names
+        (a permutation, a correction) does to make every name agree."""
+        out = dict(state)
+        chosen = None if keys is None else set(keys)
+        for canonical, aliases in self.groups.items():
+            if canonical in state and (chosen is None or canonical in chosen):
+                for alias in aliases:
+                    if alias in state:
+                        out[alias] = state[canonical]
+        return out
+
+    def disagreements(self, state: Mapping[str, torch.Tensor]) -> list[tuple[str, str]]:
+        """Pairs (canonical or first name present, another name) of one tensor that hold different
+        values in ``state``."""
+        found = []
+        for canonical, aliases in self.groups.items():
+            present = [name for name in (canonical, *aliases) if name in state]
+            for name in present[1:]:
+                a, b = state[present[0]], state[name]
+                if a is not b and (a.shape != b.shape or a.dtype != b.dtype
+                                   or not torch.equal(a, b.to(a.device))):
+                    found.append((present[0], name))
+        return found
+
+    def check(self, state: Mapping[str, torch.Tensor], what: str = "the state") -> None:
+        """Raise :class:`StateMismatchError` (one line naming the names) if tied names of
+        ``state`` hold different values (a checkpoint edited by hand)."""
+        found = self.disagreements(state)
+        if found:
+            first, other = found[0]
+            more = f" (and {len(found) - 1} more tied pair{'s' * (len(found) > 2)})" if len(found) > 1 else ""
+            raise StateMismatchError(
+                f"{what}: {first!r} and {other!r} are one tensor in the model (tied) but hold "
+                f"different values{more}; give every name of a tied tensor the same value, or store it "
+                "under one name"
+            )

@@ -11,6 +11,10 @@ one stacked forward (``torch.func.vmap`` over the stacked states; the default pe
 the faster one measured, :data:`DEFAULT_POINTS_PER_BATCH`); ``precision`` ``"fp32"``, or
 ``"bf16"``/``"fp16"`` autocast on CUDA. Losses and correct counts accumulate on the device
 and come to the host in one non-blocking copy per call, not one synchronisation per batch.
+
+Tied tensors (:class:`~ridgeline.core.state.Ties`: one tensor under several names) reach
+``functional_call`` once, under their first name present; a state may hold every name (they must
+agree: :meth:`Evaluator.evaluate` refuses one whose tied names differ) or only one.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from torch.nn import functional as F
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.dataset import Dataset
 from ridgeline.core.interfaces.statistics import BATCHNORM, reestimate_batchnorm
-from ridgeline.core.state import State
+from ridgeline.core.state import State, Ties
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Evaluation precisions: ``fp32``, or autocast to ``bf16``/``fp16`` (CUDA only)."""
@@ -93,6 +97,8 @@ class Evaluator:
         self.points_per_batch = check_evaluation_options(self.device, points_per_batch, precision)
         self.precision = precision
         self.module = copy.deepcopy(module).to(self.device).eval()
+        self.ties = Ties.of(self.module)
+        """The module's tied names (one tensor, several names)."""
         self.dataset = dataset
         self.batch_size = batch_size
         self.bn_split = bn_split
@@ -128,8 +134,9 @@ class Evaluator:
         return {k: v if v.device == self.device else v.to(self.device) for k, v in state.items()}
 
     def logits(self, state: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """Differentiable forward pass of ``state`` on a batch (eval mode)."""
-        return torch.func.functional_call(self.module, self.on_device(state), (x,))
+        """Differentiable forward pass of ``state`` on a batch (eval mode); a tied tensor is read
+        from the first of its names present."""
+        return torch.func.functional_call(self.module, self.on_device(self.ties.drop(state)), (x,))
 
     def loss(self, state: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Differentiable mean cross-entropy of ``state`` on a batch."""
@@ -137,7 +144,8 @@ class Evaluator:
 
     def evaluate(self, state: Mapping[str, torch.Tensor], split: str, *,
                  bn_reset: bool | None = None) -> Evaluation:
-        """Mean cross-entropy and accuracy on ``split``; NaN/inf losses are returned as is."""
+        """Mean cross-entropy and accuracy on ``split``; NaN/inf losses are returned as is.
+        Raises :class:`~ridgeline.core.errors.StateMismatchError` if tied names of ``state`` differ."""
         return self.evaluate_many([state], split, bn_reset=bn_reset)[0]
 
     def evaluate_many(self, states: Sequence[Mapping[str, torch.Tensor]], split: str, *,
@@ -146,14 +154,18 @@ class Evaluator:
 
         The numbers equal those of one state at a time up to float rounding (a batched matrix
         product sums in another order); one host transfer brings every state's numbers back.
+        Raises :class:`~ridgeline.core.errors.StateMismatchError` if tied names of a state differ.
         """
+        for state in states:
+            self.ties.check(state, "the evaluated state")
         if bn_reset if bn_reset is not None else self.bn_split is not None:
             states = [self.reset_batchnorm(state, self.bn_split or "train") for state in states]
         x, y = self.data(split)
         sums = []
         with torch.no_grad(), self._autocast():
             for first in range(0, len(states), self.points_per_batch):
-                chunk = [self.on_device(state) for state in states[first:first + self.points_per_batch]]
+                chunk = [self.on_device(self.ties.drop(state))
+                         for state in states[first:first + self.points_per_batch]]
                 sums.append(self._sums(chunk, x, y))
         loss, correct = _to_host(torch.cat(sums, dim=1)) if sums else ((), ())
         n = len(x)
@@ -203,9 +215,10 @@ class Evaluator:
         Parameters are unchanged; states of networks without BatchNorm pass through."""
         if not has_batchnorm(self.module):
             return dict(state)
-        return reestimate_batchnorm(self.module, self.on_device(state),
-                                    lambda: (x for x, _ in self.batches(split, limit=self.bn_examples)),
-                                    passes=passes or self.bn_passes)
+        estimated = reestimate_batchnorm(self.module, self.on_device(self.ties.expand(state)),
+                                         lambda: (x for x, _ in self.batches(split, limit=self.bn_examples)),
+                                         passes=passes or self.bn_passes)
+        return {k: estimated[k] for k in state}  # the names given (a tied tensor's, or one)
 
 
 def _to_host(sums: torch.Tensor) -> tuple[list[float], list[int]]:

@@ -39,10 +39,11 @@ class PathProbe:
         self._cache: dict[tuple[float, str, bool], Evaluation] = {}
 
     def correct(self, state: Mapping[str, torch.Tensor], t: float) -> State:
-        """``state`` after every correction, as if it were the path point at ``t``."""
+        """``state`` after every correction, as if it were the path point at ``t``. Corrections act
+        on modules (their canonical names); a tied tensor's other names then take its value."""
         state = dict(state)
         for correction in self.corrections:
-            state = correction.apply(state, t, self.evaluator)
+            state = self.evaluator.ties.retie(correction.apply(state, t, self.evaluator))
         return state
 
     def state_at(self, t: float) -> State:

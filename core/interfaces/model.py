@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ridgeline.core.state import State
+from ridgeline.core.state import State, Ties
 from ridgeline.core.symmetry.spec import PermutationSpec
 from ridgeline.core.symmetry.symmetry import Symmetry
 
@@ -77,6 +77,14 @@ class Model(abc.ABC):
         channel (inputs scaled to [0, 1]) and ``input_size`` (C, H, W), e.g. timm's pretrained
         data config. A dataset with ``normalize = "model"`` uses it."""
         return None
+
+    def ties(self) -> Ties:
+        """The tied names of :meth:`build`'s state: parameters or buffers that are one tensor (a
+        block registered under two names, tied embeddings). States keep every name; operations keep
+        them equal (see :class:`~ridgeline.core.state.Ties`)."""
+        with torch.random.fork_rng(devices=[]):
+            module = self.build()
+        return Ties.of(module)
 
     def example_input(self, batch_size: int = 2, seed: int = 0) -> torch.Tensor:
         generator = torch.Generator().manual_seed(seed)

@@ -15,7 +15,8 @@ hookable producer raises :class:`~ridgeline.core.errors.SpecError` naming the gr
 no silent fallback to weight statistics.
 
 Statistics are pre-activations (the producer's output, before any nonlinearity), every
-position of a convolution counting as one sample. For a group with several producers each
+position of a convolution counting as one sample, and every call of a module called more than
+once (a shared block) too. For a group with several producers each
 producer keeps its own statistics; consumers average over producers.
 """
 
@@ -193,19 +194,20 @@ def collect_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Te
     if evaluator is None:
         raise ConfigError("activation statistics need data: pass an AlignContext with an evaluator")
     moments = {p: Moments(p, len(states)) for p in plist}
-    captured: dict[Producer, list[torch.Tensor]] = {}
+    captured: dict[Producer, list[list[torch.Tensor]]] = {}  # producer -> per state, per call
+    current = 0
     seen = 0
 
     def capture(producer: Producer, output: torch.Tensor) -> None:
-        captured.setdefault(producer, []).append(unit_samples(output, producer))
+        captured.setdefault(producer, [[] for _ in states])[current].append(unit_samples(output, producer))
 
     with torch.no_grad(), hooked(evaluator.module, plist, capture):
         for batch, _ in evaluator.batches(split, limit=examples, batch_size=batch_size):
             captured.clear()
-            for state in states:
+            for current, state in enumerate(states):  # noqa: B007 (capture reads it)
                 evaluator.logits(state, batch)
-            for producer, outputs in captured.items():
-                moments[producer].add(torch.cat(outputs, dim=1))
+            for producer, calls in captured.items():  # a shared module's calls are more samples
+                moments[producer].add(torch.cat([torch.cat(c, dim=0) for c in calls], dim=1))
             seen += len(batch)
     for m in moments.values():
         if m.n < m.producer.size + 1:

@@ -75,6 +75,9 @@ def fit_free_states(evaluator: Evaluator, free: list[State],
 
     ``sample_point`` draws the random path point (a fresh t per call) and must build it
     differentiably from ``free``. Only the module's parameters are trained; buffers stay as given.
+    A tied tensor is one leaf, under its canonical name (``named_parameters`` lists each tensor
+    once, and the evaluator reads a tied tensor from that name); its other names in the fitted
+    states take the fitted value (``evaluator.ties``).
     """
     keys = [name for name, _ in evaluator.module.named_parameters()]
     leaves = [{k: (v.detach().clone().to(evaluator.device).requires_grad_(True) if k in keys
@@ -104,7 +107,8 @@ def fit_free_states(evaluator: Evaluator, free: list[State],
         "last_loss": sum(losses[-window:]) / window if losses else float("nan"),
         "batchnorm": has_batchnorm(evaluator.module),
     }
-    fitted = [{k: v.detach() for k, v in state.items()} for state in leaves]  # on the fit's device
+    fitted = [evaluator.ties.retie({k: v.detach() for k, v in state.items()})  # on the fit's device
+              for state in leaves]
     return fitted, report
 
 

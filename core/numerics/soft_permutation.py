@@ -35,12 +35,15 @@ def soft_apply(spec: PermutationSpec, state: Mapping[str, torch.Tensor],
                consume: Mapping[str, torch.Tensor] | None = None) -> State:
     """The state with every axis of group g multiplied by ``mats[g]`` (a hard permutation's
     matrix P[i, perm[i]] = 1 gives ``spec.apply``). With ``consume``, axes other than 0 use
-    ``consume[g]`` instead (ZipIt's unmerge side)."""
+    ``consume[g]`` instead (ZipIt's unmerge side). The aliases of a tied tensor take its new
+    value (``spec.ties``)."""
     out = dict(state)
+    moved = set()
     for group, refs in spec.axes.items():
         if group not in mats:
             continue
         for ref in refs:
             matrix = consume[group] if consume is not None and ref.axis != 0 else mats[group]
             out[ref.key] = multiply_axis(out[ref.key], ref, matrix)
-    return out
+            moved.add(ref.key)
+    return spec.ties.retie(out, moved) if spec.ties else out

@@ -286,8 +286,14 @@ def measure_cell(context: CellContext, cell: MeasureCell, endpoints: Sequence[St
                  progress: PathProgress) -> Iterator[Write]:
     """Fit the path if trainable (or restore its stored fit), then measure every metric along
     every segment, continuing each series after the records ``progress`` holds. Yields the
-    writes in the order the driver must make them; records are yielded one at a time."""
+    writes in the order the driver must make them; records are yielded one at a time.
+
+    Paths and metrics see each tied tensor once (``Ties.drop``: interpolation, fitting, distances
+    and layer lists count it once, and no operation can split its names); the fitted states
+    written to the file hold every name again."""
     registries, config, evaluator = context.registries, context.config, context.evaluator
+    ties = evaluator.ties
+    endpoints = [ties.drop(state) for state in endpoints]
     path = registries.paths.create(cell.path.name, endpoints=list(endpoints), **cell.path.options)
     metrics = [(m, registries.metrics.create(m.name, **m.options)) for m in config.metrics]
     if path.trainable:
@@ -299,7 +305,7 @@ def measure_cell(context: CellContext, cell: MeasureCell, endpoints: Sequence[St
             start = time.perf_counter()
             report = path.fit(evaluator)
             report["seconds"] = time.perf_counter() - start
-            yield FitWrite(cell.levels, report, path.fitted())
+            yield FitWrite(cell.levels, report, [ties.expand(state) for state in path.fitted()])
     corrections = [registries.corrections.create(c.name, **c.options) for c in cell.corrections]
     for segment_label, segment in path.segments().items():
         probe = PathProbe(segment, evaluator, corrections)

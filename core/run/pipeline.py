@@ -161,9 +161,11 @@ class Pipeline:
         reference = self.model.init_state(0)
         states: list[State | None] = []
         if model_set.checkpoints:
-            for path in model_set.checkpoints:
-                state = load_state(path, allow_pickle=model_set.allow_pickle)
+            ties = self.model.ties()
+            for path in model_set.checkpoints:  # a tied tensor may be stored under one of its names
+                state = ties.expand(load_state(path, allow_pickle=model_set.allow_pickle))
                 check_compatible(reference, state, names=(f"model {self.model.name!r}", str(path)))
+                ties.check(state, f"checkpoint {path}")
                 states.append(state)
             return self.context.place(states)
         for seed in model_set.seeds:

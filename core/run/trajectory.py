@@ -95,12 +95,15 @@ def measure_trajectory(run_a: Series, run_b: Series, evaluator: Evaluator,
     rows: list[dict[str, Any]] = []
     summaries: list[dict[str, Any]] = []
     fits: dict[int, dict[str, Any]] = {}
+    ties = evaluator.ties
     for step in common:
-        states = [s if isinstance(s, Mapping) else load_state(s) for s in (a[step], b[step])]
+        states = [ties.expand(s if isinstance(s, Mapping) else load_state(s)) for s in (a[step], b[step])]
         for run, state in zip("AB", states):
             check_compatible(reference, state, names=("the evaluator's model", f"run {run} at step {step}"))
-        # checkpoint files sort their keys; layer-wise metrics need the module's (input-to-output) order
-        states = [{k: s[k] for k in reference} for s in states]
+            ties.check(state, f"run {run} at step {step}")
+        # checkpoint files sort their keys; layer-wise metrics need the module's (input-to-output) order;
+        # paths see a tied tensor once (as in the pipeline's measure cells)
+        states = [ties.drop({k: s[k] for k in reference}) for s in states]
         curve = factory(endpoints=states, **dict(path_options or {}))
         if curve.trainable:
             fits[step] = curve.fit(evaluator)

@@ -16,6 +16,12 @@ while labelling every tensor axis (:mod:`ridgeline.core.symmetry.walker`, with t
 - anything the walker does not understand, and the network output, freezes the groups it touches;
   frozen groups are reported with their reason and size (coverage), never acted on.
 
+Tied tensors (one tensor under several names: a shared block called from several places, tied
+embeddings) are one tensor here: every use of any of its names is recorded under its canonical name
+(:class:`_TiedUnions`), so the same axis used twice ties the groups of every use, and a use where
+the axis must stay fixed freezes them. The spec refers to canonical names and records the aliases
+(``PermutationSpec.ties``).
+
 The spec is then checked (:meth:`PermutationSpec.check`: random permutations of every group must
 leave the outputs unchanged in eval mode); a failing spec raises :class:`SpecError`.
 """
@@ -24,10 +30,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import attrs
 import torch
 from torch import fx, nn
 
 from ridgeline.core.errors import SpecError
+from ridgeline.core.state import Ties
 from ridgeline.core.symmetry import layer_rules, op_rules, rules
 from ridgeline.core.symmetry.labels import Unions
 from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
@@ -100,9 +108,10 @@ def derive_spec(module: nn.Module, example_input: torch.Tensor, *, seeds: int = 
     """
     was_training = module.training
     module.eval()
+    ties = Ties.of(module)
     try:
         graph_module = trace(module)
-        unions = Unions()
+        unions = _TiedUnions(ties)
         shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
         walker = Walker(graph_module, unions, shapes)
         with torch.no_grad():
@@ -110,25 +119,44 @@ def derive_spec(module: nn.Module, example_input: torch.Tensor, *, seeds: int = 
     finally:
         module.train(was_training)
     spec = _assemble(unions)
+    if ties:
+        spec = attrs.evolve(spec, ties=ties)
     if check:
         result = spec.check(module, example_input, seeds=seeds, state=generic_state(module))
         if not result.passed:
+            why = f": {result.note}" if result.note else ""
             raise SpecError(
                 f"the spec derived for {type(module).__name__} changes the network's outputs "
                 f"(worst error {result.worst_ratio:.3g}x the tolerance over {seeds} random "
-                "permutations): an op was labelled wrongly; please report it with the model"
+                f"permutations{why}): an op was labelled wrongly; please report it with the model"
             )
     return spec
+
+
+class _TiedUnions(Unions):
+    """The union-find, with every name of a tied tensor recorded as its canonical name: uses of
+    one tensor under two names are then uses of one tensor (tied when the layouts agree, frozen
+    when one of them must stay fixed)."""
+
+    def __init__(self, ties: Ties) -> None:
+        super().__init__()
+        self.ties = ties
+
+    def add_ref(self, var, key, *args, **kwargs) -> None:
+        super().add_ref(var, self.ties.canonical(key), *args, **kwargs)
 
 
 def generic_state(module: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
     """``module``'s state with every floating tensor perturbed (running variances scaled by
     U(0.5, 1.5), the rest plus Gaussian noise of a tenth of its spread), so that no layer is
     degenerate: zero-initialised heads, layer scales or last BatchNorms would make a spec check
-    pass whatever the spec."""
+    pass whatever the spec. Every name of a tied tensor gets the same perturbed tensor."""
     generator = torch.Generator().manual_seed(seed)
+    aliases = Ties.of(module).aliases
     state = {}
     for key, tensor in module.state_dict().items():
+        if key in aliases:
+            continue
         tensor = tensor.detach()
         if tensor.is_floating_point():
             noise = torch.rand(tensor.shape, generator=generator) if key.endswith("running_var") \
@@ -139,7 +167,7 @@ def generic_state(module: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
                 spread = float(tensor.std()) if tensor.numel() > 1 else 0.0
                 tensor = tensor + noise.to(tensor) * 0.1 * (spread if spread > 0 else 0.1)
         state[key] = tensor
-    return state
+    return {key: state[aliases.get(key, key)] for key in module.state_dict()}
 
 
 def _assemble(unions: Unions) -> PermutationSpec:

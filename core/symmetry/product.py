@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ridgeline.core.errors import SpecError
-from ridgeline.core.state import State
+from ridgeline.core.state import State, Ties
 from ridgeline.core.symmetry.spec import PermutationSpec
 from ridgeline.core.symmetry.symmetry import SpecCheck, Symmetry, Transform, require_components
 
@@ -38,9 +38,10 @@ def merge_specs(specs: Sequence[PermutationSpec]) -> PermutationSpec:
         groups.update(spec.groups)
         for name, values in fields.items():
             values.update(getattr(spec, name))
+    ties = {k: v for spec in specs for k, v in spec.ties.groups.items()}
     return PermutationSpec(groups, fields["axes"], frozen=fields["frozen"],
                            frozen_sizes=fields["frozen_sizes"], unit_sizes=fields["unit_sizes"],
-                           nested=fields["nested"])
+                           nested=fields["nested"], ties=Ties(ties))
 
 
 def _parts(value: Sequence[Symmetry]) -> tuple[Symmetry, ...]:

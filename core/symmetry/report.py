@@ -42,7 +42,8 @@ def format_ref(ref: AxisRef, size: int) -> str:
 
 
 def format_spec_report(model: SpecSource, *, seeds: int = 3) -> str:
-    """Groups (size, the tensors each acts on, nesting), frozen groups with reasons, coverage
+    """Groups (size, the tensors each acts on, nesting), frozen groups with reasons, tied tensors
+    (the names of each), coverage
     (permutable hidden units / all hidden units) and the result of ``spec.check`` over
     ``seeds`` random permutations of every group on the model's example input (with a
     perturbed copy of the initial state, so that zero-initialised layers cannot hide an error)."""
@@ -61,6 +62,10 @@ def format_spec_report(model: SpecSource, *, seeds: int = 3) -> str:
         for name, reason in spec.frozen.items():
             size = spec.frozen_sizes.get(name)
             lines.append(f"  {name}" + (f" ({size} units)" if size is not None else "") + f": {reason}")
+    if spec.ties:
+        lines += ["", f"tied tensors ({len(spec.ties.groups)}; one tensor under several names, "
+                      "permuted once, every name kept equal):"]
+        lines += [f"  {canonical} = {', '.join(aliases)}" for canonical, aliases in spec.ties.groups.items()]
     free = spec.hidden_units()
     total = free + sum(spec.frozen_sizes.values())
     lines += ["", f"coverage: {spec.coverage():.1%} ({free} of {total} hidden units permutable; "

@@ -12,6 +12,11 @@ of ``block`` entries (a block-diagonal permutation: within-head query/key or val
 it is applied after its parent, so block ``h`` of the child acts on whatever the parent moved
 into slot ``h``.
 
+Tied tensors (one tensor under several names of the state: a shared block, tied embeddings) are
+acted on once: groups refer only to a tensor's canonical name, ``ties`` lists its other names, and
+:meth:`apply` copies the permuted tensor to every name, so they stay equal and an aligner's
+objective counts the tensor once.
+
 A PermutationSpec is one kind of :class:`~ridgeline.core.symmetry.symmetry.Symmetry`: its
 transforms are the groups' permutations, and ``check``/``verify`` come from the interface.
 
@@ -29,7 +34,7 @@ import attrs
 import torch
 
 from ridgeline.core.errors import SpecError
-from ridgeline.core.state import State
+from ridgeline.core.state import State, Ties
 from ridgeline.core.symmetry.symmetry import SpecCheck, Symmetry
 
 __all__ = ["AxisRef", "Perms", "PermutationSpec", "SpecCheck"]
@@ -67,7 +72,9 @@ class PermutationSpec(Symmetry):
     cannot be permuted (reported, never acted on). Groups are applied in the order given.
     ``frozen_sizes``: frozen group -> hidden units it holds (for :meth:`coverage`);
     ``unit_sizes``: group -> hidden units it moves when that differs from its size (a group
-    permuting blocks of channels); ``nested``: child group -> parent group (see module doc).
+    permuting blocks of channels); ``nested``: child group -> parent group (see module doc);
+    ``ties``: the module's tied names (:class:`~ridgeline.core.state.Ties`, or canonical name ->
+    aliases): groups refer to canonical names only and :meth:`apply` keeps every alias equal.
     """
 
     groups: Mapping[str, int] = attrs.field(converter=dict)
@@ -78,6 +85,7 @@ class PermutationSpec(Symmetry):
     frozen_sizes: Mapping[str, int] = attrs.field(factory=dict, converter=dict)
     unit_sizes: Mapping[str, int] = attrs.field(factory=dict, converter=dict)
     nested: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    ties: Ties = attrs.field(factory=Ties, converter=lambda t: t if isinstance(t, Ties) else Ties(t))
 
     def __attrs_post_init__(self) -> None:
         if set(self.groups) != set(self.axes):
@@ -100,6 +108,12 @@ class PermutationSpec(Symmetry):
                 )
             if order.index(parent) > order.index(child):
                 raise SpecError(f"nested group {child!r} must come after its parent {parent!r}")
+        aliases = self.ties.aliases
+        for group, refs in self.axes.items():
+            for ref in refs:
+                if ref.key in aliases:
+                    raise SpecError(f"group {group!r} acts on {ref.key!r}, another name of the tied "
+                                    f"tensor {aliases[ref.key]!r}: refer to {aliases[ref.key]!r}")
 
     # -- structure --------------------------------------------------------------------
     @property
@@ -125,7 +139,8 @@ class PermutationSpec(Symmetry):
         keep = [g for g in self.groups if g not in self.nested]
         return PermutationSpec({g: self.groups[g] for g in keep}, {g: self.axes[g] for g in keep},
                                frozen=self.frozen, frozen_sizes=self.frozen_sizes,
-                               unit_sizes={g: n for g, n in self.unit_sizes.items() if g in keep})
+                               unit_sizes={g: n for g, n in self.unit_sizes.items() if g in keep},
+                               ties=self.ties)
 
     def hidden_units(self) -> int:
         """Hidden units the free groups move (a nesting parent adds none of its own)."""
@@ -216,8 +231,10 @@ class PermutationSpec(Symmetry):
 
     def apply(self, state: Mapping[str, torch.Tensor], perms: Mapping[str, torch.Tensor],
               skip: tuple[str, AxisRef] | None = None) -> State:
-        """A new state with every group's permutation applied (``skip``: leave one axis)."""
+        """A new state with every group's permutation applied (``skip``: leave one axis); the
+        aliases of a permuted tied tensor take its new value."""
         out = dict(state)
+        moved = set()
         for group, refs in self.axes.items():
             if group not in perms:
                 continue
@@ -225,7 +242,8 @@ class PermutationSpec(Symmetry):
                 if skip is not None and skip == (group, ref):
                     continue
                 out[ref.key] = self.permute_axis(out[ref.key], ref, perms[group])
-        return out
+                moved.add(ref.key)
+        return self.ties.retie(out, moved) if self.ties else out
 
     def unit_view(self, tensor: torch.Tensor, ref: AxisRef, size: int) -> torch.Tensor:
         """The units of ``ref`` as rows: shape (size, everything else)."""

@@ -19,6 +19,7 @@ whole symmetry (``Model.symmetries()``) and return a transform of it.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from ridgeline.core.errors import SpecError
-from ridgeline.core.state import State
+from ridgeline.core.state import State, Ties
 
 if TYPE_CHECKING:
     from ridgeline.core.symmetry.spec import PermutationSpec
@@ -113,21 +114,31 @@ class Symmetry(abc.ABC):
         evaluated with ``torch.func.functional_call`` on the module's own structure. Pass a
         generic state (:func:`ridgeline.core.generic_state`) when the module's initialisation
         zeroes a layer (a zero-initialised head makes any symmetry pass).
+
+        A module with tied tensors (:class:`~ridgeline.core.state.Ties`) gets one value per tensor;
+        a transform that leaves two names of one tensor different fails the check with a note.
         """
         if state is None:
             state = module.state_dict()
         state = {k: v.detach() for k, v in state.items()}
         self.validate(state)
+        ties = Ties.of(module)
+        ties.check(state, "the state a symmetry is checked on")
         was_training = module.training
         module.eval()
         try:
             with torch.no_grad():
-                reference = torch.func.functional_call(module, state, (example_input,))
+                reference = torch.func.functional_call(module, ties.drop(state), (example_input,))
                 worst = 0.0
                 for seed in range(seeds):
                     generator = torch.Generator().manual_seed(seed)
                     moved = self.apply(state, self.random(generator))
-                    output = torch.func.functional_call(module, moved, (example_input,))
+                    split = ties.disagreements(moved)
+                    if split:
+                        return SpecCheck(passed=False, worst_ratio=math.inf, seeds=seeds, atol=atol,
+                                         rtol=rtol, note=f"it moves {split[0][0]!r} but not {split[0][1]!r}, "
+                                         "another name of the same (tied) tensor")
+                    output = torch.func.functional_call(module, ties.drop(moved), (example_input,))
                     error = (output - reference).abs()
                     scale = atol + rtol * reference.abs()
                     worst = max(worst, float((error / scale).max()))

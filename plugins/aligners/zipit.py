@@ -112,7 +112,7 @@ def zip_models(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], spe
             continue
         for k in range(2):
             outs[k][key] = shared.to(value.dtype)
-    return outs, counts
+    return [spec.ties.retie(out) for out in outs], counts  # a tied tensor's aliases follow it
 
 
 class ZipItAligner(Aligner):

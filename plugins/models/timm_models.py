@@ -59,9 +59,12 @@ class TimmModel(Model):
             kwargs.setdefault("in_chans", self.input_shape[0])
         module = timm.create_model(self.arch, pretrained=False, num_classes=self.num_classes, **kwargs)
         if self.checkpoint:
-            from ridgeline.core import load_state
+            from ridgeline.core import Ties, load_state
 
-            module.load_state_dict(load_state(self.checkpoint))
+            ties = Ties.of(module)  # tied names must agree; a checkpoint may store one of them
+            state = ties.expand(load_state(self.checkpoint))
+            ties.check(state, f"checkpoint {self.checkpoint}")
+            module.load_state_dict(state)
         return module
 
 

@@ -43,3 +43,14 @@ def test_a_file_that_is_not_a_state_dict_is_refused(tmp_path):
         load_state(garbage)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_state(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_a_tensor_shared_by_several_names_is_saved_under_every_name(tmp_path, suffix):
+    module = torch.nn.Module()
+    module.a = torch.nn.Linear(2, 2)
+    module.b = module.a  # Module.state_dict() gives both names views of one storage
+    state = module.state_dict()
+    loaded = load_state(save_state(tmp_path / f"tied{suffix}", state))
+    assert loaded.keys() == state.keys()
+    assert all(torch.equal(loaded[k], state[k]) for k in state)

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from ridgeline.core.errors import StateMismatchError
-from ridgeline.core.state import check_compatible, combine, distance, lerp
+from ridgeline.core.state import Ties, check_compatible, combine, distance, lerp
 
 
 def test_mismatch_names_the_key_and_both_shapes():
@@ -31,3 +32,38 @@ def test_combine_is_a_weighted_sum_and_distance_a_norm():
     a, b = {"w": torch.tensor([1.0, 2.0])}, {"w": torch.tensor([3.0, 6.0])}
     torch.testing.assert_close(combine([a, b], [2.0, -1.0])["w"], torch.tensor([-1.0, -2.0]))
     assert distance(a, b) == pytest.approx((4 + 16) ** 0.5)
+
+
+def _tied_module():
+    module = nn.Module()
+    module.embed = nn.Embedding(5, 3)
+    module.shared = nn.Linear(3, 3)
+    module.block = nn.Module()
+    module.block.shared = module.shared  # one submodule under two names
+    module.head = nn.Linear(3, 5, bias=False)
+    module.head.weight = module.embed.weight  # one parameter under two names
+    return module
+
+
+def test_ties_name_every_tensor_with_several_names_canonical_first_in_state_dict_order():
+    ties = Ties.of(_tied_module())
+    assert ties.groups == {"embed.weight": ("head.weight",), "shared.weight": ("block.shared.weight",),
+                           "shared.bias": ("block.shared.bias",)}
+    assert ties.canonical("head.weight") == "embed.weight" and ties.canonical("shared.bias") == "shared.bias"
+
+
+def test_ties_drop_expand_retie_and_refuse_disagreeing_names():
+    module = _tied_module()
+    ties = Ties.of(module)
+    state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    once = ties.drop(state)
+    assert set(once) == {"embed.weight", "shared.weight", "shared.bias"}
+    assert set(ties.drop({k: v for k, v in state.items() if k != "embed.weight"})) >= {"head.weight"}
+    assert ties.expand(once).keys() == state.keys()
+    moved = dict(state, **{"embed.weight": state["embed.weight"] * 2})
+    assert ties.disagreements(moved) == [("embed.weight", "head.weight")]
+    with pytest.raises(StateMismatchError, match=r"^my file: 'embed.weight' and 'head.weight' are one"):
+        ties.check(moved, "my file")
+    assert ties.retie(moved, keys=["shared.weight"])["head.weight"] is state["head.weight"]  # not chosen
+    fixed = ties.retie(moved)
+    assert fixed["head.weight"] is moved["embed.weight"] and not ties.disagreements(fixed)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ridgeline.core.checkpoint import save_state
-from ridgeline.core.errors import CheckpointError, ConfigError, UnknownEntryError
+from ridgeline.core.errors import CheckpointError, ConfigError, StateMismatchError, UnknownEntryError
 
 
 def make(regs, **options):
@@ -38,3 +38,24 @@ def test_pretrained_weights_are_refused_and_unknown_archs_get_close_matches(regs
         make(regs, pretrained=True)
     with pytest.raises(UnknownEntryError, match="resnet18"):
         regs.models.create("timm", input_shape=(3, 32, 32), num_classes=4, arch="resnet1")
+
+
+def test_coat_lite_tiny_with_shared_position_encodings_derives_and_checks_at_native_size(regs, tmp_path):
+    # CoaT registers each stage's convolutional position encodings once per block that calls them
+    # (issue 14): 32 tensors under 2 or 3 names each
+    model = regs.models.create("timm", input_shape=(3, 224, 224), num_classes=10, arch="coat_lite_tiny")
+    spec = model.spec()  # derived and checked (Model.spec raises if the check fails)
+    ties = model.ties()
+    assert len(ties.groups) == 32 and ties.aliases["serial_blocks4.0.factoratt_crpe.crpe.conv_list.0.bias"] \
+        == "crpe4.conv_list.0.bias"
+    assert spec.ties == ties and not spec.keys & set(ties.aliases)
+    assert {"cpe1.proj.weight", "cpe4.proj.bias"} <= spec.keys and spec.coverage() > 0.5
+    state = model.init_state(0)
+    moved = spec.apply(state, spec.random(torch.Generator().manual_seed(1)))
+    assert not ties.disagreements(moved)
+    edited = dict(state, **{"serial_blocks1.1.cpe.proj.bias": state["cpe1.proj.bias"] + 1})
+    path = save_state(tmp_path / "edited.safetensors", edited)
+    refused = r"'cpe1\.proj\.bias' and 'serial_blocks1\.1\.cpe\.proj\.bias'"
+    with pytest.raises(StateMismatchError, match=refused):
+        regs.models.create("timm", input_shape=(3, 224, 224), num_classes=10, arch="coat_lite_tiny",
+                           checkpoint=str(path)).build()
