@@ -80,6 +80,17 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+def _holds_results(file: h5py.File) -> bool:
+    """Whether anything beyond the header was written: an alignment, a fit, or a point."""
+    def visit(name: str, item: h5py.HLObject) -> bool | None:
+        parts = name.split("/")
+        if (len(parts) > 3 and parts[2] in ("alignments", "fits")) or int(item.attrs.get("n_done", 0)) > 0:
+            return True
+        return None
+
+    return bool(file.visititems(visit))
+
+
 class Series:
     """One metric's records along one curve: a column dataset per number, appended in order."""
 
@@ -129,6 +140,7 @@ class ResultsStore:
         self.config = json.loads(json.dumps(config))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         exists = self.path.exists()
+        self.created = not exists
         try:
             self.file = h5py.File(self.path, "a")
         except OSError as error:
@@ -181,13 +193,27 @@ class ResultsStore:
     def __enter__(self) -> ResultsStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.close()
+        if exc_type is not None:
+            self.discard_if_empty()
 
     def close(self) -> None:
         if self.file.id.valid:
             self.file.flush()
             self.file.close()
+
+    def discard_if_empty(self) -> None:
+        """Remove the file if this store created it and it holds no results (no alignment, fit
+        or point), so that a run that failed before its first record leaves nothing behind, nor
+        a configuration a corrected re-run would be refused by. A file that existed before, or
+        that holds any result, stays."""
+        if not self.created or not self.path.exists():
+            return
+        with h5py.File(self.path, "r") as file:
+            empty = not _holds_results(file)
+        if empty:
+            self.path.unlink()
 
     # -- alignments --------------------------------------------------------------------
     def _alignment_group(self, pair: str, aligner: str) -> str:

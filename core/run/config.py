@@ -11,11 +11,12 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from ridgeline.core.errors import ConfigError
+from ridgeline.core.options import checked
 from ridgeline.core.plugin_host.registry import Registries
 from ridgeline.core.run.training import TrainConfig
 
@@ -134,11 +135,13 @@ class PipelineConfig:
     paths: tuple[EntryConfig, ...] = (EntryConfig("linear"),)
     metrics: tuple[EntryConfig, ...] = (EntryConfig("loss_barrier"), EntryConfig("error_barrier"))
     train: TrainConfig = attrs.field(factory=TrainConfig)
-    seed: int = 0
-    batch_size: int = 1000
-    output: str = "results.h5"
-    checkpoint_dir: str = ""
-    device: str = "auto"
+    seed: int = attrs.field(default=0, validator=checked(int))
+    batch_size: int = attrs.field(default=1000, validator=checked(int, at_least=1))
+    output: str = attrs.field(default="results.h5", validator=checked(str))
+    checkpoint_dir: str = attrs.field(default="", validator=checked(str))
+    device: str = attrs.field(default="auto", validator=checked(str))
+
+    scope: ClassVar[str] = "pipeline"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base_dir: str | Path | None = None) -> PipelineConfig:

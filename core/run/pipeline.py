@@ -29,6 +29,7 @@ from ridgeline.core.interfaces.metric import PathProbe
 from ridgeline.core.interfaces.model import Model
 from ridgeline.core.plugin_host.host import PluginHost, default_host
 from ridgeline.core.results.store import ResultsStore
+from ridgeline.core.results.tables import barriers_above_identity, curve_name, identity_labels, report_rows
 from ridgeline.core.results.writer import Writer
 from ridgeline.core.run.config import EntryConfig, ModelSetConfig, PipelineConfig
 from ridgeline.core.run.training import train
@@ -72,7 +73,40 @@ class Pipeline:
             config.model.name, input_shape=self.dataset.input_shape,
             num_classes=self.dataset.num_classes, **config.model.options)
         self.timings: dict[str, float] = {}
+        self._check_entries()
         self._check_combinations()
+
+    def _check_entries(self) -> None:
+        """Build every aligner, metric and correction once, and every path on placeholder
+        endpoints (one per model of each model set), so that an option of the wrong type or out
+        of range fails here, naming the entry and the option, before any training or file."""
+        def where(kind: str, entry: EntryConfig) -> str:
+            label = f" ({entry.name})" if entry.label and entry.label != entry.name else ""
+            return f"{kind} {entry.key!r}{label}"
+
+        for kind in ("aligners", "metrics"):
+            for entry in getattr(self.config, kind):
+                self._build(where(kind[:-1], entry), kind, entry)
+        for corrections in self.config.corrections:
+            for entry in corrections:
+                self._build(where("correction", entry), "corrections", entry)
+        counts = sorted({len(s.checkpoints or s.seeds or s.series) for s in self.config.pairs})
+        for entry in self.config.paths:
+            self.registries.paths.check(entry.name, entry.options, skip=("endpoints",),
+                                        where=where("path", entry))
+            for count in counts:
+                placeholders = [self.model.init_state(seed) for seed in range(count)]
+                self._build(where("path", entry), "paths", entry, endpoints=placeholders)
+
+    def _build(self, where: str, kind: str, entry: EntryConfig, **arguments: Any) -> Any:
+        registry = self.registries.of(kind)
+        registry.check(entry.name, entry.options, skip=arguments, where=where)
+        try:
+            return registry.get(entry.name)(**arguments, **entry.options)
+        except ConfigError as error:
+            message = str(error)
+            raise ConfigError(message if entry.name in message or entry.key in message
+                              else f"{where}: {message}") from None
 
     def _check_combinations(self) -> None:
         """Refuse, before any work, entries that cannot run together or on this data."""
@@ -246,7 +280,15 @@ class Pipeline:
             writer.drain()
             self.timings["total"] = time.perf_counter() - start
             store.mark_complete(self.timings)
+        self._warn_about_regressions()
         return self.output
+
+    def _warn_about_regressions(self) -> None:
+        """Warn (at the run's end) about every aligned barrier above the identity barrier of the
+        same curve; ``ridgeline report`` flags them too."""
+        rows = report_rows(self.output)
+        for row, message in barriers_above_identity(rows, identity_labels(self.config.to_dict())):
+            warnings.warn(f"{curve_name(row)}: {message}", stacklevel=3)
 
 
 def run_pipeline(config: PipelineConfig | Mapping[str, Any] | str | Path, **kwargs: Any) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import attrs
 import torch
@@ -20,6 +21,7 @@ from ridgeline.core.checkpoint import save_state
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.dataset import Dataset
 from ridgeline.core.interfaces.model import Model
+from ridgeline.core.options import checked
 from ridgeline.core.state import State, clone
 
 
@@ -27,14 +29,15 @@ from ridgeline.core.state import State, clone
 class TrainConfig:
     """Optimisation settings. ``steps`` overrides ``epochs`` when given."""
 
-    epochs: int = 20
-    steps: int | None = None
-    batch_size: int = 128
-    lr: float = 1e-3
-    optimizer: str = attrs.field(default="adam", validator=attrs.validators.in_(("adam", "sgd")))
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    checkpoint_every: int | None = None
+    scope: ClassVar[str] = "train"
+    epochs: int = attrs.field(default=20, validator=checked(int, at_least=1))
+    steps: int | None = attrs.field(default=None, validator=checked(int | None, at_least=1))
+    batch_size: int = attrs.field(default=128, validator=checked(int, at_least=1))
+    lr: float = attrs.field(default=1e-3, validator=checked(float, above=0))
+    optimizer: str = attrs.field(default="adam", validator=checked(Literal["adam", "sgd"]))
+    momentum: float = attrs.field(default=0.9, validator=checked(float, at_least=0, below=1))
+    weight_decay: float = attrs.field(default=0.0, validator=checked(float, at_least=0))
+    checkpoint_every: int | None = attrs.field(default=None, validator=checked(int | None, at_least=1))
 
     @classmethod
     def from_dict(cls, options: dict) -> TrainConfig:

@@ -150,10 +150,75 @@ def test_unknown_names_fail_before_any_work_with_close_matches(tmp_path):
     ({"aligners": ["identity", "identity"]}, "same label"),
     ({"bogus": 1}, "unknown pipeline keys"),
     ({"train": {"epoch": 3}}, "unknown training options"),
+    ({"train": {"epochs": "ten"}}, "train option epochs = 'ten' must be int"),
+    ({"train": {"lr": -1.0}}, "train option lr = -1.0 must be > 0"),
+    ({"batch_size": 0}, "pipeline option batch_size = 0 must be >= 1"),
 ])
 def test_bad_configs_are_explained(tmp_path, bad, message):
     with pytest.raises(ConfigError, match=message):
         small_config(tmp_path, **bad)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"metrics": [{"name": "loss_barrier", "grid": "ten"}]},
+     r"metric 'loss_barrier': option grid = 'ten' must be int \| Sequence\[float\]"),
+    ({"metrics": [{"name": "error_barrier", "grid": 1, "label": "coarse"}]},
+     r"metric 'coarse' \(error_barrier\).*at least 2 points"),
+    ({"metrics": [{"name": "loss_barrier", "grid": 25, "splt": "test"}]}, "loss_barrier.*no option 'splt'"),
+    ({"aligners": [{"name": "weight_matching", "max_iter": 0}]}, "weight_matching.*max_iter"),
+    ({"aligners": [{"name": "activation_matching", "examples": 2.5}]}, "activation_matching.*examples = 2.5"),
+    ({"paths": [{"name": "bezier", "steps": "many"}]}, "path 'bezier'.*steps = 'many' must be int"),
+    ({"paths": ["star"]}, "path 'star' needs at least 3 models, got 2"),
+    ({"corrections": [[{"name": "repair", "examples": "all"}]]}, "correction 'repair'.*examples = 'all'"),
+    ({"model": {"name": "mlp", "widths": "ten"}}, "model 'mlp'.*widths = 'ten'"),
+])
+def test_bad_options_fail_before_any_training_or_file(tmp_path, monkeypatch, change, message):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before the options were checked")
+
+    monkeypatch.setattr("ridgeline.core.run.pipeline.train", no_training)
+    with pytest.raises(ConfigError, match=message):
+        run_pipeline(small_config(tmp_path, **change), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_that_fails_in_training_leaves_no_results_file(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise Interrupt
+
+    monkeypatch.setattr("ridgeline.core.run.pipeline.train", interrupted)
+    with pytest.raises(Interrupt):
+        run_pipeline(small_config(tmp_path), progress=False)
+    assert not (tmp_path / "results.h5").exists()
+
+
+def test_an_alignment_that_raises_the_barrier_is_warned_about_and_flagged(tmp_path):
+    from ridgeline.core.interfaces.aligner import Aligner, Alignment
+    from ridgeline.core.results.tables import format_table, report_rows
+
+    class Scramble(Aligner):
+        """Permutes every group at random: a twin of the reference is no longer aligned."""
+
+        name = "scramble"
+
+        def align(self, reference, other, spec, context):
+            return Alignment(perms=spec.random(torch.Generator().manual_seed(0)))
+
+    class Plugin:
+        @hookimpl
+        def register_aligners(self, register):
+            register("scramble", Scramble)
+
+    config = small_config(tmp_path, pairs=[{"name": "twins", "seeds": [0, 0]}],
+                          aligners=["identity", "scramble", "weight_matching"])
+    host = load_plugins([("scramble", Plugin())], autoload=False)
+    with pytest.warns(UserWarning, match=r"twins/scramble/none/linear/line: loss barrier .* is above the "
+                                         r"unaligned \(identity\) barrier [-0-9.e]+: the alignment made the path worse"):
+        run_pipeline(config, progress=False, host=host)
+    flagged = {r["aligner"]: r["flags"] for r in report_rows(config.output)}
+    assert flagged["identity"] == [] and flagged["weight_matching"] == []
+    assert any("above the unaligned (identity) barrier" in f for f in flagged["scramble"])
+    assert "WARNING twins/scramble/none/linear/line: loss barrier" in format_table(report_rows(config.output))
 
 
 def test_a_merging_aligners_product_is_stored_and_measured(tmp_path):

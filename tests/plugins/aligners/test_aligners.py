@@ -178,7 +178,8 @@ def test_weight_matching_orders_cap_and_objective_per_sweep(setup, order):
     assert history[-1] > matching_objective(spec, a, b, spec.identity())
     _, capped = weight_matching(spec, a, b, order=order, max_iter=1, seed=1)
     assert len(capped) == 1 and len(history) >= 1
-    alignment = make("weight_matching", order=order, max_iter=1, seed=1).align(a, b, spec, setup["context"])
+    alignment = make("weight_matching", order=order, restarts=1, max_iter=1, seed=1).align(
+        a, b, spec, setup["context"])
     assert alignment.history == tuple(capped)
     assert alignment.diagnostics["order"] == order
 

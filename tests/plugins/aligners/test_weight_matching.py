@@ -6,7 +6,7 @@ import torch
 from ridgeline.core.errors import ConfigError, StateMismatchError
 from ridgeline.core.interfaces.aligner import AlignContext
 from ridgeline.core.state import distance
-from ridgeline.plugins.aligners.weight_matching import ORDERS, matching_objective
+from ridgeline.plugins.aligners.weight_matching import ORDERS, matching_objective, weight_matching
 
 
 @pytest.mark.parametrize("order", ORDERS)
@@ -62,3 +62,29 @@ def test_best_order_recovers_a_resnet18_where_forward_sweeps_stop_early(regs):
     assert distance(a, forward.apply(spec, b)) > 0  # a local optimum of coordinate ascent
     assert distance(a, best.apply(spec, b)) == 0.0
     assert best.objective == max(best.diagnostics["objectives"].values())
+
+
+def test_the_default_keeps_the_best_of_several_orders_and_reports_their_spread(regs):
+    model = regs.models.create("mlp", input_shape=(20,), num_classes=5, widths=[32, 32, 32])
+    spec, a, b = model.spec(), model.init_state(0), model.init_state(1)
+    default = regs.aligners.create("weight_matching").align(a, b, spec, AlignContext(seed=0))
+    runs = [("forward", 0), ("backward", 0), ("random", 0), ("random", 1), ("random", 2)]
+    objectives = [weight_matching(spec, a, b, order=o, seed=s)[1][-1] for o, s in runs]
+    assert len(set(objectives)) > 1  # the sweep order decides which local optimum is reached
+    assert default.objective == max(objectives) > objectives[2]  # better than one random order
+    assert [(r["order"], r["seed"], r["objective"]) for r in default.diagnostics["runs"]] == [
+        (o, s, v) for (o, s), v in zip(runs, objectives)]
+    spread = default.diagnostics["objective_spread"]
+    assert (spread["min"], spread["max"]) == (min(objectives), max(objectives)) and spread["std"] > 0
+    chosen = runs[objectives.index(max(objectives))]
+    assert (default.diagnostics["order"], default.diagnostics["seed"]) == chosen
+
+
+def test_restarts_run_that_many_random_orders(regs, small_mlp):
+    spec, a, b = small_mlp.spec(), small_mlp.init_state(0), small_mlp.init_state(1)
+    alignment = regs.aligners.create("weight_matching", order="random", restarts=4, seed=7).align(
+        a, b, spec, AlignContext())
+    runs = [(r["order"], r["seed"]) for r in alignment.diagnostics["runs"]]
+    assert runs == [("random", s) for s in range(7, 11)]
+    with pytest.raises(ConfigError, match="restarts >= 1"):
+        regs.aligners.create("weight_matching", restarts=0)
