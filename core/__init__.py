@@ -24,8 +24,8 @@ _EXPORTS = {
     # errors
     **dict.fromkeys((
         "RidgelineError", "UnknownEntryError", "DuplicateEntryError", "PluginLoadError",
-        "StateMismatchError", "SpecError", "CheckpointError", "ConfigError",
-        "ResultsMismatchError", "ResultsReadError", "DataError"), "ridgeline.core.errors"),
+        "StateMismatchError", "SpecError", "CheckpointError", "ConfigError", "ResultsMismatchError",
+        "ResultsReadError", "DataError", "NonFiniteStateError"), "ridgeline.core.errors"),
     # states and checkpoints
     "State": "ridgeline.core.state",
     "load_state": "ridgeline.core.checkpoint",
@@ -68,6 +68,7 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
         ConfigError,
         DataError,
         DuplicateEntryError,
+        NonFiniteStateError,
         PluginLoadError,
         ResultsMismatchError,
         ResultsReadError,

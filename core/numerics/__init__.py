@@ -22,7 +22,8 @@ from ridgeline.core._lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(("State", "check_compatible", "combine", "lerp", "subtract", "clone", "to_device",
-                     "distance", "module_groups", "fingerprint"), "ridgeline.core.state"),
+                     "distance", "module_groups", "fingerprint", "non_finite", "check_finite"),
+                    "ridgeline.core.state"),
     **dict.fromkeys(("Vector", "dot", "norm", "restrict", "flatten", "angle"),
                     "ridgeline.core.numerics.vectors"),
     **dict.fromkeys(("t_grid", "barrier_summary", "tangent"), "ridgeline.core.numerics.curves"),

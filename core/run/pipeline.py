@@ -34,7 +34,7 @@ from ridgeline.core.results.writer import Writer
 from ridgeline.core.run.config import EntryConfig, ModelSetConfig, PipelineConfig
 from ridgeline.core.run.training import train
 from ridgeline.core.run.trajectory import checkpoint_series
-from ridgeline.core.state import State, check_compatible, fingerprint
+from ridgeline.core.state import State, check_compatible, check_finite, fingerprint
 from ridgeline.core.symmetry.spec import PermutationSpec
 
 
@@ -139,6 +139,25 @@ class Pipeline:
                            "train": self.config.to_dict()["train"]}, sort_keys=True)
         return f"{self.model.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
+    def sources(self, model_set: ModelSetConfig) -> list[Path]:
+        """The file each model of the set is read from: its checkpoint, or the cached training
+        result of its seed."""
+        if model_set.checkpoints:
+            return [Path(c) for c in model_set.checkpoints]
+        return [self.checkpoint_dir() / f"{self._model_tag()}-seed{seed}.safetensors"
+                for seed in model_set.seeds]
+
+    def check_finite(self, model_set: ModelSetConfig, states: Sequence[State]) -> None:
+        """Refuse, before any alignment, a model holding NaN or inf when an aligner of the run
+        needs finite weights: one error naming the file, the tensors and their counts. A run of
+        aligners that take any weights (``identity``) measures the path and flags it."""
+        needing = [e.key for e in self.config.aligners
+                   if getattr(self.registries.aligners.get(e.name), "needs_finite", True)]
+        if needing:
+            for source, state in zip(self.sources(model_set), states):
+                check_finite(state, f"model {str(source)!r} of model set {model_set.name!r}",
+                             needed_by=" and ".join(needing))
+
     def load_models(self, model_set: ModelSetConfig) -> list[State]:
         """The set's states on the run's device, keys in the module's order (safetensors
         sorts them; layer orders depend on it): loaded from checkpoints, or trained from
@@ -155,8 +174,7 @@ class Pipeline:
                 check_compatible(reference, state, names=(f"model {self.model.name!r}", str(path)))
                 states.append(placed(state))
             return states
-        for seed in model_set.seeds:
-            path = self.checkpoint_dir() / f"{self._model_tag()}-seed{seed}.safetensors"
+        for seed, path in zip(model_set.seeds, self.sources(model_set)):
             if path.exists():
                 states.append(placed(load_state(path)))
                 continue
@@ -270,6 +288,7 @@ class Pipeline:
                 Writer(store, background=self.background_writer) as writer:
             for model_set in self.model_sets():
                 states = self.load_models(model_set)
+                self.check_finite(model_set, states)
                 store.check_endpoints(model_set.name, fingerprint(states))
                 for aligner_entry in self.config.aligners:
                     endpoints = self.align(store, model_set, aligner_entry, states, spec, evaluator)

@@ -31,3 +31,15 @@ def test_combine_is_a_weighted_sum_and_distance_a_norm():
     a, b = {"w": torch.tensor([1.0, 2.0])}, {"w": torch.tensor([3.0, 6.0])}
     torch.testing.assert_close(combine([a, b], [2.0, -1.0])["w"], torch.tensor([-1.0, -2.0]))
     assert distance(a, b) == pytest.approx((4 + 16) ** 0.5)
+
+
+def test_non_finite_counts_nan_and_inf_per_floating_tensor():
+    from ridgeline.core.errors import NonFiniteStateError
+    from ridgeline.core.state import check_finite, non_finite
+
+    state = {"w": torch.tensor([1.0, float("nan"), float("inf")]), "b": torch.zeros(2),
+             "count": torch.tensor(3)}
+    assert non_finite(state) == {"w": 2}
+    check_finite({"b": torch.zeros(2)}, "fine")
+    with pytest.raises(NonFiniteStateError, match=r"m.pt holds non-finite .* 'w' \(2 of 3\); ste needs"):
+        check_finite(state, "m.pt", needed_by="ste")

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from ridgeline.core.checkpoint import save_state
-from ridgeline.core.errors import ConfigError, ResultsMismatchError, StateMismatchError, UnknownEntryError
+from ridgeline.core.errors import (
+    ConfigError,
+    NonFiniteStateError,
+    ResultsMismatchError,
+    StateMismatchError,
+    UnknownEntryError,
+)
 from ridgeline.core.interfaces.metric import PathProbe
 from ridgeline.core.plugin_host.host import hookimpl, load_plugins
 from ridgeline.core.results.readers import read_curves, read_metadata, read_summaries
@@ -127,6 +133,22 @@ def test_nan_losses_are_recorded_and_flagged(tmp_path):
     assert "NaN/inf" in format_table(report_rows(output))
 
 
+def test_a_non_finite_checkpoint_is_refused_before_any_alignment_naming_file_and_tensor(tmp_path):
+    pipeline = Pipeline(small_config(tmp_path), progress=False)
+    good = pipeline.model.init_state(0)
+    bad = dict(pipeline.model.init_state(1))
+    bad["hidden.0.weight"] = bad["hidden.0.weight"].clone()
+    bad["hidden.0.weight"][:2, 0] = float("nan")  # 2 of 16 x 12 = 192 entries
+    paths = [str(save_state(tmp_path / name, state)) for name, state in
+             (("good.safetensors", good), ("diverged.safetensors", bad))]
+    config = small_config(tmp_path, pairs=[{"name": "bad", "checkpoints": paths}],
+                          aligners=["identity", "weight_matching"])
+    expected = r"diverged.safetensors.*'hidden.0.weight' \(2 of 192\).*weight_matching needs finite weights"
+    with pytest.raises(NonFiniteStateError, match=expected):
+        run_pipeline(config, progress=False)
+    assert not (tmp_path / "results.h5").exists()  # nothing was aligned or measured
+
+
 def test_checkpoints_of_another_architecture_name_key_and_shapes(tmp_path):
     config = small_config(tmp_path)
     state = Pipeline(config, progress=False).model.init_state(0)
@@ -212,8 +234,9 @@ def test_an_alignment_that_raises_the_barrier_is_warned_about_and_flagged(tmp_pa
     config = small_config(tmp_path, pairs=[{"name": "twins", "seeds": [0, 0]}],
                           aligners=["identity", "scramble", "weight_matching"])
     host = load_plugins([("scramble", Plugin())], autoload=False)
-    with pytest.warns(UserWarning, match=r"twins/scramble/none/linear/line: loss barrier .* is above the "
-                                         r"unaligned \(identity\) barrier [-0-9.e]+: the alignment made the path worse"):
+    expected = (r"twins/scramble/none/linear/line: loss barrier .* is above the unaligned \(identity\) "
+                r"barrier [-0-9.e]+: the alignment made the path worse")
+    with pytest.warns(UserWarning, match=expected):
         run_pipeline(config, progress=False, host=host)
     flagged = {r["aligner"]: r["flags"] for r in report_rows(config.output)}
     assert flagged["identity"] == [] and flagged["weight_matching"] == []
