@@ -6,7 +6,8 @@
 * curves on a t grid: :func:`t_grid`, :func:`barrier_summary`, :func:`tangent`;
 * linear assignment: :func:`assignment`;
 * soft permutations of a state: :func:`soft_apply`, :func:`multiply_axis`;
-* streamed activation statistics of permutation groups: :class:`Moments`, :func:`stream_moments`;
+* streamed activation statistics of permutation groups: :class:`Moments`, :func:`stream_moments`,
+  before or after the nonlinearity that follows the units (:func:`post_activations`);
 * layer selection and blending: :func:`select_layers`, :func:`blend_layers`;
 * Hessian-vector products and loss surfaces: :class:`LossSurface`;
 * fitting curves between states: :class:`FittedCurve`, :func:`fit_free_states`.
@@ -32,6 +33,7 @@ _EXPORTS = {
     **dict.fromkeys(("Producer", "producers", "module_producers", "unit_samples", "hooked", "Moments",
                      "collect_moments", "stream_moments", "cross_similarity"),
                     "ridgeline.core.numerics.activations"),
+    **dict.fromkeys(("PostActivation", "post_activations"), "ridgeline.core.numerics.post_activations"),
     **dict.fromkeys(("select_layers", "blend_layers"), "ridgeline.core.numerics.layers"),
     **dict.fromkeys(("LossSurface", "parameter_keys"), "ridgeline.core.numerics.hessian"),
     **dict.fromkeys(("FittedCurve", "FitSettings", "fit_free_states", "train_mode"),
@@ -58,6 +60,7 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     from ridgeline.core.numerics.curves import barrier_summary, t_grid, tangent
     from ridgeline.core.numerics.hessian import LossSurface, parameter_keys
     from ridgeline.core.numerics.layers import blend_layers, select_layers
+    from ridgeline.core.numerics.post_activations import PostActivation, post_activations
     from ridgeline.core.numerics.soft_permutation import multiply_axis, soft_apply
     from ridgeline.core.numerics.vectors import Vector, angle, dot, flatten, norm, restrict
     from ridgeline.core.state import (
