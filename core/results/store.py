@@ -275,6 +275,14 @@ class ResultsStore:
                 "or was retrained. Choose another output file, or restore the original checkpoints."
             )
 
+    def record_models(self, pair: str, models: Sequence[Mapping[str, Any]]) -> None:
+        """Record where the model set's models come from and what determined them (source file,
+        seed, training threads, torch version), once: a resumed run keeps the first record."""
+        group = self.file.require_group(f"pairs/{_safe(pair)}")
+        if "models" not in group.attrs:
+            group.attrs["models"] = json.dumps([dict(m) for m in models], default=str)
+            self.file.flush()
+
     def _path_group(self, pair: str, levels: Sequence[str]) -> str:
         return "/".join([f"pairs/{_safe(pair)}/curves", *(_safe(level) for level in levels)])
 

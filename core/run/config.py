@@ -225,7 +225,7 @@ class PipelineConfig:
             "corrections": [[c.to_dict() for c in cs] for cs in self.corrections],
             "paths": [p.to_dict() for p in self.paths],
             "metrics": [m.to_dict() for m in self.metrics],
-            "train": attrs.asdict(self.train),
+            "train": self.train.to_dict(),
             "seed": self.seed,
             "batch_size": self.batch_size,
         }

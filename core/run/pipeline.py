@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ridgeline.core import __version__
-from ridgeline.core.checkpoint import load_state, save_state
+from ridgeline.core.checkpoint import load_metadata, load_state, save_state
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.aligner import AlignContext, Alignment
 from ridgeline.core.interfaces.dataset import Dataset
@@ -32,7 +32,7 @@ from ridgeline.core.results.store import ResultsStore
 from ridgeline.core.results.tables import barriers_above_identity, curve_name, identity_labels, report_rows
 from ridgeline.core.results.writer import Writer
 from ridgeline.core.run.config import EntryConfig, ModelSetConfig, PipelineConfig
-from ridgeline.core.run.training import train
+from ridgeline.core.run.training import provenance, train
 from ridgeline.core.run.trajectory import checkpoint_series
 from ridgeline.core.state import State, check_compatible, check_finite, fingerprint
 from ridgeline.core.symmetry.spec import PermutationSpec
@@ -147,6 +147,20 @@ class Pipeline:
         return [self.checkpoint_dir() / f"{self._model_tag()}-seed{seed}.safetensors"
                 for seed in model_set.seeds]
 
+    def provenance(self, model_set: ModelSetConfig) -> list[dict[str, Any]]:
+        """Where each model of the set comes from and what determined it, from its file's
+        metadata: the seed, the training thread count, torch's version (recorded with the
+        results; empty for a checkpoint without ridgeline metadata)."""
+        records = []
+        for source in self.sources(model_set):
+            try:
+                meta = load_metadata(source)
+            except Exception:  # a foreign checkpoint: its provenance is unknown, not an error
+                meta = {}
+            keys = ("seed", "data_seed", "threads", "deterministic", "torch_version", "step")
+            records.append({"source": str(source), **{k: meta[k] for k in keys if k in meta}})
+        return records
+
     def check_finite(self, model_set: ModelSetConfig, states: Sequence[State]) -> None:
         """Refuse, before any alignment, a model holding NaN or inf when an aligner of the run
         needs finite weights: one error naming the file, the tensors and their counts. A run of
@@ -183,7 +197,8 @@ class Pipeline:
                           progress=self.progress)
             self.timings[f"train_seed{seed}"] = time.perf_counter() - start
             save_state(path, state, {"model": self.model.config, "dataset": self.dataset.config,
-                                     "seed": seed, "train": self.config.to_dict()["train"]})
+                                     "seed": seed, "train": self.config.to_dict()["train"],
+                                     **provenance(self.config.train)})
             states.append(placed(state))
         return states
 
@@ -280,6 +295,7 @@ class Pipeline:
         metadata = {
             "device": str(self.device),
             "seed": self.config.seed,
+            "threads": torch.get_num_threads(),
             "torch_version": torch.__version__,
             "python": platform.python_version(),
             "plugin_versions": {"ridgeline": __version__, **self.host.versions},
@@ -290,6 +306,7 @@ class Pipeline:
                 states = self.load_models(model_set)
                 self.check_finite(model_set, states)
                 store.check_endpoints(model_set.name, fingerprint(states))
+                store.record_models(model_set.name, self.provenance(model_set))
                 for aligner_entry in self.config.aligners:
                     endpoints = self.align(store, model_set, aligner_entry, states, spec, evaluator)
                     for corrections in self.config.corrections:

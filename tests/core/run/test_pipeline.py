@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import math
 
 import h5py
@@ -96,6 +97,21 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path):
 
     assert key(read_curves(config.output)) == key(read_curves(reference))
     assert read_metadata(config.output)["complete"]
+
+
+def test_the_seed_and_training_threads_are_recorded_in_checkpoints_and_results(tmp_path):
+    from ridgeline.core.checkpoint import load_metadata
+
+    config = small_config(tmp_path, train={"steps": 10, "batch_size": 32, "lr": 0.01, "threads": 1})
+    output = run_pipeline(config, progress=False)
+    checkpoints = sorted((tmp_path / "checkpoints").glob("*.safetensors"))
+    assert [(load_metadata(c)["seed"], load_metadata(c)["threads"]) for c in checkpoints] == [(0, 1), (1, 1)]
+    with h5py.File(output) as f:
+        models = json.loads(f["pairs/ab"].attrs["models"])
+        assert f.attrs["threads"] == torch.get_num_threads()
+    assert [(m["source"], m["seed"], m["threads"], m["deterministic"]) for m in models] == [
+        (str(c), s, 1, True) for c, s in zip(checkpoints, (0, 1))]
+    assert read_metadata(output)["config"]["train"]["threads"] == 1
 
 
 def test_rerunning_a_finished_pipeline_changes_nothing(tmp_path):
