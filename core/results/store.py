@@ -111,7 +111,23 @@ class Series:
         data = {c: self.group[c][:n] for c in self.columns}
         return [{c: float(data[c][i]) for c in self.columns} for i in range(n)]
 
+    @property
+    def shares(self) -> str | None:
+        """The HDF5 path of the series whose columns this one shares (hard links), if any."""
+        value = self.group.attrs.get("shares")
+        return str(value) if value is not None else None
+
+    def follow(self, source: Series) -> None:
+        """Take the points of ``source``, whose column datasets this series shares: its records
+        are those rows (``n_done`` copied; nothing written twice)."""
+        if self.shares != source.group.name:
+            raise ResultsMismatchError(f"{self.group.name} does not share the columns of {source.group.name}")
+        self.group.attrs["n_done"] = source.n_done
+
     def append(self, record: Mapping[str, Any]) -> None:
+        if self.shares is not None:
+            raise ResultsMismatchError(f"{self.group.name} shares the columns of {self.shares}: its "
+                                       "points are written there")
         missing = [c for c in self.columns if c not in record]
         extra = [k for k in record if k not in self.columns]
         if missing or extra:
@@ -298,8 +314,15 @@ class ResultsStore:
 
     # -- curves ------------------------------------------------------------------------
     def series(self, pair: str, levels: Sequence[str], columns: Sequence[str],
-               labels: Sequence[str] | None = None, attrs: Mapping[str, Any] | None = None) -> Series:
-        """The series at ``levels`` (aligner, correction, path, segment, metric), created if new."""
+               labels: Sequence[str] | None = None, attrs: Mapping[str, Any] | None = None,
+               shares: Sequence[str] | None = None) -> Series:
+        """The series at ``levels`` (aligner, correction, path, segment, metric), created if new.
+
+        ``shares``: the levels of a series of the same pair whose rows this one's are (the same
+        columns and points): the new series' columns (and labels) are hard links to that
+        series' datasets, stored once, and its ``shares`` attribute names that series; its
+        points are then taken with :meth:`Series.follow`, not appended.
+        """
         name = self._path_group(pair, levels)
         if name in self.file:
             group = self.file[name]
@@ -308,10 +331,16 @@ class ResultsStore:
                 raise ResultsMismatchError(f"{self.path}:{name} lacks columns {missing}")
             return Series(group, columns)
         group = self.file.create_group(name)
-        for column in columns:
-            group.create_dataset(column, shape=(0,), maxshape=(None,), dtype="f8",
-                                 chunks=(64,), fillvalue=np.nan)
-        if labels is not None:
+        if shares is not None:
+            source = self.file[self._path_group(pair, shares)]
+            for column in (*columns, *(("labels",) if "labels" in source else ())):
+                group[column] = source[column]  # an HDF5 hard link: one dataset, two names
+            group.attrs["shares"] = source.name
+        else:
+            for column in columns:
+                group.create_dataset(column, shape=(0,), maxshape=(None,), dtype="f8",
+                                     chunks=(64,), fillvalue=np.nan)
+        if labels is not None and "labels" not in group:
             group.create_dataset("labels", data=np.asarray(list(labels), dtype=h5py.string_dtype()))
         group.attrs["columns"] = json.dumps(list(columns))
         group.attrs["n_done"] = 0

@@ -28,7 +28,7 @@ from ridgeline.core.interfaces.evaluator import Evaluator, has_batchnorm
 from ridgeline.core.interfaces.metric import PathProbe
 from ridgeline.core.interfaces.model import Model
 from ridgeline.core.plugin_host.host import PluginHost, default_host
-from ridgeline.core.results.store import ResultsStore
+from ridgeline.core.results.store import ResultsStore, Series
 from ridgeline.core.results.tables import barriers_above_identity, curve_name, identity_labels, report_rows
 from ridgeline.core.results.writer import Writer
 from ridgeline.core.run.config import EntryConfig, ModelSetConfig, PipelineConfig
@@ -270,11 +270,22 @@ class Pipeline:
                               for c in corrections]
         for segment_label, segment in path.segments().items():
             probe = PathProbe(segment, evaluator, correction_objects)
+            recorded: dict[tuple, tuple[Series, tuple[str, ...]]] = {}  # records_key -> first series
             for metric_entry, metric in metrics:
                 points = list(metric.points(segment))
                 levels = (aligner, correction_label, path_entry.key, segment_label, metric_entry.key)
-                series = store.series(model_set.name, levels, metric.columns, metric.labels(segment))
+                key = metric.records_key(segment)
+                shared = recorded.get((key, metric.columns)) if key is not None else None
+                series = store.series(model_set.name, levels, metric.columns, metric.labels(segment),
+                                      shares=shared[1] if shared else None)
+                if key is not None and shared is None:
+                    recorded[(key, metric.columns)] = (series, levels)
                 if series.complete:
+                    continue
+                if shared is not None and series.shares is not None:  # an earlier metric's rows
+                    writer.drain()
+                    writer.submit(series.follow, shared[0])
+                    writer.finish(series, metric.summarise(shared[0].records()))
                     continue
                 records = series.records()
                 todo = points[len(records):]

@@ -35,6 +35,10 @@ class _CurveBarrier(Metric):
     def points(self, path: Path) -> list[float]:
         return self.grid
 
+    def records_key(self, path: Path) -> tuple:
+        """The loss and error barriers on one split and grid record the same rows."""
+        return ("curve", self.split, tuple(self.grid))
+
     def measure(self, point: float, probe: PathProbe) -> Mapping[str, float]:
         evaluation = probe.evaluate(point, self.split)
         return {"t": point, "loss": evaluation.loss, "accuracy": evaluation.accuracy,

@@ -114,6 +114,29 @@ def test_the_seed_and_training_threads_are_recorded_in_checkpoints_and_results(t
     assert read_metadata(output)["config"]["train"]["threads"] == 1
 
 
+def test_loss_and_error_barriers_of_one_path_store_their_rows_once(tmp_path):
+    from ridgeline.core.numerics.curves import barrier_summary
+
+    metrics = [{"name": "loss_barrier", "grid": 6}, {"name": "error_barrier", "grid": 6},
+               {"name": "error_barrier", "grid": 5, "label": "coarse"}]
+    output = run_pipeline(small_config(tmp_path, aligners=["identity"], metrics=metrics), progress=False)
+    base = "pairs/ab/curves/identity/none/linear/line"
+    with h5py.File(output) as f:
+        loss, error, coarse = (f[f"{base}/{m}"] for m in ("loss_barrier", "error_barrier", "coarse"))
+        for column in ("t", "loss", "accuracy", "error"):
+            assert loss[column] == error[column] and loss[column] != coarse[column]  # one dataset, two names
+        assert error.attrs["shares"] == loss.name
+        assert "shares" not in loss.attrs and "shares" not in coarse.attrs
+    rows = read_curves(output)
+    columns = ("index", "t", "loss", "accuracy", "error")
+    loss_rows, error_rows = ([tuple(r[c] for c in columns) for r in rows if r["metric"] == m]
+                             for m in ("loss_barrier", "error_barrier"))
+    assert loss_rows == error_rows and len(error_rows) == 7
+    summary = next(r for r in read_summaries(output) if r["metric"] == "error_barrier")
+    expected = barrier_summary([r[1] for r in error_rows], [r[4] for r in error_rows])
+    assert summary["complete"] and summary["points"] == 7 and summary["barrier"] == expected["barrier"]
+
+
 def test_rerunning_a_finished_pipeline_changes_nothing(tmp_path):
     config = small_config(tmp_path)
     run_pipeline(config, progress=False)
