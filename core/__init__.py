@@ -6,8 +6,9 @@ from :mod:`ridgeline.core.numerics` (the shared mathematics). Everything else un
 lazily, on first use, so ``import ridgeline.core`` costs almost nothing.
 
 The layers behind this facade (docs/architecture.md): ``errors``, ``state`` and ``checkpoint``
-at the base; ``symmetry`` (permutation specs and their derivation); ``interfaces`` (what a plugin
-implements); ``numerics`` (shared mathematics, public); ``plugin_host`` (hooks and registries);
+at the base; ``symmetry`` (the Symmetry interface: permutation specs and their derivation, tree
+and expert symmetries, products); ``interfaces`` (what a plugin implements); ``numerics`` (shared
+mathematics, public); ``plugin_host`` (hooks and registries);
 ``results`` (the HDF5 store and its readers); ``run`` (configs, pipelines, training); and the
 views ``plots`` (figures, public for scripts) and ``cli``.
 """
@@ -24,8 +25,9 @@ _EXPORTS = {
     # errors
     **dict.fromkeys((
         "RidgelineError", "UnknownEntryError", "DuplicateEntryError", "PluginLoadError",
-        "StateMismatchError", "SpecError", "CheckpointError", "ConfigError", "ResultsMismatchError",
-        "ResultsReadError", "DataError", "NonFiniteStateError"), "ridgeline.core.errors"),
+        "StateMismatchError", "SpecError", "CheckpointError", "ConfigError",
+        "ResultsMismatchError", "ResultsReadError", "DataError", "MissingExtraError", "CellError",
+        "NonFiniteStateError"), "ridgeline.core.errors"),
     # states and checkpoints
     "State": "ridgeline.core.state",
     "load_state": "ridgeline.core.checkpoint",
@@ -33,6 +35,10 @@ _EXPORTS = {
     "load_metadata": "ridgeline.core.checkpoint",
     # symmetry
     **dict.fromkeys(("PermutationSpec", "AxisRef", "SpecCheck", "Perms"), "ridgeline.core.symmetry.spec"),
+    **dict.fromkeys(("Symmetry", "Transform"), "ridgeline.core.symmetry.symmetry"),
+    "SymmetryProduct": "ridgeline.core.symmetry.product",
+    **dict.fromkeys(("TreeSymmetry", "tree_leaf_paths"), "ridgeline.core.symmetry.trees"),
+    "ExpertSymmetry": "ridgeline.core.symmetry.experts",
     **dict.fromkeys(("derive_spec", "generic_state"), "ridgeline.core.symmetry.derive"),
     "add_module_rule": "ridgeline.core.symmetry.rules",
     # the interfaces a plugin implements, and what they are given
@@ -54,7 +60,9 @@ _EXPORTS = {
     **dict.fromkeys(("measure_trajectory", "measure_along", "checkpoint_series"),
                     "ridgeline.core.run.trajectory"),
     # reading results
-    **dict.fromkeys(("read_metadata", "read_summaries", "read_curves"), "ridgeline.core.results.readers"),
+    **dict.fromkeys(("read_metadata", "read_summaries", "read_curves", "read_alignments", "read_failures",
+                     "Rows"), "ridgeline.core.results.readers"),
+    "export_tables": "ridgeline.core.results.export",
     **dict.fromkeys(("report_rows", "format_table"), "ridgeline.core.results.tables"),
 }
 
@@ -64,10 +72,12 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     from ridgeline.core.checkpoint import load_metadata, load_state, save_state
     from ridgeline.core.errors import (
+        CellError,
         CheckpointError,
         ConfigError,
         DataError,
         DuplicateEntryError,
+        MissingExtraError,
         NonFiniteStateError,
         PluginLoadError,
         ResultsMismatchError,
@@ -87,7 +97,15 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     from ridgeline.core.numerics.curve_fitting import FittedCurve
     from ridgeline.core.plugin_host.host import hookimpl, load_plugins, registries
     from ridgeline.core.plugin_host.registry import KINDS, Registries, Registry
-    from ridgeline.core.results.readers import read_curves, read_metadata, read_summaries
+    from ridgeline.core.results.export import export_tables
+    from ridgeline.core.results.readers import (
+        Rows,
+        read_alignments,
+        read_curves,
+        read_failures,
+        read_metadata,
+        read_summaries,
+    )
     from ridgeline.core.results.tables import format_table, report_rows
     from ridgeline.core.run.config import PipelineConfig
     from ridgeline.core.run.pipeline import Pipeline, run_pipeline
@@ -95,5 +113,9 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     from ridgeline.core.run.trajectory import checkpoint_series, measure_along, measure_trajectory
     from ridgeline.core.state import State
     from ridgeline.core.symmetry.derive import derive_spec, generic_state
+    from ridgeline.core.symmetry.experts import ExpertSymmetry
+    from ridgeline.core.symmetry.product import SymmetryProduct
     from ridgeline.core.symmetry.rules import add_module_rule
     from ridgeline.core.symmetry.spec import AxisRef, Perms, PermutationSpec, SpecCheck
+    from ridgeline.core.symmetry.symmetry import Symmetry, Transform
+    from ridgeline.core.symmetry.trees import TreeSymmetry, tree_leaf_paths

@@ -45,10 +45,12 @@ class DuplicateEntryError(RidgelineError):
 class PluginLoadError(RidgelineError):
     """A plugin failed to import or to register its entries."""
 
-    def __init__(self, plugin: str, distribution: str | None, cause: BaseException) -> None:
+    def __init__(self, plugin: str, distribution: str | None, cause: BaseException, *,
+                 entry: str = "") -> None:
         where = f" (from distribution {distribution!r})" if distribution else ""
+        what = f" {entry}" if entry else ""
         super().__init__(
-            f"plugin {plugin!r}{where} failed to load: {type(cause).__name__}: {cause}. "
+            f"plugin {plugin!r}{where} failed to load{what}: {type(cause).__name__}: {cause}. "
             "Set RIDGELINE_DISABLE_PLUGIN_AUTOLOAD=1 to skip third-party plugins, or "
             f"RIDGELINE_BLOCK_PLUGINS={plugin} to skip this one."
         )
@@ -85,3 +87,18 @@ class NonFiniteStateError(RidgelineError, ValueError):
 
 class DataError(RidgelineError, ValueError):
     """A dataset or split cannot serve what was asked of it."""
+
+
+class MissingExtraError(RidgelineError, ImportError):
+    """A feature needs an optional package that is not installed; the message names the
+    package and the extra that installs it."""
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        super().__init__(f"{feature} needs {package}, which is not installed: "
+                         f"pip install 'ridgeline[{extra}]' (or pip install {package})")
+        self.feature, self.package, self.extra = feature, package, extra
+
+
+class CellError(RidgelineError):
+    """A cell of a pipeline (training, aligning, measuring) failed on a worker; the message
+    names the cell, the node, and the plugin where one is missing."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,9 @@ from typing import Any
 
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.plugin_host.registry import KINDS
+
+TEMPLATES = ("quickstart", "compare", "landscape")
+"""The pipelines ``ridgeline init`` writes (``core/cli/templates/<name>.toml``)."""
 
 
 def _value(text: str) -> Any:
@@ -33,21 +37,60 @@ def _options(pairs: Sequence[str] | None) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ridgeline.core.plugin_host.host import registries
+    from ridgeline.core.cli.text import plain_text, shorten, terminal_width
+    from ridgeline.core.plugin_host.host import INTERNAL_PLUGINS, registries
 
     regs = registries()
     kinds = [args.kind] if args.kind else list(KINDS)
+    width = terminal_width()
     for kind in kinds:
         registry = regs.of(kind)
         names = registry.list(args.pattern)
         print(f"{kind}:")
+        column = max((len(n) for n in names), default=0) + 4
         for name in names:
             entry = registry.entry(name)
-            summary = entry.summary if len(entry.summary) <= 90 else entry.summary[:89] + "…"
-            print(f"  {name:<22} {summary}  [{entry.plugin}]")
+            # first-party entries need no provenance on every line; describe gives it
+            plugin = "" if entry.plugin in INTERNAL_PLUGINS else f"  [{entry.plugin}]"
+            summary = shorten(plain_text(entry.summary), width - column - len(plugin))
+            print(f"  {name.ljust(column - 2)}{summary}{plugin}")
         if not names:
             print("  (none)")
+    print("\nridgeline describe KIND NAME shows an entry's options and paper.")
     return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from ridgeline.core.cli.describe import describe
+    from ridgeline.core.cli.text import terminal_width
+    from ridgeline.core.errors import UnknownEntryError
+    from ridgeline.core.plugin_host.host import default_host
+
+    host = default_host()
+    kind = _kind(args.kind)
+    if kind is None and args.name is None:  # one word: an entry name, searched in every registry
+        found = [k for k in KINDS if args.kind in host.registries.of(k)]
+        if not found:
+            every = {n for k in KINDS for n in host.registries.of(k).list()}
+            raise UnknownEntryError("registry entries", args.kind, every)
+        pairs = [(k, args.kind) for k in found]
+    elif kind is None:
+        raise UnknownEntryError("registry kinds", args.kind, KINDS)
+    elif args.name is None:  # a kind alone: every entry of it
+        pairs = [(kind, n) for n in host.registries.of(kind).list()]
+    else:
+        pairs = [(kind, args.name)]
+    width = min(terminal_width(), 110)
+    print(f"\n\n{'-' * width}\n\n".join(describe(host, k, n, width=width) for k, n in pairs))
+    return 0
+
+
+def _kind(word: str) -> str | None:
+    """A registry kind from its plural or singular (``aligners`` or ``aligner``); None if neither."""
+    for kind in KINDS:
+        if word in (kind, kind[:-1]):
+            return kind
+    return None
 
 
 def _build_model(args: argparse.Namespace):
@@ -97,23 +140,43 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ridgeline.core.results.tables import format_table, report_rows
     from ridgeline.core.run.config import PipelineConfig
     from ridgeline.core.run.pipeline import Pipeline
 
     config = PipelineConfig.from_toml(args.pipeline)
-    output = Pipeline(config, output=args.output, device=args.device, progress=not args.quiet).run()
-    print(format_table(report_rows(output)))
+    pipeline = Pipeline(config, output=args.output, device=args.device, progress=not args.quiet,
+                        executor=args.executor, address=args.address)
+    output = pipeline.run()
+    print(_report(output))
     print(f"\nresults: {output}")
+    if pipeline.failures:
+        print(f"ridgeline: {len(pipeline.failures)} cells failed for good (listed above, and in "
+              f"`ridgeline report {output}`); run the pipeline again to retry them", file=sys.stderr)
+        return 1
     return 0
 
 
+def _report(path: str | Path, rows: list[dict[str, Any]] | None = None, **table: Any) -> str:
+    """The report table (``table``: ``wide``, ``columns``), then the sweeps' table (mean ±
+    standard deviation over pairs)."""
+    from ridgeline.core.results.tables import format_sweeps, format_table, report_rows, sweep_rows
+
+    rows = report_rows(path) if rows is None else rows
+    sweeps = format_sweeps(sweep_rows(path, rows))
+    return format_table(rows, **table) + (f"\n\nsweeps (mean ± standard deviation over pairs):\n{sweeps}"
+                                          if sweeps else "")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from ridgeline.core.results.tables import format_table, report_rows, to_json
+    from ridgeline.core.results.tables import report_rows, to_json
 
     _require_file(args.file)
     rows = report_rows(args.file)
-    print(to_json(rows) if args.json else format_table(rows))
+    if args.json:
+        print(to_json(rows))
+        return 0
+    columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+    print(_report(args.file, rows, wide=args.wide, columns=columns))
     return 0
 
 
@@ -174,6 +237,42 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     for path in plot_curves(output, Path(args.out)):
         print(f"\nplot: {path}")
     print(f"results: {output}\ntook {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from importlib.resources import files
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out} exists; choose another --out, or add --force to overwrite it")
+    text = (files("ridgeline.core.cli") / "templates" / f"{args.template}.toml").read_text()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out} (template {args.template}); edit it, then: ridgeline run {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ridgeline.core.results.export import export_tables
+
+    _require_file(args.file)
+    out = Path(args.out) if args.out else Path(args.file).parent
+    for path in export_tables(args.file, out, fmt=args.format):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from ridgeline.core.run.bench import bench_pipeline, format_bench
+    from ridgeline.core.run.config import PipelineConfig
+
+    config = PipelineConfig.from_toml(args.pipeline)
+    report = bench_pipeline(config, device=args.device, points=args.points, repeats=args.repeats,
+                            startup=not args.no_startup)
+    print(json.dumps(report.to_dict(), indent=1) if args.json else format_bench(report))
     return 0
 
 

@@ -4,21 +4,54 @@ The evaluator owns a private copy of the module's structure; states are passed t
 ``torch.func.functional_call`` so the user's module is never touched. BatchNorm statistics
 of a path point can be re-estimated on a training split first (a path point of a BN network
 is meaningless without it).
+
+Evaluation options (the pipeline's ``batch_size``, ``points_per_batch`` and ``precision``):
+``batch_size`` examples per forward pass; ``points_per_batch`` states evaluated together in
+one stacked forward (``torch.func.vmap`` over the stacked states; the default per device is
+the faster one measured, :data:`DEFAULT_POINTS_PER_BATCH`); ``precision`` ``"fp32"``, or
+``"bf16"``/``"fp16"`` autocast on CUDA. Losses and correct counts accumulate on the device
+and come to the host in one non-blocking copy per call, not one synchronisation per batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import attrs
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.dataset import Dataset
+from ridgeline.core.interfaces.statistics import BATCHNORM, reestimate_batchnorm
 from ridgeline.core.state import State
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""Evaluation precisions: ``fp32``, or autocast to ``bf16``/``fp16`` (CUDA only)."""
+
+DEFAULT_POINTS_PER_BATCH: dict[str, int] = {"cpu": 1, "cuda": 1}
+"""States per stacked forward when ``points_per_batch`` is not given, per device type. On the
+CPU, stacking 25 points with ``torch.func.vmap`` was 1.6x slower than one at a time (issue 9);
+on CUDA it stays 1 until ``benchmarks/gpu.sh`` has measured a faster value on a GPU."""
+
+
+def check_evaluation_options(device: torch.device, points_per_batch: int | None, precision: str) -> int:
+    """Validate the evaluation options for ``device``; the resolved ``points_per_batch``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"evaluation precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "fp32" and device.type != "cuda":
+        raise ConfigError(
+            f"evaluation precision {precision!r} is CUDA autocast, but this run evaluates on "
+            f"{device.type!r}; use precision = \"fp32\" or run on a CUDA device")
+    if points_per_batch is None:
+        return DEFAULT_POINTS_PER_BATCH.get(device.type, 1)
+    if isinstance(points_per_batch, bool) or not isinstance(points_per_batch, int) or points_per_batch < 1:
+        raise ConfigError(f"points_per_batch must be a whole number >= 1, got {points_per_batch!r}")
+    return points_per_batch
 
 
 @attrs.frozen
@@ -39,32 +72,56 @@ class Evaluation:
 
 
 def has_batchnorm(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    return any(isinstance(m, BATCHNORM) for m in module.modules())
 
 
 class Evaluator:
     """Evaluates states of one architecture on one dataset.
 
     ``batch_size`` bounds memory; ``bn_split`` (e.g. ``"train"``) makes :meth:`evaluate`
-    re-estimate BatchNorm statistics on that split before measuring (``bn_examples`` caps it).
+    re-estimate BatchNorm statistics on that split before measuring (``bn_examples`` caps it,
+    ``bn_passes`` bounds the streamed passes of :meth:`reset_batchnorm`).
+    ``points_per_batch`` and ``precision``: see the module docstring (bad values, or a reduced
+    precision on a device without CUDA, are a :class:`~ridgeline.core.errors.ConfigError`).
     """
 
     def __init__(self, module: nn.Module, dataset: Dataset, *, device: torch.device | str = "cpu",
-                 batch_size: int = 1000, bn_split: str | None = None, bn_examples: int = 2000) -> None:
+                 batch_size: int = 1000, bn_split: str | None = None, bn_examples: int = 2000,
+                 bn_passes: int = 1, points_per_batch: int | None = None,
+                 precision: str = "fp32") -> None:
         self.device = torch.device(device)
+        self.points_per_batch = check_evaluation_options(self.device, points_per_batch, precision)
+        self.precision = precision
         self.module = copy.deepcopy(module).to(self.device).eval()
         self.dataset = dataset
         self.batch_size = batch_size
         self.bn_split = bn_split
         self.bn_examples = bn_examples
+        self.bn_passes = bn_passes
         self._data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """The split's tensors, moved to the device once."""
+        """The whole split prepared, moved to the device once (for evaluation; statistics
+        passes use :meth:`batches`)."""
         if split not in self._data:
             x, y = self.dataset.split(split)
             self._data[split] = (x.to(self.device), y.to(self.device))
         return self._data[split]
+
+    def batches(self, split: str, *, limit: int | None = None,
+                batch_size: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Prepared batches of the first ``limit`` examples of ``split`` on the device, for
+        statistics passes: sliced from :meth:`data`'s copy when the split is already on the
+        device, otherwise streamed from the dataset, so a pass never moves a split whole."""
+        size = batch_size or self.batch_size
+        if split not in self._data:
+            yield from self.dataset.batches(split, size, device=self.device, limit=limit)
+            return
+        x, y = self._data[split]
+        n = len(x) if limit is None else min(limit, len(x))
+        for start in range(0, n, size):
+            end = min(start + size, n)
+            yield x[start:end], y[start:end]
 
     def on_device(self, state: Mapping[str, torch.Tensor]) -> State:
         """``state`` with every tensor on the evaluator's device (no copy if already there)."""
@@ -81,38 +138,83 @@ class Evaluator:
     def evaluate(self, state: Mapping[str, torch.Tensor], split: str, *,
                  bn_reset: bool | None = None) -> Evaluation:
         """Mean cross-entropy and accuracy on ``split``; NaN/inf losses are returned as is."""
+        return self.evaluate_many([state], split, bn_reset=bn_reset)[0]
+
+    def evaluate_many(self, states: Sequence[Mapping[str, torch.Tensor]], split: str, *,
+                      bn_reset: bool | None = None) -> list[Evaluation]:
+        """:meth:`evaluate` of several states, ``points_per_batch`` of them per stacked forward.
+
+        The numbers equal those of one state at a time up to float rounding (a batched matrix
+        product sums in another order); one host transfer brings every state's numbers back.
+        """
         if bn_reset if bn_reset is not None else self.bn_split is not None:
-            state = self.reset_batchnorm(state, self.bn_split or "train")
+            states = [self.reset_batchnorm(state, self.bn_split or "train") for state in states]
         x, y = self.data(split)
-        total_loss = torch.zeros((), device=self.device, dtype=torch.float64)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        with torch.no_grad():
-            for start in range(0, len(x), self.batch_size):
-                xb, yb = x[start:start + self.batch_size], y[start:start + self.batch_size]
-                logits = self.logits(state, xb)
+        sums = []
+        with torch.no_grad(), self._autocast():
+            for first in range(0, len(states), self.points_per_batch):
+                chunk = [self.on_device(state) for state in states[first:first + self.points_per_batch]]
+                sums.append(self._sums(chunk, x, y))
+        loss, correct = _to_host(torch.cat(sums, dim=1)) if sums else ((), ())
+        n = len(x)
+        return [Evaluation(loss=float(total) / n, accuracy=int(right) / n, n=n)
+                for total, right in zip(loss, correct)]
+
+    def _sums(self, states: list[State], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(2, len(states)) float64: each state's summed cross-entropy and correct count."""
+        total_loss = torch.zeros(len(states), device=self.device, dtype=torch.float64)
+        correct = torch.zeros(len(states), device=self.device, dtype=torch.long)
+        stacked = {k: torch.stack([s[k] for s in states]) for k in states[0]} if len(states) > 1 else None
+        for start in range(0, len(x), self.batch_size):
+            xb, yb = x[start:start + self.batch_size], y[start:start + self.batch_size]
+            if stacked is None:  # one state: a plain functional call
+                logits = torch.func.functional_call(self.module, states[0], (xb,)).float()
                 total_loss += F.cross_entropy(logits, yb, reduction="sum").double()
                 correct += (logits.argmax(dim=1) == yb).sum()
-        n = len(x)
-        return Evaluation(loss=float(total_loss) / n, accuracy=int(correct) / n, n=n)
+                continue
+            logits = self._stacked_logits(stacked, xb).float()
+            losses = F.cross_entropy(logits.flatten(0, 1), yb.repeat(len(states)), reduction="none")
+            total_loss += losses.view(len(states), -1).sum(1).double()
+            correct += (logits.argmax(dim=2) == yb).sum(1)
+        return torch.stack([total_loss, correct.double()])
 
-    def reset_batchnorm(self, state: Mapping[str, torch.Tensor], split: str = "train") -> State:
-        """``state`` with BatchNorm running statistics re-estimated on ``split``.
+    def _stacked_logits(self, stacked: State, x: torch.Tensor) -> torch.Tensor:
+        """Logits of every stacked state on ``x`` in one vmapped forward: (points, batch, classes)."""
+        def forward(params: State) -> torch.Tensor:
+            return torch.func.functional_call(self.module, params, (x,))
 
-        Uses a cumulative average (momentum ``None``) over up to ``bn_examples`` examples in
-        train mode; parameters are unchanged. States of networks without BatchNorm pass through.
-        """
+        try:
+            return torch.func.vmap(forward)(stacked)
+        except RuntimeError as error:
+            raise ConfigError(
+                f"{type(self.module).__name__} cannot be evaluated with several states stacked "
+                f"(torch.func.vmap: {error}); set points_per_batch = 1") from error
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
+
+    def reset_batchnorm(self, state: Mapping[str, torch.Tensor], split: str = "train", *,
+                        passes: int | None = None) -> State:
+        """``state`` with BatchNorm running statistics re-estimated on up to ``bn_examples``
+        examples of ``split``, streamed: full-pass statistics, every batch weighing by its size,
+        in ``passes`` passes (default ``bn_passes``; :mod:`ridgeline.core.interfaces.statistics`).
+        Parameters are unchanged; states of networks without BatchNorm pass through."""
         if not has_batchnorm(self.module):
             return dict(state)
-        work = copy.deepcopy(self.module)
-        work.load_state_dict(self.on_device(state))
-        for m in work.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.reset_running_stats()
-                m.momentum = None
-        work.train()
-        x, _ = self.data(split)
-        x = x[: self.bn_examples]
-        with torch.no_grad():
-            for start in range(0, len(x), self.batch_size):
-                work(x[start:start + self.batch_size])
-        return {k: v.detach() for k, v in work.state_dict().items()}
+        return reestimate_batchnorm(self.module, self.on_device(state),
+                                    lambda: (x for x, _ in self.batches(split, limit=self.bn_examples)),
+                                    passes=passes or self.bn_passes)
+
+
+def _to_host(sums: torch.Tensor) -> tuple[list[float], list[int]]:
+    """The (2, points) sums on the host: one non-blocking copy into pinned memory and one wait
+    on a CUDA device, a plain read on the CPU."""
+    if sums.device.type == "cuda":
+        host = torch.empty(sums.shape, dtype=sums.dtype, pin_memory=True)
+        host.copy_(sums, non_blocking=True)
+        torch.cuda.current_stream(sums.device).synchronize()
+    else:
+        host = sums
+    return host[0].tolist(), [round(c) for c in host[1].tolist()]

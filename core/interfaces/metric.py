@@ -54,14 +54,30 @@ class PathProbe:
         corrections applied as if at ``t``; not cached."""
         return self.evaluator.evaluate(self.correct(state, t), split)
 
-    def evaluate(self, t: float, split: str, *, bn_reset: bool | None = None) -> Evaluation:
-        """The corrected path point at ``t`` evaluated on ``split`` (cached)."""
+    def _key(self, t: float, split: str, bn_reset: bool | None) -> tuple[float, str, bool]:
         if bn_reset is None:
             bn_reset = self.evaluator.bn_split is not None
-        key = (round(float(t), 12), split, bn_reset)
+        return round(float(t), 12), split, bn_reset
+
+    def evaluate(self, t: float, split: str, *, bn_reset: bool | None = None) -> Evaluation:
+        """The corrected path point at ``t`` evaluated on ``split`` (cached)."""
+        key = self._key(t, split, bn_reset)
         if key not in self._cache:
-            self._cache[key] = self.evaluator.evaluate(self.state_at(t), split, bn_reset=bn_reset)
+            self._cache[key] = self.evaluator.evaluate(self.state_at(t), split, bn_reset=key[2])
         return self._cache[key]
+
+    def prefetch(self, ts: Sequence[float], split: str, *, bn_reset: bool | None = None) -> None:
+        """Evaluate the points at ``ts`` not cached yet in stacked forwards of the evaluator's
+        ``points_per_batch`` (:meth:`Evaluator.evaluate_many`) and cache them, so the
+        :meth:`evaluate` calls that follow cost nothing."""
+        keys = list(dict.fromkeys(self._key(t, split, bn_reset) for t in ts))
+        missing = [key for key in keys if key not in self._cache]
+        if not missing:
+            return
+        states = [self.state_at(t) for t, _, _ in missing]
+        for key, evaluation in zip(missing, self.evaluator.evaluate_many(states, split,
+                                                                          bn_reset=missing[0][2])):
+            self._cache[key] = evaluation
 
 
 class Metric(abc.ABC):
@@ -100,6 +116,12 @@ class Metric(abc.ABC):
     @abc.abstractmethod
     def measure(self, point: float, probe: PathProbe) -> Mapping[str, float | torch.Tensor]:
         """The record at one point: a number (or 0-d tensor) for each of ``columns``."""
+
+    def prefetch(self, points: Sequence[float], probe: PathProbe) -> None:  # noqa: B027
+        """Optional: evaluate what the next ``points`` will need in one go (for instance
+        ``probe.prefetch(points, split)``), so the evaluator can stack several path points per
+        forward pass. The pipeline calls it before measuring each run of ``points_per_batch``
+        points; :meth:`measure` must give the same record with or without it."""
 
     @abc.abstractmethod
     def summarise(self, records: Sequence[Record]) -> dict[str, float]:

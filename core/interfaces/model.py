@@ -1,4 +1,5 @@
-"""Model: a named factory for an ``nn.Module``, the input it expects, and its PermutationSpec.
+"""Model: a named factory for an ``nn.Module``, the input it expects, its PermutationSpec and its
+symmetries.
 
 Parameters travel as states (``dict[str, Tensor]``) and are evaluated functionally
 (``torch.func.functional_call``): a user's module is never mutated in place.
@@ -15,6 +16,7 @@ from torch import nn
 
 from ridgeline.core.state import State
 from ridgeline.core.symmetry.spec import PermutationSpec
+from ridgeline.core.symmetry.symmetry import Symmetry
 
 _SPECS: dict[str, PermutationSpec] = {}
 
@@ -24,7 +26,8 @@ class Model(abc.ABC):
 
     Subclasses take ``input_shape`` (one example, no batch axis) and ``num_classes`` plus their
     own keyword options, and implement :meth:`build`. :meth:`spec` is derived from the traced
-    graph by default; a plugin may override it with a hand-written spec.
+    graph by default; a plugin may override it with a hand-written spec. :meth:`symmetries` is
+    the spec unless the model declares more (tree flips, experts).
     """
 
     name: ClassVar[str] = ""
@@ -59,6 +62,21 @@ class Model(abc.ABC):
                 module = self.build()
             _SPECS[key] = derive_spec(module, self.example_input())
         return _SPECS[key]
+
+    def symmetries(self) -> Symmetry:
+        """Every symmetry of :meth:`build`'s state: by default the permutation spec. A model with
+        other kinds (subtree flips and level orders of trees, experts moved with their router rows)
+        overrides this and returns them explicitly (a :class:`~ridgeline.core.TreeSymmetry`, an
+        :class:`~ridgeline.core.ExpertSymmetry`, or a :class:`~ridgeline.core.SymmetryProduct` of
+        commuting parts); its :meth:`spec` should then be ``self.symmetries().permutations()``,
+        so permutation aligners search the permutation part of the same symmetry."""
+        return self.spec()
+
+    def data_config(self) -> dict[str, Any] | None:
+        """The input preprocessing the architecture expects, or None: ``mean`` and ``std`` per
+        channel (inputs scaled to [0, 1]) and ``input_size`` (C, H, W), e.g. timm's pretrained
+        data config. A dataset with ``normalize = "model"`` uses it."""
+        return None
 
     def example_input(self, batch_size: int = 2, seed: int = 0) -> torch.Tensor:
         generator = torch.Generator().manual_seed(seed)

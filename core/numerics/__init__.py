@@ -3,14 +3,18 @@
 * state arithmetic: :func:`combine`, :func:`lerp`, :func:`subtract`, :func:`module_groups` ...
   (:mod:`ridgeline.core.state`);
 * vectors over state keys: :func:`dot`, :func:`norm`, :func:`flatten`, :func:`angle`;
-* curves on a t grid: :func:`t_grid`, :func:`barrier_summary`, :func:`tangent`;
+* curves on a t grid: :func:`t_grid`, :func:`barrier_summary`, :func:`tangent`, and the
+  Bezier / polygonal-chain coefficients :func:`bernstein`, :func:`chain_coefficients`;
 * linear assignment: :func:`assignment`;
 * soft permutations of a state: :func:`soft_apply`, :func:`multiply_axis`;
 * streamed activation statistics of permutation groups: :class:`Moments`, :func:`stream_moments`,
   before or after the nonlinearity that follows the units (:func:`post_activations`);
+  per-unit statistics pooled over batches: :class:`PooledMoments`;
 * layer selection and blending: :func:`select_layers`, :func:`blend_layers`;
 * Hessian-vector products and loss surfaces: :class:`LossSurface`;
-* fitting curves between states: :class:`FittedCurve`, :func:`fit_free_states`.
+* fitting curves between states: :class:`FittedCurve`, :func:`fit_free_states`;
+* paths between two inputs of a fixed network: :class:`InputCurve`, :func:`fit_input_curve`,
+  :func:`same_class_pairs`, :func:`class_loss`.
 
 Names are imported lazily, on first use.
 """
@@ -27,23 +31,28 @@ _EXPORTS = {
                     "ridgeline.core.state"),
     **dict.fromkeys(("Vector", "dot", "norm", "restrict", "flatten", "angle"),
                     "ridgeline.core.numerics.vectors"),
-    **dict.fromkeys(("t_grid", "barrier_summary", "tangent"), "ridgeline.core.numerics.curves"),
+    **dict.fromkeys(("t_grid", "barrier_summary", "tangent", "bernstein", "chain_coefficients"),
+                    "ridgeline.core.numerics.curves"),
     "assignment": "ridgeline.core.numerics.assignment",
     **dict.fromkeys(("soft_apply", "multiply_axis"), "ridgeline.core.numerics.soft_permutation"),
     **dict.fromkeys(("Producer", "producers", "module_producers", "unit_samples", "hooked", "Moments",
                      "collect_moments", "stream_moments", "cross_similarity"),
                     "ridgeline.core.numerics.activations"),
     **dict.fromkeys(("PostActivation", "post_activations"), "ridgeline.core.numerics.post_activations"),
+    "PooledMoments": "ridgeline.core.interfaces.statistics",
     **dict.fromkeys(("select_layers", "blend_layers"), "ridgeline.core.numerics.layers"),
     **dict.fromkeys(("LossSurface", "parameter_keys"), "ridgeline.core.numerics.hessian"),
     **dict.fromkeys(("FittedCurve", "FitSettings", "fit_free_states", "train_mode"),
                     "ridgeline.core.numerics.curve_fitting"),
+    **dict.fromkeys(("InputCurve", "InputFitSettings", "fit_input_curve", "same_class_pairs", "class_loss"),
+                    "ridgeline.core.numerics.input_paths"),
 }
 
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # what static tools see; at run time names load on first use
+    from ridgeline.core.interfaces.statistics import PooledMoments
     from ridgeline.core.numerics.activations import (
         Moments,
         Producer,
@@ -57,8 +66,15 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     )
     from ridgeline.core.numerics.assignment import assignment
     from ridgeline.core.numerics.curve_fitting import FitSettings, FittedCurve, fit_free_states, train_mode
-    from ridgeline.core.numerics.curves import barrier_summary, t_grid, tangent
+    from ridgeline.core.numerics.curves import barrier_summary, bernstein, chain_coefficients, t_grid, tangent
     from ridgeline.core.numerics.hessian import LossSurface, parameter_keys
+    from ridgeline.core.numerics.input_paths import (
+        InputCurve,
+        InputFitSettings,
+        class_loss,
+        fit_input_curve,
+        same_class_pairs,
+    )
     from ridgeline.core.numerics.layers import blend_layers, select_layers
     from ridgeline.core.numerics.post_activations import PostActivation, post_activations
     from ridgeline.core.numerics.soft_permutation import multiply_axis, soft_apply

@@ -192,8 +192,10 @@ def collect_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Te
                     batch_size: int = 500,
                     transforms: Mapping[Producer, Callable[[torch.Tensor], torch.Tensor]] | None = None,
                     ) -> dict[Producer, Moments]:
-    """Joint moments of the K networks' units at each producer over ``split``; where
-    ``transforms`` has a producer, of its output mapped through it (post-activations).
+    """Joint moments of the K networks' units at each producer over the first ``examples``
+    examples of ``split``, streamed in batches (:meth:`Evaluator.batches`) and accumulated in
+    float64 on the evaluator's device; where ``transforms`` has a producer, of its output mapped
+    through it (post-activations).
 
     Raises :class:`DataError` if a producer gets fewer samples than it has units plus one
     (its covariance would be singular and any matching from it arbitrary).
@@ -202,9 +204,8 @@ def collect_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Te
         raise ConfigError("activation statistics need data: pass an AlignContext with an evaluator")
     transforms = dict(transforms or {})
     moments = {p: Moments(p, len(states), features="post" if p in transforms else "pre") for p in plist}
-    x, _ = evaluator.data(split)
-    x = x[:examples] if examples is not None else x
     captured: dict[Producer, list[torch.Tensor]] = {}
+    seen = 0
 
     def capture(producer: Producer, output: torch.Tensor) -> None:
         if producer in transforms:
@@ -212,19 +213,19 @@ def collect_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Te
         captured.setdefault(producer, []).append(unit_samples(output, producer))
 
     with torch.no_grad(), hooked(evaluator.module, plist, capture):
-        for start in range(0, len(x), batch_size):
-            batch = x[start:start + batch_size]
+        for batch, _ in evaluator.batches(split, limit=examples, batch_size=batch_size):
             captured.clear()
             for state in states:
                 evaluator.logits(state, batch)
             for producer, outputs in captured.items():
                 moments[producer].add(torch.cat(outputs, dim=1))
+            seen += len(batch)
     for m in moments.values():
         if m.n < m.producer.size + 1:
             raise DataError(
                 f"activation statistics of group {m.producer.group!r} at {m.producer.module!r} "
                 f"({m.producer.size} units) need at least {m.producer.size + 1} samples; split "
-                f"{split!r} gave {m.n} (from {len(x)} examples)"
+                f"{split!r} gave {m.n} (from {seen} examples)"
             )
     return moments
 

@@ -24,8 +24,8 @@ import torch
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.evaluator import Evaluator, has_batchnorm
 from ridgeline.core.interfaces.path import Path
-from ridgeline.core.options import checked
 from ridgeline.core.state import State, combine, lerp
+from ridgeline.core.validation import checked
 
 
 @attrs.frozen

@@ -1,4 +1,6 @@
-"""Curves sampled on a t grid: the grid itself, the barrier of a sampled curve, and a path's tangent.
+"""Curves sampled on a t grid: the grid itself, the barrier of a sampled curve, a path's tangent,
+and the coefficients of the Bezier and polygonal-chain curves (Garipov et al., NeurIPS 2018),
+shared by the parameter-space paths and the input-space curves.
 
 The barrier forms (written once here, used by every barrier metric and by scripts):
 
@@ -14,6 +16,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.path import Path
@@ -64,6 +67,24 @@ def barrier_summary(ts: Sequence[float], values: Sequence[float]) -> dict[str, f
         "t_max": float(t[i]),
         "finite": 1.0,
     }
+
+
+def bernstein(t: float, degree: int) -> torch.Tensor:
+    """The Bernstein coefficients C(d, i) t^i (1 - t)^(d - i), i = 0..d (they sum to 1): a Bezier
+    curve of degree d is sum_i c_i(t) w_i (Garipov et al. 2018, Eq. 3 for d = 2)."""
+    return torch.tensor([math.comb(degree, i) * t ** i * (1.0 - t) ** (degree - i)
+                         for i in range(degree + 1)], dtype=torch.float64)
+
+
+def chain_coefficients(t: float, count: int) -> torch.Tensor:
+    """Coefficients of a polygonal chain through ``count`` controls at t = 0, 1/(count-1), ..., 1
+    (Garipov et al. 2018, Eq. 2 for one bend): each segment takes an equal share of t."""
+    c = torch.zeros(count, dtype=torch.float64)
+    position = t * (count - 1)
+    i = min(int(position), count - 2)
+    s = position - i
+    c[i], c[i + 1] = 1.0 - s, s
+    return c
 
 
 def tangent(path: Path, t: float, h: float = 1e-3) -> State:

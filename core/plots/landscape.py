@@ -5,8 +5,10 @@
 * :func:`landscape_contour` - loss (or error) over a ``plane`` with the curves drawn on it;
 * :func:`barrier_scatter` - measured versus predicted (second-order) barrier, one dot per layer.
 
-Each writes one figure to ``out``; its suffix picks the format (``.png`` or ``.pdf``, PNG when
-there is none) and the written path is returned.
+Each writes one figure to ``out``; its suffix picks the format (``.png``, ``.pdf`` or ``.svg``,
+PNG when there is none) and the written path is returned. ``source`` (from
+:func:`ridgeline.core.plots.saving.provenance`) names the results file and config in the figure's
+metadata.
 """
 
 from __future__ import annotations
@@ -24,21 +26,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colors
 
+from ridgeline.core.plots.saving import save_figure
+
 Rows = Iterable[Mapping[str, Any]]
 
 
-def _save(fig: Any, out: str | Path) -> Path:
-    out = Path(out)
-    if out.suffix.lower() not in (".png", ".pdf"):
-        out = out.with_suffix(out.suffix + ".png") if out.suffix else out.with_suffix(".png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
-    return out
+def _save(fig: Any, out: str | Path, title: str, source: Mapping[str, str] | None) -> Path:
+    return save_figure(fig, out, title=title, source=source, dpi=130)
 
 
 def layer_heatmap(rows: Rows, out: str | Path, *, value: str = "barrier", x: str = "anchor",
-                  layer: str = "label", scale: float = 1.0, title: str = "") -> Path:
+                  layer: str = "label", scale: float = 1.0, title: str = "",
+                  source: Mapping[str, str] | None = None) -> Path:
     """A layers x columns heatmap of layer-wise barriers (``layerwise_barrier`` rows).
 
     ``x="anchor"``: two columns, the others held at A and at B, from ``<value>_a`` and
@@ -78,12 +77,13 @@ def layer_heatmap(rows: Rows, out: str | Path, *, value: str = "barrier", x: str
             if math.isfinite(matrix[i, j]) and len(xs) * len(layers) <= 120:
                 ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7)
     fig.colorbar(image, ax=ax, label=value + (f" (x{scale:g})" if scale != 1.0 else ""))
-    ax.set_title(title or f"layer-wise {value}", fontsize=10)
-    return _save(fig, out)
+    title = title or f"layer-wise {value}"
+    ax.set_title(title, fontsize=10)
+    return _save(fig, out, title, source)
 
 
 def landscape_contour(rows: Rows, out: str | Path, *, value: str = "loss", curve: str = "path",
-                      title: str = "", log: bool = True) -> Path:
+                      title: str = "", log: bool = True, source: Mapping[str, str] | None = None) -> Path:
     """Filled contours of ``value`` over a plane (``landscape`` rows with ``on_path == 0``),
     and every curve drawn on it (rows with ``on_path == 1``, one line per distinct ``curve``
     key, in ``t`` order, its ends marked). ``log`` spaces the levels logarithmically."""
@@ -116,13 +116,14 @@ def landscape_contour(rows: Rows, out: str | Path, *, value: str = "loss", curve
         ax.legend(fontsize=8, loc="best")
     ax.set_xlabel("u (plane coordinate)")
     ax.set_ylabel("v (plane coordinate)")
-    ax.set_title(title or f"{value} over the plane")
-    return _save(fig, out)
+    title = title or f"{value} over the plane"
+    ax.set_title(title)
+    return _save(fig, out, title, source)
 
 
 def barrier_scatter(rows: Rows, out: str | Path, *, measured: str = "measured",
-                    predicted: str | Sequence[str] = "predicted_mid", label: str = "label",
-                    title: str = "") -> Path:
+                    predicted: str | Sequence[str] = "predicted", label: str = "label",
+                    title: str = "", source: Mapping[str, str] | None = None) -> Path:
     """Measured against predicted barrier (``taylor_barrier`` rows), one dot per row, with
     the line y = x; several ``predicted`` columns give one marker series each."""
     rows = list(rows)
@@ -147,5 +148,6 @@ def barrier_scatter(rows: Rows, out: str | Path, *, measured: str = "measured",
     ax.set_ylabel("measured barrier")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title or "measured vs second-order predicted barrier")
-    return _save(fig, out)
+    title = title or "measured vs second-order predicted barrier"
+    ax.set_title(title)
+    return _save(fig, out, title, source)

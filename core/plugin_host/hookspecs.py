@@ -1,20 +1,22 @@
 """The hooks a ridgeline plugin implements: one ``register_<kind>`` hook per kind.
 
-Each hook receives ``register(name, factory)``; call it once per entry. Factories are
-classes (or callables) taking keyword options; ridgeline builds them on demand. Hooks are
-always called with keyword arguments.
+Each hook receives ``register(name, factory, summary=None)``; call it once per entry. A factory
+is a class (or callable) taking keyword options, or its import path ``"package.module:Class"``
+with a one-line ``summary``: then the module is imported only when the entry is first used, so
+``ridgeline list`` and config validation stay instant. ridgeline builds entries on demand. Hooks
+are always called with keyword arguments.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pluggy
 
 _hookspec = pluggy.HookspecMarker("ridgeline")
 
-Register = Callable[[str, Callable[..., Any]], None]
+Register = Callable[..., None]
+"""``register(name, factory, summary=None)``: factory is a callable or an import path string."""
 
 
 @_hookspec

@@ -54,6 +54,9 @@ class PluginHost:
         self.registries = Registries()
         self.distributions: dict[str, str | None] = {}
         self.versions: dict[str, str] = {}
+        self.extra: tuple[tuple[str, object], ...] = ()
+        """The in-process plugins :func:`load_plugins` was given (a Ray worker gets them too)."""
+        self.autoload: bool | None = None
 
     def add(self, plugin: ModuleType | object, name: str, distribution: str | None = None) -> None:
         """Register one plugin object (a module or an instance with hook implementations)."""
@@ -95,9 +98,10 @@ class PluginHost:
             for impl in caller.get_hookimpls():
                 plugin_name = impl.plugin_name
 
-                def register(name: str, factory: Any, _plugin: str = plugin_name,
-                             _registry: Registry = registry) -> None:
-                    _registry.register(name, factory, plugin=_plugin)
+                def register(name: str, factory: Any, summary: str | None = None, *,
+                             _plugin: str = plugin_name, _registry: Registry = registry) -> None:
+                    _registry.register(name, factory, plugin=_plugin, summary=summary,
+                                       distribution=self.distributions.get(_plugin))
 
                 try:
                     impl.function(register=register)
@@ -123,13 +127,14 @@ def load_plugins(
     tests and for scripts that define a plugin inline.
     """
     host = PluginHost()
+    host.extra, host.autoload = tuple(extra), autoload
     host.load_internal()
     if autoload is None:
         autoload = not _env_flag("RIDGELINE_DISABLE_PLUGIN_AUTOLOAD")
     if autoload:
         blocked = [n.strip() for n in os.environ.get("RIDGELINE_BLOCK_PLUGINS", "").split(",")]
         host.load_entry_points(blocked=[b for b in blocked if b])
-    for name, plugin in extra:
+    for name, plugin in host.extra:
         host.add(plugin, name)
     host.fill_registries()
     return host

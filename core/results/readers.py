@@ -1,6 +1,9 @@
-"""Reading a results file back: metadata and tidy rows (one per curve, or one per point).
+"""Reading a results file back: metadata and tidy rows (one per curve, one per point, or one
+per permuted unit).
 
-Readers open the file read-only and say clearly why a file cannot be read.
+Readers open the file read-only and say clearly why a file cannot be read. Rows come as
+:class:`Rows`, a list of plain dicts that also converts to a pandas DataFrame (``to_pandas()``,
+with the optional extra ``ridgeline[pandas]``).
 """
 
 from __future__ import annotations
@@ -9,12 +12,32 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 
-from ridgeline.core.errors import ResultsReadError
+from ridgeline.core.errors import MissingExtraError, ResultsReadError
 from ridgeline.core.results.store import CURVE_LEVELS
+
+if TYPE_CHECKING:
+    import pandas
+
+
+class Rows(list):
+    """Tidy rows: a list of dicts (one per observation, one key per variable)."""
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """The rows as a pandas DataFrame, columns in the order they first appear (needs pandas:
+        ``pip install 'ridgeline[pandas]'``)."""
+        try:
+            import pandas
+        except ImportError:
+            raise MissingExtraError("to_pandas()", "pandas", "pandas") from None
+        return pandas.DataFrame.from_records(list(self), columns=self.columns())
+
+    def columns(self) -> list[str]:
+        """Every key of every row, in the order they first appear."""
+        return list(dict.fromkeys(key for row in self for key in row))
 
 
 def _open(path: str | Path) -> h5py.File:
@@ -56,10 +79,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def read_summaries(path: str | Path) -> list[dict[str, Any]]:
+def read_summaries(path: str | Path) -> Rows:
     """Tidy rows, one per (pair, aligner, correction, path, segment, metric): the metric's
     summary numbers, ``complete``, and the alignment's objective and seconds."""
-    rows = []
+    rows = Rows()
     with _open(path) as file:
         for keys, group in _curve_groups(file):
             row: dict[str, Any] = dict(keys)
@@ -79,9 +102,9 @@ def read_summaries(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def read_curves(path: str | Path) -> list[dict[str, Any]]:
+def read_curves(path: str | Path) -> Rows:
     """Tidy rows, one per measured point: the curve's keys, ``index``, ``label`` and columns."""
-    rows = []
+    rows = Rows()
     with _open(path) as file:
         for keys, group in _curve_groups(file):
             columns = json.loads(group.attrs["columns"])
@@ -94,4 +117,39 @@ def read_curves(path: str | Path) -> list[dict[str, Any]]:
                 row = {**keys, "index": i, "label": labels[i] if labels and i < len(labels) else ""}
                 row.update({c: float(data[c][i]) for c in columns})
                 rows.append(row)
+    return rows
+
+
+def read_alignments(path: str | Path) -> Rows:
+    """Tidy rows, one per permuted unit: ``pair``, ``aligner``, ``model`` (the aligned model's
+    index in its model set; 0 is the reference), ``group``, ``unit`` and ``source``: unit
+    ``unit`` of the aligned model is unit ``source`` of the model as trained (the permutation
+    ``perm`` applied as ``aligned[unit] = original[perm[unit]]``), and is matched to the
+    reference's unit ``unit``. Soft aligners' transport maps are not rows (read them with h5py,
+    docs/results-format.md)."""
+    rows = Rows()
+    with _open(path) as file:
+        for pair, pair_group in file.get("pairs", {}).items():
+            for aligner, group in pair_group.get("alignments", {}).items():
+                if not group.attrs.get("complete", False) or "perms" not in group:
+                    continue
+                for index in sorted(group["perms"], key=int):
+                    for name, perm in group["perms"][index].items():
+                        for unit, source in enumerate(perm[()].tolist()):
+                            rows.append({"pair": pair, "aligner": aligner, "model": int(index) + 1,
+                                         "group": name, "unit": unit, "source": int(source)})
+    return rows
+
+
+def read_failures(path: str | Path) -> Rows:
+    """One row per cell that failed for good and has not been redone since: ``pair``,
+    ``cell`` (its label), ``levels`` (aligner, correction, path as far as they apply),
+    ``error`` and ``at``."""
+    rows = Rows()
+    with _open(path) as file:
+        for pair, pair_group in file.get("pairs", {}).items():
+            for group in pair_group.get("failed", {}).values():
+                rows.append({"pair": pair, "cell": str(group.attrs["cell"]),
+                             "levels": json.loads(group.attrs.get("levels", "[]")),
+                             "error": str(group.attrs["error"]), "at": str(group.attrs.get("at", ""))})
     return rows

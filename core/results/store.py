@@ -44,6 +44,10 @@ def _safe(name: str) -> str:
     return (name or "line").replace("/", "|")
 
 
+safe_name = _safe
+"""The group name the store gives a level (``segment``, ``metric`` ...) in the file."""
+
+
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(obj, Mapping):
         out: dict[str, Any] = {}
@@ -377,7 +381,46 @@ class ResultsStore:
         return [{k: torch.from_numpy(group[i][k][()]) for k in group[i]}
                 for i in sorted(group, key=int)]
 
+    def read_path_progress(self, pair: str, levels: Sequence[str]) -> tuple[
+            list[dict[str, torch.Tensor]] | None, dict[tuple[str, str], tuple[bool, list[dict[str, float]]]]]:
+        """What the file holds of the path at ``levels`` (aligner, correction, path): its
+        stored fit (or None) and, per (segment, metric) group name, whether the series is
+        complete and its committed records (what a resumed run continues after)."""
+        series = {}
+        name = self._path_group(pair, levels)
+        for segment, segment_group in (self.file[name].items() if name in self.file else ()):
+            for metric, group in segment_group.items():
+                done = Series(group, json.loads(group.attrs["columns"]))
+                series[(segment, metric)] = (done.complete, done.records())
+        return self.read_fit(pair, levels), series
+
+    # -- failures ----------------------------------------------------------------------
+    def _failure_group(self, pair: str, cell: str) -> str:
+        return f"pairs/{_safe(pair)}/failed/{_safe(cell)}"
+
+    def write_failure(self, pair: str, cell: str, error: str, levels: Sequence[str] = ()) -> None:
+        """Record that ``cell`` (``align <set>/<aligner>`` ...) of model set ``pair`` failed
+        for good with ``error``; ``levels`` are the aligner, correction and path it concerns
+        (as far as it has them). A later run that completes the cell removes the record."""
+        name = self._failure_group(pair, cell)
+        group = self.file.require_group(name)
+        group.attrs["cell"] = cell
+        group.attrs["levels"] = json.dumps(list(levels))
+        group.attrs["error"] = error
+        group.attrs["at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.file.flush()
+
+    def clear_failure(self, pair: str, cell: str) -> None:
+        name = self._failure_group(pair, cell)
+        if name in self.file:
+            del self.file[name]
+            self.file.flush()
+
     def flush(self) -> None:
+        self.file.flush()
+
+    def write_timings(self, timings: Mapping[str, float]) -> None:
+        self.file.attrs["timings"] = json.dumps(dict(timings))
         self.file.flush()
 
     def mark_complete(self, timings: Mapping[str, float]) -> None:

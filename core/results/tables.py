@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ridgeline.core.results.readers import read_metadata, read_summaries
+from ridgeline.core.errors import ConfigError
+from ridgeline.core.results.readers import Rows, read_failures, read_metadata, read_summaries
 
 CURVE_KEYS = ("pair", "aligner", "correction", "path", "segment")
 
 
-def report_rows(path: str | Path) -> list[dict[str, Any]]:
+def report_rows(path: str | Path) -> Rows:
     """One row per curve (pair, aligner, correction, path, segment) with the barrier metrics
     spread into columns (``loss_barrier``, ``loss_barrier_mean``, ``loss_midpoint``,
     ``error_barrier``..., endpoint accuracies) and every other metric's summary as
     ``<metric>.<key>``; ``flags`` lists incomplete or non-finite measurements and barriers
-    above the unaligned (identity) one."""
+    above the unaligned (identity) one. A cell that failed for good (Ray executor) is a row of
+    its own with its ``error`` in ``flags``."""
     rows: dict[tuple, dict[str, Any]] = {}
     for summary in read_summaries(path):
         key = tuple(summary[k] for k in CURVE_KEYS)
@@ -46,7 +50,12 @@ def report_rows(path: str | Path) -> list[dict[str, Any]]:
     identity = identity_labels(read_metadata(path).get("config", {}))
     for row, flag in barriers_above_identity(list(rows.values()), identity):
         row["flags"].append(flag)
-    return sorted(rows.values(), key=_config_order(path))
+    for failure in read_failures(path):
+        levels = [*failure["levels"], "", "", ""][:3]
+        rows[(failure["pair"], failure["cell"])] = {
+            **dict(zip(CURVE_KEYS, (failure["pair"], *levels, ""))),
+            "flags": [f"failed: {failure['error']}"], "error": failure["error"]}
+    return Rows(sorted(rows.values(), key=_config_order(path)))
 
 
 def identity_labels(config: Mapping[str, Any]) -> set[str]:
@@ -98,7 +107,14 @@ def _config_order(path: str | Path):
         "path": labels(config.get("paths", [])),
     }
 
+    sweeps = [p["name"] for p in config.get("pairs", []) if p.get("pairs")]
+
     def key(row: dict[str, Any]) -> tuple:
+        sweep = sweep_of(row["pair"], sweeps)
+        if sweep is not None:  # a sweep's pairs stay together, in the order they were expanded
+            return (order["pair"].index(sweep), row["pair"],
+                    *(order[k].index(row[k]) if row[k] in order[k] else len(order[k])
+                      for k in list(order)[1:]), row["segment"])
         return (*(order[k].index(row[k]) if row[k] in order[k] else len(order[k]) for k in order),
                 row["segment"])
 
@@ -123,36 +139,114 @@ TABLE_COLUMNS = (
     ("merged acc %", "merged_test_accuracy", "merged"),
     ("align objective", "align_objective", False), ("align s", "align_seconds", False),
 )
+"""(header, report key, how to show it) of every column ``--wide`` prints: ``"acc"`` shows
+1 - error in percent, ``True`` a fraction in percent (points), ``"merged"`` a merged model's
+accuracy in percent, ``False`` the number itself."""
+
+DEFAULT_VALUES = ("error_start", "error_end", "loss_barrier", "error_barrier", "merged_test_accuracy")
+"""The value columns of the default table (with the key columns it fits 100 characters)."""
+
+TABLE_WIDTH = 100
+_ALWAYS_SHOWN = ("aligner",)
+_MIN_KEY_WIDTH = 8
 
 
-def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A plain-text table of :func:`report_rows` (accuracies and error barriers in percent)."""
+def _column(key: str) -> tuple[str, str, Any]:
+    for column in TABLE_COLUMNS:
+        if column[1] == key:
+            return column
+    return (key, key, False)
+
+
+def _cell(row: dict[str, Any], key: str, kind: Any) -> str:
+    value = row.get(key, math.nan)
+    if kind == "acc":
+        return _fmt(1.0 - value, percent=True) if isinstance(value, float) else ""
+    if kind == "merged":
+        return _fmt(value, percent=True) if key in row else ""
+    if key not in row:
+        return ""
+    return _fmt(value, percent=kind is True)
+
+
+def _elide(text: str, width: int) -> str:
+    """``text`` cut to ``width`` in its middle, so labels sharing a prefix stay distinct."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2 + (width - 1) % 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+def _chosen_columns(rows: Sequence[dict[str, Any]], wide: bool,
+                    columns: Sequence[str] | None) -> tuple[list[tuple[str, str, Any]], list[str]]:
+    """The columns to print, and the constant key columns moved into the caption."""
+    known = {k for r in rows for k in r}
+    if columns is not None:
+        unknown = [c for c in columns if c not in known and c not in {k for _, k, _ in TABLE_COLUMNS}]
+        if unknown:
+            keys = sorted(k for k in known if k != "flags")
+            close = [m for c in unknown for m in difflib.get_close_matches(c, keys, n=2, cutoff=0.5)]
+            raise ConfigError(f"no report column named {', '.join(map(repr, unknown))}"
+                              + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else "")
+                              + f"; the columns are: {', '.join(keys)}")
+    if wide:
+        chosen = [c for c in TABLE_COLUMNS if c[1] in known]
+        chosen = [c for c in chosen if c[1] != "segment" or any(r["segment"] != "line" for r in rows)]
+        return chosen, []
+    caption = [k for k in CURVE_KEYS if k not in _ALWAYS_SHOWN and len({r[k] for r in rows}) == 1]
+    keys_left = [k for k in CURVE_KEYS if k not in caption]
+    caption = [k for k in caption if k != "segment" or rows[0]["segment"] != "line"]  # a single curve
+    keys = [_column(k) for k in keys_left]
+    values = list(columns) if columns is not None else [k for k in DEFAULT_VALUES if k in known]
+    keys = [c for c in keys if c[1] not in values]
+    return [*keys, *(_column(k) for k in values)], caption
+
+
+def format_table(rows: Sequence[dict[str, Any]], *, wide: bool = False,
+                 columns: Sequence[str] | None = None, width: int = TABLE_WIDTH) -> str:
+    """A plain-text table of :func:`report_rows` (accuracies and error barriers in percent).
+
+    By default the key columns (pair, aligner, correction, path, segment; a key with one value
+    in every row is said once above the table instead) and :data:`DEFAULT_VALUES`, fitted to
+    ``width`` characters by shortening long names in the key columns. ``columns`` picks the
+    value columns by report key (as in ``--json``); ``wide`` prints every column of
+    :data:`TABLE_COLUMNS` at full width. Other metrics' summaries and the warnings follow the
+    table, wrapped to ``width`` unless ``wide``.
+    """
     if not rows:
         return "(no results)"
-    present = [c for c in TABLE_COLUMNS if any(c[1] in r for r in rows)]
-    present = [c for c in present if c[1] != "segment" or any(r["segment"] != "line" for r in rows)]
-    body = []
-    for row in rows:
-        cells = []
-        for _, key, kind in present:
-            value = row.get(key, math.nan)
-            if kind == "acc":
-                cells.append(_fmt(1.0 - value, percent=True) if isinstance(value, float) else "")
-            elif kind == "merged":
-                cells.append(_fmt(value, percent=True) if key in row else "")
-            else:
-                cells.append(_fmt(value, percent=bool(kind)))
-        body.append(cells)
-    header = [c[0] for c in present]
+    chosen, caption = _chosen_columns(rows, wide, columns)
+    body = [[_cell(row, key, kind) for _, key, kind in chosen] for row in rows]
+    header = [c[0] for c in chosen]
     widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in body]
-    extra = sorted({k for r in rows for k in r if "." in k})
+    if not wide:
+        key_index = [i for i, c in enumerate(chosen) if c[1] in CURVE_KEYS]
+        while sum(widths) + 2 * (len(widths) - 1) > width:
+            widest = max(key_index, key=lambda i: widths[i], default=None)
+            if widest is None or widths[widest] <= max(_MIN_KEY_WIDTH, len(header[widest])):
+                break
+            widths[widest] -= 1
+        body = [[_elide(cell, w) for cell, w in zip(cells, widths)] for cells in body]
+    lines = []
+    if caption:
+        lines.append("   ".join(f"{k}: {rows[0][k]}" for k in caption))
+    lines += ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
+              "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in body]
+    shown = {key for _, key, _ in chosen}
+    hidden = [c[0] for c in TABLE_COLUMNS if c[1] not in shown and any(c[1] in r for r in rows)
+              and c[1] not in CURVE_KEYS]
+    if hidden and not wide:
+        lines.append(textwrap.fill(f"(more: {', '.join(hidden)}; --wide shows every column, "
+                                   "--columns KEY,... picks them by their --json key)", width))
+    extra = sorted({k for r in rows for k in r if "." in k} - shown)
     for row in rows:
         parts = [f"{k}={_fmt(row[k])}" for k in extra if k in row]
         if parts:
-            lines.append(f"{'/'.join(str(row[k]) for k in CURVE_KEYS)}: " + ", ".join(parts))
+            where = "/".join(str(row[k]) for k in CURVE_KEYS)
+            text = f"{where if wide else _elide(where, width - 1)}: " + ", ".join(parts)
+            lines.append(text if wide else textwrap.fill(text, width, subsequent_indent="    ",
+                                                         break_long_words=False))
     for row in rows:
         for flag in row["flags"]:
             lines.append(f"WARNING {'/'.join(str(row[k]) for k in CURVE_KEYS)}: {flag}")
@@ -169,3 +263,67 @@ def to_json(rows: Sequence[dict[str, Any]]) -> str:
         return value
 
     return json.dumps([{k: clean(v) for k, v in row.items()} for row in rows], indent=2)
+
+
+SWEEP_SEPARATOR = ":"  # between a sweep's name and its pair (ridgeline.core.run.sweeps)
+
+
+def sweep_names(path: str | Path) -> list[str]:
+    """The names of the file's paired model sets (``pairs = "all"`` or ``"first"``)."""
+    return [p["name"] for p in read_metadata(path).get("config", {}).get("pairs", []) if p.get("pairs")]
+
+
+def sweep_of(pair: str, sweeps: Sequence[str]) -> str | None:
+    """The sweep a model set was expanded from, or None."""
+    return next((s for s in sweeps if pair.startswith(s + SWEEP_SEPARATOR)), None)
+
+
+SWEEP_QUANTITIES = ("loss_barrier", "loss_barrier_mean", "error_barrier", "error_barrier_mean")
+
+
+def sweep_rows(path: str | Path, rows: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The report rows of sweeps grouped over their pairs: one row per (sweep, aligner,
+    correction, path, segment) with ``pairs`` (how many were measured), and ``<q>_mean``,
+    ``<q>_std`` (sample standard deviation), ``<q>_min``, ``<q>_max`` for the loss and error
+    barriers (both forms). Failed and non-finite pairs are left out of the numbers."""
+    sweeps = sweep_names(path)
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows if rows is not None else report_rows(path):
+        sweep = sweep_of(row["pair"], sweeps)
+        if sweep is not None and "error" not in row:
+            key = (sweep, row["aligner"], row["correction"], row["path"], row["segment"])
+            groups.setdefault(key, []).append(row)
+    out = []
+    for key, members in groups.items():
+        row: dict[str, Any] = {**dict(zip(("sweep", *CURVE_KEYS[1:]), key)), "pairs": len(members)}
+        for quantity in SWEEP_QUANTITIES:
+            values = [m[quantity] for m in members if math.isfinite(m.get(quantity, math.nan))]
+            mean = sum(values) / len(values) if values else math.nan
+            spread = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+                      if len(values) > 1 else math.nan)
+            row.update({f"{quantity}_mean": mean, f"{quantity}_std": spread,
+                        f"{quantity}_min": min(values, default=math.nan),
+                        f"{quantity}_max": max(values, default=math.nan)})
+        out.append(row)
+    return out
+
+
+def format_sweeps(rows: Sequence[dict[str, Any]]) -> str:
+    """A plain-text table of :func:`sweep_rows`: mean ± standard deviation over the pairs."""
+    if not rows:
+        return ""
+    header = ["sweep", "aligner", "correction", "path", "segment", "pairs", "loss barrier",
+              "err barrier pp"]
+    if all(r["segment"] == "line" for r in rows):
+        header.remove("segment")
+    body = []
+    for row in rows:
+        cells = [str(row[h]) for h in header[:header.index("pairs") + 1]]
+        cells.append(f"{_fmt(row['loss_barrier_mean'])} ± {_fmt(row['loss_barrier_std'])}")
+        cells.append(f"{_fmt(100 * row['error_barrier_mean'])} ± {_fmt(100 * row['error_barrier_std'])}")
+        body.append(cells)
+    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in body]
+    return "\n".join(lines)

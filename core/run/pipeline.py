@@ -1,5 +1,11 @@
 """Run a pipeline: model sets x aligners x corrections x paths x metrics, streamed to HDF5.
 
+The work is split into cells (:mod:`ridgeline.core.run.cells`): train a missing checkpoint,
+align a model set with an aligner, measure one path with one correction set. The executor
+(``[executor] name``) runs them: ``serial`` one after another in this process (the default),
+``ray`` as tasks on a Ray cluster (:mod:`ridgeline.core.run.ray_executor`). Either way this
+process is the only writer of the results file (:mod:`ridgeline.core.run.recorder`).
+
 Work is skipped when the results file already holds it (alignments, finished series and the
 points of unfinished ones), so an interrupted run resumes where it stopped and a finished run
 re-runs in seconds. Trained models are cached as checkpoints beside the results.
@@ -7,49 +13,47 @@ re-runs in seconds. Trained models are cached as checkpoints beside the results.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
-from tqdm.auto import tqdm
 
 from ridgeline.core import __version__
 from ridgeline.core.checkpoint import load_metadata, load_state, save_state
 from ridgeline.core.errors import ConfigError
-from ridgeline.core.interfaces.aligner import AlignContext, Alignment
-from ridgeline.core.interfaces.dataset import Dataset
-from ridgeline.core.interfaces.evaluator import Evaluator, has_batchnorm
-from ridgeline.core.interfaces.metric import PathProbe
-from ridgeline.core.interfaces.model import Model
+from ridgeline.core.interfaces.evaluator import check_evaluation_options, has_batchnorm
 from ridgeline.core.plugin_host.host import PluginHost, default_host
-from ridgeline.core.results.store import ResultsStore, Series
+from ridgeline.core.results.store import ResultsStore
 from ridgeline.core.results.tables import barriers_above_identity, curve_name, identity_labels, report_rows
 from ridgeline.core.results.writer import Writer
-from ridgeline.core.run.config import EntryConfig, ModelSetConfig, PipelineConfig
-from ridgeline.core.run.training import provenance, train
+from ridgeline.core.run.cells import (
+    AlignCell,
+    AlignOutcome,
+    CellContext,
+    MeasureCell,
+    TrainCell,
+    Trained,
+    align_cell,
+    endpoints_of,
+    measure_cell,
+    resolve_device,
+    train_cell,
+)
+from ridgeline.core.run.config import EntryConfig, ExecutorConfig, ModelSetConfig, PipelineConfig
+from ridgeline.core.run.recorder import Recorder
+from ridgeline.core.run.sweeps import expand_grids, pair_sets
 from ridgeline.core.run.trajectory import checkpoint_series
-from ridgeline.core.state import State, check_compatible, check_finite, fingerprint
-from ridgeline.core.symmetry.spec import PermutationSpec
+from ridgeline.core.state import State, check_compatible, check_finite
 
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU; a bad name is a ConfigError."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ConfigError(f"device {device!r} is not one torch knows (use cpu, cuda, cuda:N or "
-                          f"auto): {error}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} was asked for but no CUDA device is available here")
-    return resolved
+__all__ = ["Pipeline", "resolve_device", "run_pipeline"]
 
 
 class Pipeline:
@@ -57,22 +61,39 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig, *, output: str | Path | None = None,
                  device: str | torch.device | None = None, progress: bool = True,
-                 host: PluginHost | None = None, background_writer: bool | None = None) -> None:
-        self.config = config
+                 host: PluginHost | None = None, background_writer: bool | None = None,
+                 executor: ExecutorConfig | str | None = None, address: str | None = None) -> None:
         self.host = host or default_host()
         self.registries = self.host.registries
         config.check_names(self.registries)
+        config = expand_grids(config, self.registries)
+        if isinstance(executor, str):
+            executor = ExecutorConfig.from_value({**attrs.asdict(config.executor), "name": executor})
+        executor = executor or config.executor
+        if address is not None:
+            executor = attrs.evolve(executor, address=address)
+        self.config = config = attrs.evolve(config, executor=executor)
         self.output = Path(output or config.output)
-        self.device = resolve_device(device or config.device)
         self.progress = progress
+        if executor.name == "ray":
+            from ridgeline.core.run.ray_executor import cell_device, require_ray
+
+            require_ray()
+            self.device = cell_device(device or config.device, executor)  # where the workers run cells
+            driver_device = torch.device("cpu")
+        else:
+            self.device = driver_device = resolve_device(device or config.device)
+        check_evaluation_options(self.device, config.points_per_batch, config.precision)
         if background_writer is None:
-            background_writer = self.device.type == "cuda"
+            background_writer = self.device.type == "cuda" and executor.name == "serial"
         self.background_writer = background_writer
-        self.dataset: Dataset = self.registries.datasets.create(config.dataset.name, **config.dataset.options)
-        self.model: Model = self.registries.models.create(
-            config.model.name, input_shape=self.dataset.input_shape,
-            num_classes=self.dataset.num_classes, **config.model.options)
+        self.context = CellContext(config, self.registries, driver_device, progress=progress,
+                                   data_cache=self.output.parent / "data-cache")
+        self.dataset = self.context.dataset
+        self.model = self.context.model
         self.timings: dict[str, float] = {}
+        self.failures: dict[tuple[str, str], str] = {}
+        """(model set, cell) -> error of every cell that failed for good (Ray executor)."""
         self._check_entries()
         self._check_combinations()
 
@@ -121,12 +142,28 @@ class Pipeline:
             if split is not None and split not in self.dataset.splits:
                 raise ConfigError(f"metric {entry.key!r}: dataset {self.dataset.name!r} has no split "
                                   f"{split!r}; it has {', '.join(self.dataset.splits)}")
-        if has_batchnorm(self.model.build()) and not any(
+        module = self.model.build()
+        self._check_input(module)
+        if has_batchnorm(module) and not any(
                 c.name in ("bn_reset", "repair") for cs in self.config.corrections for c in cs):
             warnings.warn(
                 f"model {self.model.name!r} has BatchNorm but no correction set re-estimates its "
                 "statistics: interpolated running statistics make path points unreliable; add "
                 "corrections = [[], [\"bn_reset\"]] to compare", stacklevel=3)
+
+    def _check_input(self, module: torch.nn.Module) -> None:
+        """One forward pass on two examples of the dataset's shape: a model that cannot take the
+        dataset's inputs is one line naming both shapes, before any data is read or trained on."""
+        shape = tuple(self.dataset.input_shape)
+        try:
+            with torch.no_grad():
+                module.eval()(self.model.example_input(2))
+        except Exception as error:
+            native = (self.model.data_config() or {}).get("input_size")
+            expects = f" (it expects {tuple(native)})" if native and tuple(native) != shape else ""
+            cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError(f"model {self.model.name!r} cannot take dataset {self.dataset.name!r}'s inputs "
+                              f"of shape {shape}{expects}: {cause}") from None
 
     # -- models ------------------------------------------------------------------------
     def checkpoint_dir(self) -> Path:
@@ -139,18 +176,30 @@ class Pipeline:
                            "train": self.config.to_dict()["train"]}, sort_keys=True)
         return f"{self.model.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
+    def checkpoint_path(self, seed: int) -> Path:
+        """Where the model trained from ``seed`` is cached."""
+        return self.checkpoint_dir() / f"{self._model_tag()}-seed{seed}.safetensors"
+
+    def save_trained(self, seed: int, trained: Trained) -> State:
+        """Cache a trained model (checkpoint and timing, and what determined it: the thread
+        count it was trained with); returns its state."""
+        self.timings[f"train_seed{seed}"] = trained.seconds
+        save_state(self.checkpoint_path(seed), trained.state, {
+            "model": self.model.config, "dataset": self.dataset.config, "seed": seed,
+            "train": self.config.to_dict()["train"], **trained.provenance})
+        return trained.state
+
     def sources(self, model_set: ModelSetConfig) -> list[Path]:
         """The file each model of the set is read from: its checkpoint, or the cached training
         result of its seed."""
         if model_set.checkpoints:
             return [Path(c) for c in model_set.checkpoints]
-        return [self.checkpoint_dir() / f"{self._model_tag()}-seed{seed}.safetensors"
-                for seed in model_set.seeds]
+        return [self.checkpoint_path(seed) for seed in model_set.seeds]
 
     def provenance(self, model_set: ModelSetConfig) -> list[dict[str, Any]]:
         """Where each model of the set comes from and what determined it, from its file's
         metadata: the seed, the training thread count, torch's version (recorded with the
-        results; empty for a checkpoint without ridgeline metadata)."""
+        results; only the source for a checkpoint without ridgeline metadata)."""
         records = []
         for source in self.sources(model_set):
             try:
@@ -161,7 +210,7 @@ class Pipeline:
             records.append({"source": str(source), **{k: meta[k] for k in keys if k in meta}})
         return records
 
-    def check_finite(self, model_set: ModelSetConfig, states: Sequence[State]) -> None:
+    def check_finite(self, model_set: ModelSetConfig, states: list[State | None]) -> None:
         """Refuse, before any alignment, a model holding NaN or inf when an aligner of the run
         needs finite weights: one error naming the file, the tensors and their counts. A run of
         aligners that take any weights (``identity``) measures the path and flags it."""
@@ -169,41 +218,39 @@ class Pipeline:
                    if getattr(self.registries.aligners.get(e.name), "needs_finite", True)]
         if needing:
             for source, state in zip(self.sources(model_set), states):
-                check_finite(state, f"model {str(source)!r} of model set {model_set.name!r}",
-                             needed_by=" and ".join(needing))
+                if state is not None:
+                    check_finite(state, f"model {str(source)!r} of model set {model_set.name!r}",
+                                 needed_by=" and ".join(needing))
 
-    def load_models(self, model_set: ModelSetConfig) -> list[State]:
-        """The set's states on the run's device, keys in the module's order (safetensors
+    def load_models(self, model_set: ModelSetConfig, *, train_missing: bool = True) -> list[State | None]:
+        """The set's states on the driver's device, keys in the module's order (safetensors
         sorts them; layer orders depend on it): loaded from checkpoints, or trained from
-        seeds (and cached)."""
+        seeds (and cached). With ``train_missing=False`` a seed not yet trained is None."""
         reference = self.model.init_state(0)
-
-        def placed(state: State) -> State:
-            return {key: state[key].to(self.device) for key in reference}
-
-        states = []
+        states: list[State | None] = []
         if model_set.checkpoints:
             for path in model_set.checkpoints:
                 state = load_state(path, allow_pickle=model_set.allow_pickle)
                 check_compatible(reference, state, names=(f"model {self.model.name!r}", str(path)))
-                states.append(placed(state))
+                states.append(state)
+            states = self.context.place(states)
+            self.check_finite(model_set, states)
             return states
-        for seed, path in zip(model_set.seeds, self.sources(model_set)):
+        for seed in model_set.seeds:
+            path = self.checkpoint_path(seed)
             if path.exists():
-                states.append(placed(load_state(path)))
-                continue
-            start = time.perf_counter()
-            state = train(self.model, self.dataset, self.config.train, seed=seed, device=self.device,
-                          progress=self.progress)
-            self.timings[f"train_seed{seed}"] = time.perf_counter() - start
-            save_state(path, state, {"model": self.model.config, "dataset": self.dataset.config,
-                                     "seed": seed, "train": self.config.to_dict()["train"],
-                                     **provenance(self.config.train)})
-            states.append(placed(state))
+                states.append(self.context.place([load_state(path)])[0])
+            elif train_missing:
+                state = self.save_trained(seed, train_cell(self.context, TrainCell(seed)))
+                states.append(self.context.place([state])[0])
+            else:
+                states.append(None)
+        self.check_finite(model_set, states)
         return states
 
     def model_sets(self) -> list[ModelSetConfig]:
-        """The configured model sets, checkpoint series expanded to one set per shared step."""
+        """The configured model sets, checkpoint series expanded to one set per shared step
+        and paired sets (``pairs = "all" | "first"``) to one set per pair."""
         expanded = []
         for model_set in self.config.pairs:
             if not model_set.series:
@@ -218,115 +265,72 @@ class Pipeline:
             expanded += [ModelSetConfig(f"{model_set.name}@step{step}",
                                         tuple(str(run[step]) for run in runs),
                                         allow_pickle=model_set.allow_pickle) for step in steps]
-        return expanded
+        return [pair for model_set in expanded for pair in pair_sets(model_set)]
 
-    # -- alignment ---------------------------------------------------------------------
-    def align(self, store: ResultsStore, model_set: ModelSetConfig, entry: EntryConfig,
-              states: list[State], spec: PermutationSpec, evaluator: Evaluator) -> list[State]:
-        """Endpoints for the paths: the reference and every other model aligned to it."""
-        stored = store.read_alignment(model_set.name, entry.key)
-        if stored is not None:
-            perms_list = stored["perms"]
-        else:
-            aligner = self.registries.aligners.create(entry.name, **entry.options)
-            context = AlignContext(evaluator=evaluator, seed=self.config.seed)
-            aligner_spec = spec if aligner.supports_nested else spec.without_nested()
-            alignments: list[Alignment] = [aligner.align(states[0], other, aligner_spec, context)
-                                           for other in states[1:]]
-            merged = alignments[0].merged if len(alignments) == 1 else None
-            merged_eval = {}
-            if merged is not None:  # a merging aligner's product is a network: measure it
-                for split in self.dataset.splits:
-                    evaluation = evaluator.evaluate(merged, split)
-                    merged_eval[f"merged_{split}_loss"] = evaluation.loss
-                    merged_eval[f"merged_{split}_accuracy"] = evaluation.accuracy
-            store.write_alignment(model_set.name, entry.key, alignments, merged, merged_eval)
-            perms_list = [a.perms for a in alignments]
-            self.timings[f"align_{model_set.name}_{entry.key}"] = sum(a.seconds for a in alignments)
-        return [states[0], *(spec.apply(other, perms) for other, perms in zip(states[1:], perms_list))]
+    def align_cells(self, model_set: ModelSetConfig) -> list[AlignCell]:
+        return [AlignCell(model_set.name, entry) for entry in self.config.aligners]
 
-    # -- measuring ---------------------------------------------------------------------
-    def measure(self, store: ResultsStore, writer: Writer, model_set: ModelSetConfig, aligner: str,
-                corrections: Sequence[EntryConfig], path_entry: EntryConfig, endpoints: list[State],
-                evaluator: Evaluator) -> None:
-        correction_label = self.config.correction_label(corrections)
-        path_levels = (aligner, correction_label, path_entry.key)
-        if store.path_complete(model_set.name, path_levels):
-            return  # finished earlier: no fit, no correction statistics, nothing to measure
-        path = self.registries.paths.create(path_entry.name, endpoints=endpoints, **path_entry.options)
-        metrics = [(m, self.registries.metrics.create(m.name, **m.options)) for m in self.config.metrics]
-        if path.trainable:
-            stored = store.read_fit(model_set.name, path_levels)
-            if stored is not None:  # resuming: the curve the earlier points were measured on
-                reference = endpoints[0]
-                path.restore([{k: s[k].to(reference[k].device) for k in reference if k in s}
-                              for s in stored])
-            else:
-                start = time.perf_counter()
-                report = path.fit(evaluator)
-                report["seconds"] = time.perf_counter() - start
-                store.write_fit(model_set.name, path_levels, report, path.fitted())
-        correction_objects = [self.registries.corrections.create(c.name, **c.options)
-                              for c in corrections]
-        for segment_label, segment in path.segments().items():
-            probe = PathProbe(segment, evaluator, correction_objects)
-            recorded: dict[tuple, tuple[Series, tuple[str, ...]]] = {}  # records_key -> first series
-            for metric_entry, metric in metrics:
-                points = list(metric.points(segment))
-                levels = (aligner, correction_label, path_entry.key, segment_label, metric_entry.key)
-                key = metric.records_key(segment)
-                shared = recorded.get((key, metric.columns)) if key is not None else None
-                series = store.series(model_set.name, levels, metric.columns, metric.labels(segment),
-                                      shares=shared[1] if shared else None)
-                if key is not None and shared is None:
-                    recorded[(key, metric.columns)] = (series, levels)
-                if series.complete:
-                    continue
-                if shared is not None and series.shares is not None:  # an earlier metric's rows
-                    writer.drain()
-                    writer.submit(series.follow, shared[0])
-                    writer.finish(series, metric.summarise(shared[0].records()))
-                    continue
-                records = series.records()
-                todo = points[len(records):]
-                label = "/".join(level for level in levels if level)
-                for point in tqdm(todo, desc=label, disable=not self.progress, leave=False):
-                    record = dict(metric.measure(point, probe))
-                    writer.append(series, record)
-                    records.append({k: float(v) for k, v in record.items()})
-                writer.drain()
-                writer.finish(series, metric.summarise(records))
-        writer.submit(store.mark_path_complete, model_set.name, path_levels)
+    def measure_cells(self, model_set: ModelSetConfig, aligner: str) -> Iterator[MeasureCell]:
+        """The set's paths after ``aligner``: correction sets x paths, in config order."""
+        for corrections in self.config.corrections:
+            for path in self.config.paths:
+                yield MeasureCell(model_set.name, aligner, self.config.correction_label(corrections),
+                                  tuple(corrections), path)
+
+    def record_alignment(self, recorder: Recorder, cell: AlignCell, outcome: AlignOutcome) -> None:
+        recorder.alignment(cell, outcome)
+        self.timings[f"align_{cell.model_set}_{cell.aligner.key}"] = outcome.seconds
+
+    # -- running -----------------------------------------------------------------------
+    def run_serial(self, recorder: Recorder) -> None:
+        """Every cell in this process, one after another, each record written as measured."""
+        for model_set in self.model_sets():
+            states = self.load_models(model_set)
+            recorder.check_endpoints(model_set, states, self.provenance(model_set))
+            for cell in self.align_cells(model_set):
+                alignment = recorder.stored_alignment(cell)
+                if alignment is None:
+                    alignment = align_cell(self.context, cell, states)
+                    self.record_alignment(recorder, cell, alignment)
+                endpoints = endpoints_of(self.context, states, alignment, cell.aligner.key)
+                for measure in self.measure_cells(model_set, cell.aligner.key):
+                    if recorder.path_complete(measure):
+                        continue  # finished earlier: no fit, no correction statistics, nothing to measure
+                    for write in measure_cell(self.context, measure, endpoints, recorder.progress(measure)):
+                        recorder.write(measure, write)
 
     def run(self) -> Path:
         start = time.perf_counter()
-        spec = self.model.spec()
-        module = self.model.build()
-        evaluator = Evaluator(module, self.dataset, device=self.device, batch_size=self.config.batch_size)
+        self.dataset.check()  # every split read and its labels checked before any training
         metadata = {
             "device": str(self.device),
+            "points_per_batch": self.context.points_per_batch,
             "seed": self.config.seed,
             "threads": torch.get_num_threads(),
             "torch_version": torch.__version__,
             "python": platform.python_version(),
             "plugin_versions": {"ridgeline": __version__, **self.host.versions},
         }
-        with ResultsStore(self.output, self.config.to_dict(), metadata) as store, \
+        executor = None
+        if self.config.executor.name == "ray":  # joined before the file is touched
+            from ridgeline.core.run.ray_executor import RayExecutor
+
+            executor = RayExecutor(self.config.executor)
+        with executor or contextlib.nullcontext(), \
+                ResultsStore(self.output, self.config.to_dict(), metadata) as store, \
                 Writer(store, background=self.background_writer) as writer:
-            for model_set in self.model_sets():
-                states = self.load_models(model_set)
-                self.check_finite(model_set, states)
-                store.check_endpoints(model_set.name, fingerprint(states))
-                store.record_models(model_set.name, self.provenance(model_set))
-                for aligner_entry in self.config.aligners:
-                    endpoints = self.align(store, model_set, aligner_entry, states, spec, evaluator)
-                    for corrections in self.config.corrections:
-                        for path_entry in self.config.paths:
-                            self.measure(store, writer, model_set, aligner_entry.key, corrections,
-                                         path_entry, endpoints, evaluator)
+            recorder = Recorder(store, writer)
+            if executor is not None:
+                executor.run(self, recorder)
+            else:
+                self.run_serial(recorder)
             writer.drain()
+            self.failures = dict(recorder.failures)
             self.timings["total"] = time.perf_counter() - start
-            store.mark_complete(self.timings)
+            if self.failures:  # the file stays incomplete: a re-run retries the failed cells
+                store.write_timings(self.timings)
+            else:
+                store.mark_complete(self.timings)
         self._warn_about_regressions()
         return self.output
 

@@ -33,8 +33,8 @@ from ridgeline.core.checkpoint import save_state
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.dataset import Dataset
 from ridgeline.core.interfaces.model import Model
-from ridgeline.core.options import checked
 from ridgeline.core.state import State, clone
+from ridgeline.core.validation import checked
 
 
 @attrs.frozen
@@ -109,7 +109,8 @@ def deterministic(threads: int) -> Iterator[None]:
 
 def _batch_stream(dataset: Dataset, batch_size: int, generator: torch.Generator, device):
     while True:
-        yield from dataset.batches("train", batch_size, shuffle=True, generator=generator, device=device)
+        yield from dataset.batches("train", batch_size, shuffle=True, generator=generator, device=device,
+                                   augment=True)
 
 
 def train(model: Model, dataset: Dataset, config: TrainConfig, *, seed: int,
@@ -136,7 +137,7 @@ def _train(model: Model, dataset: Dataset, config: TrainConfig, *, seed: int, da
            checkpoint_dir: str | Path | None, progress: bool,
            on_step: Callable[[int, State], None] | None) -> State:
     device = torch.device(device)
-    total = config.total_steps(len(dataset.split("train")[0]))
+    total = config.total_steps(dataset.size("train"))
     stop = total if stop_step is None else stop_step
     torch.manual_seed(seed)
     module = model.build().to(device)
@@ -187,7 +188,7 @@ def spawn(model: Model, dataset: Dataset, config: TrainConfig, *, seed: int, spa
     """Frankle et al. (2020), "Linear Mode Connectivity and the Lottery Ticket Hypothesis":
     train one network for ``spawn_step`` steps, then train two copies to the end with
     different data orders. Returns the parent at the spawn point and both children."""
-    total = config.total_steps(len(dataset.split("train")[0]))
+    total = config.total_steps(dataset.size("train"))
     if not 0 <= spawn_step <= total:
         raise ConfigError(f"spawn_step must lie in [0, {total}], got {spawn_step}")
     parent = train(model, dataset, config, seed=seed, data_seed=seed, device=device,

@@ -1,4 +1,5 @@
-"""What ``ridgeline spec MODEL`` prints: a model's permutation groups, coverage and check."""
+"""What ``ridgeline spec MODEL`` prints: a model's permutation groups, coverage and check, and every
+kind of symmetry the model declares (``Model.symmetries()``) with its own check."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import nn
 
 from ridgeline.core.symmetry.derive import generic_state
 from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
+from ridgeline.core.symmetry.symmetry import Symmetry
 
 
 class SpecSource(Protocol):
@@ -22,6 +24,8 @@ class SpecSource(Protocol):
     def config(self) -> dict[str, Any]: ...
 
     def spec(self) -> PermutationSpec: ...
+
+    def symmetries(self) -> Symmetry: ...
 
     def build(self) -> nn.Module: ...
 
@@ -64,7 +68,22 @@ def format_spec_report(model: SpecSource, *, seeds: int = 3) -> str:
               f"check: {'passed' if check.passed else 'FAILED'} ({seeds} random permutations of every "
               f"group; worst output error {check.worst_ratio:.3g} x tolerance, "
               f"atol={check.atol:g}, rtol={check.rtol:g})"]
+    lines += ["", *_kinds(model.symmetries(), spec, module, model.example_input(), seeds)]
     return "\n".join(lines)
+
+
+def _kinds(symmetry: Symmetry, spec: PermutationSpec, module: nn.Module, example: torch.Tensor,
+           seeds: int) -> list[str]:
+    """Every kind of symmetry, and the check of the whole symmetry when it holds more than the spec."""
+    kinds = symmetry.kinds()
+    lines = [f"kinds of symmetry ({len(kinds)}):"]
+    lines += [f"  {kind}: {summary}" for kind, summary in kinds.items()]
+    if symmetry is not spec:
+        check = symmetry.check(module, example, seeds=seeds, state=generic_state(module))
+        lines.append(f"check of every kind: {'passed' if check.passed else 'FAILED'} ({seeds} random "
+                     f"transforms; worst output error {check.worst_ratio:.3g} x tolerance"
+                     + (f"; {check.note}" if check.note else "") + ")")
+    return lines
 
 
 def _groups(spec: PermutationSpec) -> list[str]:

@@ -12,6 +12,9 @@ of ``block`` entries (a block-diagonal permutation: within-head query/key or val
 it is applied after its parent, so block ``h`` of the child acts on whatever the parent moved
 into slot ``h``.
 
+A PermutationSpec is one kind of :class:`~ridgeline.core.symmetry.symmetry.Symmetry`: its
+transforms are the groups' permutations, and ``check``/``verify`` come from the interface.
+
 Convention: ``apply(state, perms)`` returns a state whose unit ``i`` of group ``g`` is unit
 ``perms[g][i]`` of the input, on every axis of the group. To align B to A, an aligner returns
 ``perms`` such that ``apply(B, perms)`` matches A unit for unit.
@@ -24,10 +27,12 @@ from typing import Any
 
 import attrs
 import torch
-from torch import nn
 
 from ridgeline.core.errors import SpecError
 from ridgeline.core.state import State
+from ridgeline.core.symmetry.symmetry import SpecCheck, Symmetry
+
+__all__ = ["AxisRef", "Perms", "PermutationSpec", "SpecCheck"]
 
 Perms = dict[str, torch.Tensor]
 
@@ -54,7 +59,7 @@ def _refs(value: Any) -> tuple[AxisRef, ...]:
 
 
 @attrs.frozen
-class PermutationSpec:
+class PermutationSpec(Symmetry):
     """Permutation groups, the axes each acts on, and groups left frozen (with reasons).
 
     ``groups``: name -> size; ``axes``: name -> tuple of :class:`AxisRef` (or
@@ -228,63 +233,35 @@ class PermutationSpec:
         part = torch.movedim(part, ref.axis, 0)
         return part.reshape(size, -1)
 
-    # -- verification -----------------------------------------------------------------
-    def check(self, module: nn.Module, example_input: torch.Tensor, *, seeds: int = 3,
-              atol: float = 1e-4, rtol: float = 1e-4,
-              state: Mapping[str, torch.Tensor] | None = None) -> SpecCheck:
-        """Permute every group at random (``seeds`` times) and compare outputs in eval mode.
-
-        The module is not mutated: the permuted state (``state``, default the module's own) is
-        evaluated with ``torch.func.functional_call`` on the module's own structure. Pass a
-        generic state (:func:`ridgeline.core.tracing.generic_state`) when the module's
-        initialisation zeroes a layer (a zero-initialised head makes any spec pass).
-        """
-        if state is None:
-            state = module.state_dict()
-        state = {k: v.detach() for k, v in state.items()}
-        self.validate(state)
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                reference = torch.func.functional_call(module, state, (example_input,))
-                worst = 0.0
-                for seed in range(seeds):
-                    generator = torch.Generator().manual_seed(seed)
-                    permuted = self.apply(state, self.random(generator))
-                    output = torch.func.functional_call(module, permuted, (example_input,))
-                    error = (output - reference).abs()
-                    scale = atol + rtol * reference.abs()
-                    worst = max(worst, float((error / scale).max()))
-        finally:
-            module.train(was_training)
-        return SpecCheck(passed=worst <= 1.0, worst_ratio=worst, seeds=seeds, atol=atol, rtol=rtol)
-
-    def verify(self, module: nn.Module, example_input: torch.Tensor, **kwargs: Any) -> SpecCheck:
-        """Like :meth:`check` but raise :class:`SpecError` if the network's function changes."""
-        result = self.check(module, example_input, **kwargs)
-        if not result.passed:
-            raise SpecError(
-                "permuting the spec's groups changes the network's outputs "
-                f"(worst error {result.worst_ratio:.3g}x the tolerance): the spec is wrong"
-            )
-        return result
-
     def describe(self) -> list[dict[str, Any]]:
-        """One row per group: name, size and the tensors it acts on."""
+        """One row per group: kind, name, size and the tensors it acts on."""
         return [
-            {"group": g, "size": n, "tensors": [f"{r.key}[{r.axis}]" for r in self.axes[g]],
+            {"kind": self._kind(g), "component": g, "group": g, "size": n,
+             "tensors": [f"{r.key}[{r.axis}]" for r in self.axes[g]],
              **({"within": self.nested[g]} if g in self.nested else {})}
             for g, n in self.groups.items()
         ]
 
+    # -- the Symmetry interface (ridgeline.core.symmetry.symmetry) ----------------------
+    @property
+    def components(self) -> tuple[str, ...]:
+        """A transform's entries are the groups' permutations."""
+        return tuple(self.groups)
 
-@attrs.frozen
-class SpecCheck:
-    """Result of :meth:`PermutationSpec.check`: the largest output error relative to tolerance."""
+    def permutations(self) -> PermutationSpec:
+        return self
 
-    passed: bool
-    worst_ratio: float
-    seeds: int
-    atol: float
-    rtol: float
+    def _kind(self, group: str) -> str:
+        if group in self.nested:
+            return "permutation within blocks"
+        return "block permutation" if group in set(self.nested.values()) else "permutation"
+
+    def kinds(self) -> dict[str, str]:
+        """``permutation`` (hidden units), ``block permutation`` (whole blocks: attention heads,
+        experts) and ``permutation within blocks`` (the units inside each block)."""
+        found: dict[str, list[str]] = {}
+        for group in self.groups:
+            found.setdefault(self._kind(group), []).append(group)
+        return {kind: f"{len(groups)} group{'s' * (len(groups) != 1)}, "
+                      f"{sum(self.groups[g] for g in groups)} units"
+                for kind, groups in found.items()}

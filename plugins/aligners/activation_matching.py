@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Literal, get_args
 
 import torch
 
 from ridgeline.core import AlignContext, Aligner, Alignment, ConfigError, Perms, PermutationSpec
 from ridgeline.core.numerics import Moments, assignment, cross_similarity, stream_moments
 
-KINDS = ("correlation", "inner")
-FEATURES = ("post", "pre")
+Kind = Literal["correlation", "inner"]
+KINDS = get_args(Kind)
+Features = Literal["post", "pre"]
+FEATURES = get_args(Features)
 
 
 def match_moments(moments: Mapping[str, list[Moments]], kind: str = "correlation",
@@ -43,12 +46,12 @@ def match_moments(moments: Mapping[str, list[Moments]], kind: str = "correlation
 
 class ActivationMatchingAligner(Aligner):
     """Correlation (or inner-product) matching of activations on ``split`` (default: the
-    context's split), from up to ``examples`` examples; ``features`` ``post`` (after the
-    nonlinearity, where the unit has one; the default) or ``pre``."""
+    context's split), from up to ``examples`` examples. Which units: ``features = "post"`` (after
+    their nonlinearity, where they have one; the default) or ``"pre"``."""
 
     name = "activation_matching"
 
-    def __init__(self, *, kind: str = "correlation", features: str = "post", split: str | None = None,
+    def __init__(self, *, kind: Kind = "correlation", features: Features = "post", split: str | None = None,
                  examples: int = 2000, batch_size: int = 500) -> None:
         if kind not in KINDS:
             raise ConfigError(f"activation_matching kind must be one of {KINDS}, got {kind!r}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping
+from typing import Literal, get_args
 
 import ot
 import torch
@@ -33,8 +34,9 @@ import torch
 from ridgeline.core import AlignContext, Aligner, Alignment, ConfigError, PermutationSpec
 from ridgeline.core.numerics import Moments, assignment, soft_apply, stream_moments
 
-SOLVERS = ("emd", "sinkhorn")
-SOURCES = ("weights", "activations")
+Solver = Literal["emd", "sinkhorn"]
+Source = Literal["weights", "activations"]
+SOLVERS, SOURCES = get_args(Solver), get_args(Source)
 
 
 def weight_cost(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
@@ -73,7 +75,7 @@ class OTFusionAligner(Aligner):
 
     name = "ot_fusion"
 
-    def __init__(self, *, on: str = "weights", solver: str = "emd", reg: float = 0.01,
+    def __init__(self, *, on: Source = "weights", solver: Solver = "emd", reg: float = 0.01,
                  iters: int = 1000, tol: float = 1e-3, split: str | None = None,
                  examples: int = 2000, batch_size: int = 500) -> None:
         if on not in SOURCES:

@@ -22,13 +22,15 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping
+from typing import Literal, get_args
 
 import torch
 
 from ridgeline.core import AlignContext, Aligner, Alignment, ConfigError, PermutationSpec
 from ridgeline.core.numerics import assignment, combine, soft_apply
 
-OBJECTIVES = ("distance", "midpoint", "random_t")
+Objective = Literal["distance", "midpoint", "random_t"]
+OBJECTIVES = get_args(Objective)
 
 
 def log_sinkhorn(logits: torch.Tensor, iters: int) -> torch.Tensor:
@@ -59,7 +61,7 @@ class SinkhornAligner(Aligner):
 
     name = "sinkhorn"
 
-    def __init__(self, *, objective: str = "distance", steps: int = 300, lr: float = 0.1,
+    def __init__(self, *, objective: Objective = "distance", steps: int = 300, lr: float = 0.1,
                  tau: float = 1.0, iters: int = 20, batch_size: int = 256, tol: float = 0.01,
                  window: int = 20, seed: int | None = None) -> None:
         if objective not in OBJECTIVES:

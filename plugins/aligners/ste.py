@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Literal, get_args
 
 import torch
 
@@ -25,7 +26,8 @@ from ridgeline.core import AlignContext, Aligner, Alignment, ConfigError, Permut
 from ridgeline.core.numerics import combine
 from ridgeline.plugins.aligners.weight_matching import weight_matching
 
-T_MODES = ("midpoint", "random")
+TMode = Literal["midpoint", "random"]
+T_MODES = get_args(TMode)
 
 
 class STEAligner(Aligner):
@@ -36,7 +38,7 @@ class STEAligner(Aligner):
     name = "ste"
     supports_nested = True
 
-    def __init__(self, *, steps: int = 100, lr: float = 1e-3, t: str = "midpoint",
+    def __init__(self, *, steps: int = 100, lr: float = 1e-3, t: TMode = "midpoint",
                  batch_size: int = 256, max_iter: int = 20, seed: int | None = None) -> None:
         if t not in T_MODES:
             raise ConfigError(f"ste t must be one of {T_MODES}, got {t!r}")

@@ -1,11 +1,21 @@
-"""Correction plugins: ``bn_reset`` and ``repair``."""
+"""Correction plugins: ``bn_reset`` and ``repair``.
+
+Each entry is registered by import path with its summary (the first sentence of its class
+docstring), so listing entries imports none of them.
+"""
 
 from ridgeline.core import hookimpl
-from ridgeline.plugins.corrections.bn_reset import BatchNormReset
-from ridgeline.plugins.corrections.repair import Repair
+
+ENTRIES = (
+    ("bn_reset", "bn_reset:BatchNormReset",
+     "Recompute BatchNorm statistics on ``split`` (default ``train``) at each path point."),
+    ("repair", "repair:Repair",
+     "REPAIR on ``split`` (default ``train``) from up to ``examples`` examples."),
+)
+"""(name, "module:Class" inside this package, summary) of every entry."""
 
 
 @hookimpl
 def register_corrections(register):
-    register("bn_reset", BatchNormReset)
-    register("repair", Repair)
+    for name, target, summary in ENTRIES:
+        register(name, f"{__name__}.{target}", summary)

@@ -17,8 +17,11 @@ with a weight and a bias, except the module that produces the network's output (
 :func:`~ridgeline.plugins.aligners.activations.module_producers`); a convolution without bias
 (followed by BatchNorm) is corrected through its norm layer. One forward pass measures every
 unit, renormalising each producer's output with the batch's statistics on the way (as Jordan et
-al. do with temporary BatchNorm layers), so downstream units see the corrected network; with the
-default of one batch holding every example, the folded correction reproduces that pass exactly.
+al. do with temporary BatchNorm layers), so downstream units see the corrected network; the
+statistics folded in are pooled over the batches (every batch weighs by its size,
+:class:`~ridgeline.core.numerics.PooledMoments`), and with the default of one batch holding
+every example the folded correction reproduces that pass exactly. Batches are streamed from the
+evaluator (:meth:`Evaluator.batches`), never the whole split.
 Works with and without BatchNorm (BatchNorm running statistics are those of theta_t).
 Paths with more than two endpoints interpolate the statistics of the first and the last.
 """
@@ -30,7 +33,14 @@ from collections.abc import Mapping
 import torch
 
 from ridgeline.core import ConfigError, Correction, Evaluator, State
-from ridgeline.core.numerics import Producer, collect_moments, hooked, module_producers, unit_samples
+from ridgeline.core.numerics import (
+    PooledMoments,
+    Producer,
+    collect_moments,
+    hooked,
+    module_producers,
+    unit_samples,
+)
 
 
 def _correctable(evaluator: Evaluator, state: Mapping[str, torch.Tensor]) -> list[Producer]:
@@ -38,10 +48,10 @@ def _correctable(evaluator: Evaluator, state: Mapping[str, torch.Tensor]) -> lis
     plist = [p for p in module_producers(evaluator.module)
              if f"{p.module}.weight" in state and f"{p.module}.bias" in state]
     outputs: dict[Producer, torch.Tensor] = {}
-    x, _ = evaluator.data("train") if "train" in evaluator.dataset.splits else evaluator.data(
-        evaluator.dataset.splits[0])
+    split = "train" if "train" in evaluator.dataset.splits else evaluator.dataset.splits[0]
+    x, _ = next(iter(evaluator.batches(split, limit=2)))
     with torch.no_grad(), hooked(evaluator.module, plist, lambda p, out: outputs.__setitem__(p, out)):
-        final = evaluator.logits(state, x[:2])
+        final = evaluator.logits(state, x)
     return [p for p in plist if outputs.get(p) is not final]
 
 
@@ -81,35 +91,27 @@ class Repair(Correction):
         first, last = self.endpoint_stats
         target = {p: ((1 - t) * first[p][0] + t * last[p][0], (1 - t) * first[p][1] + t * last[p][1])
                   for p in self.producers}
-        sums: dict[Producer, list[torch.Tensor]] = {}
+        pooled = {p: PooledMoments() for p in self.producers}
 
         def renormalise(producer: Producer, output: torch.Tensor) -> torch.Tensor:
-            z = unit_samples(output, producer).double()
-            acc = sums.setdefault(producer, [torch.zeros((), dtype=torch.float64), 0, 0])
-            acc[0] = acc[0] + z.shape[0]
-            acc[1] = acc[1] + z.sum(0)
-            acc[2] = acc[2] + (z * z).sum(0)
-            mean, std = z.mean(0), z.std(0, unbiased=False)
+            z = unit_samples(output, producer)
+            var, mean = torch.var_mean(z.double(), dim=0, correction=0)
+            pooled[producer].merge(len(z), mean, var)
             mu, sigma = target[producer]
-            scale = (sigma / (std + self.eps)).to(output.dtype)
-            shift = (mu - mean * sigma / (std + self.eps)).to(output.dtype)
+            scale = sigma / (var.sqrt() + self.eps)
+            shift = mu - mean * scale
             shape = [1] * output.dim()
             shape[producer.unit_axis] = -1
-            return output * scale.reshape(shape) + shift.reshape(shape)
+            return output * scale.to(output.dtype).reshape(shape) + shift.to(output.dtype).reshape(shape)
 
-        x, _ = evaluator.data(self.split)
-        x = x[: self.examples]
         with torch.no_grad(), hooked(evaluator.module, self.producers, renormalise):
-            for start in range(0, len(x), self.batch_size):
-                evaluator.logits(state, x[start:start + self.batch_size])
+            for x, _ in evaluator.batches(self.split, limit=self.examples, batch_size=self.batch_size):
+                evaluator.logits(state, x)
         out = dict(state)
         for producer in self.producers:
-            n, total, squares = sums[producer]
-            mean = total / n
-            std = (squares / n - mean * mean).clamp_min(0).sqrt()
             mu, sigma = target[producer]
-            scale = sigma / (std + self.eps)
-            shift = mu - scale * mean
+            scale = sigma / (pooled[producer].std + self.eps)
+            shift = mu - scale * pooled[producer].mean
             weight, bias = f"{producer.module}.weight", f"{producer.module}.bias"
             w = out[weight]
             out[weight] = w * scale.to(w.dtype).reshape(-1, *[1] * (w.dim() - 1))

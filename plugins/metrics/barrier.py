@@ -39,6 +39,9 @@ class _CurveBarrier(Metric):
         """The loss and error barriers on one split and grid record the same rows."""
         return ("curve", self.split, tuple(self.grid))
 
+    def prefetch(self, points: Sequence[float], probe: PathProbe) -> None:
+        probe.prefetch(points, self.split)
+
     def measure(self, point: float, probe: PathProbe) -> Mapping[str, float]:
         evaluation = probe.evaluate(point, self.split)
         return {"t": point, "loss": evaluation.loss, "accuracy": evaluation.accuracy,

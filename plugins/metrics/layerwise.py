@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from typing import Literal, get_args
 
 from ridgeline.core import ConfigError, Metric, Path, PathProbe, Record
 from ridgeline.core.numerics import blend_layers, lerp, module_groups
 
-MODES = ("single", "cumulative")
-ORDERS = ("input", "output", "random")
+Mode = Literal["single", "cumulative"]
+Order = Literal["input", "output", "random"]
+MODES, ORDERS = get_args(Mode), get_args(Order)
 
 
 class LayerwiseBarrier(Metric):
@@ -32,7 +34,7 @@ class LayerwiseBarrier(Metric):
     columns = ("loss_a", "loss_b", "error_a", "error_b", "barrier_a", "barrier_b",
                "error_barrier_a", "error_barrier_b", "full_barrier", "full_error_barrier")
 
-    def __init__(self, *, split: str = "test", mode: str = "single", order: str = "input",
+    def __init__(self, *, split: str = "test", mode: Mode = "single", order: Order = "input",
                  seed: int = 0) -> None:
         super().__init__(split=split, mode=mode, order=order, seed=seed)
         if mode not in MODES:

@@ -7,19 +7,13 @@ phi(t) = sum_{i=0}^{d} C(d, i) t^i (1 - t)^(d - i) w_i with w_0 = theta_A, w_d =
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from ridgeline.core import ConfigError, FittedCurve, State
-
-
-def bernstein(t: float, degree: int) -> torch.Tensor:
-    """The Bernstein coefficients C(d, i) t^i (1 - t)^(d - i), i = 0..d (they sum to 1)."""
-    return torch.tensor([math.comb(degree, i) * t ** i * (1.0 - t) ** (degree - i)
-                         for i in range(degree + 1)], dtype=torch.float64)
+from ridgeline.core.numerics import bernstein
 
 
 class BezierPath(FittedCurve):

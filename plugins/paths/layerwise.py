@@ -10,7 +10,7 @@ anchor) and (chosen layers from B, others from the anchor).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -26,7 +26,7 @@ class LayerwisePath(Path):
     name = "layerwise"
 
     def __init__(self, endpoints: Sequence[State], *, layers: Sequence[str] | None = None,
-                 prefix: int | None = None, suffix: int | None = None, anchor: str = "a",
+                 prefix: int | None = None, suffix: int | None = None, anchor: Literal["a", "b"] = "a",
                  **options: Any) -> None:
         super().__init__(endpoints, layers=layers, prefix=prefix, suffix=suffix, anchor=anchor, **options)
         if options:

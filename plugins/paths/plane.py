@@ -21,17 +21,19 @@ grid :meth:`grid_points` and the drawn curve's projection (:meth:`project`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
 from ridgeline.core import ConfigError, Evaluator, Path, State
-from ridgeline.core.numerics import combine, flatten, subtract
+from ridgeline.core.numerics import chain_coefficients, combine, flatten, subtract
 from ridgeline.plugins.paths.bezier import BezierPath
-from ridgeline.plugins.paths.polychain import PolychainPath, chain_coefficients
+from ridgeline.plugins.paths.polychain import PolychainPath
 
-CURVES = {"bezier": BezierPath, "polychain": PolychainPath}
-MODES = ("three", "curve", "random")
+CurveName = Literal["bezier", "polychain"]
+CURVES = dict(zip(get_args(CurveName), (BezierPath, PolychainPath)))
+Mode = Literal["three", "curve", "random"]
+MODES = get_args(Mode)
 
 
 def filter_normalised_direction(state: Mapping[str, torch.Tensor], generator: torch.Generator) -> State:
@@ -60,8 +62,8 @@ class PlanePath(Path):
 
     name = "plane"
 
-    def __init__(self, endpoints: Sequence[State], *, mode: str | None = None, grid: int = 21,
-                 margin: float = 0.2, span: float = 1.0, seed: int = 0, curve: str = "bezier",
+    def __init__(self, endpoints: Sequence[State], *, mode: Mode | None = None, grid: int = 21,
+                 margin: float = 0.2, span: float = 1.0, seed: int = 0, curve: CurveName = "bezier",
                  curve_options: Mapping[str, Any] | None = None, **options: Any) -> None:
         if mode is None:  # the plane of three models, or of a pair and its fitted Bezier curve
             mode = "three" if len(endpoints) >= 3 else "curve"

@@ -13,16 +13,7 @@ from typing import Any
 import torch
 
 from ridgeline.core import ConfigError, FittedCurve, State
-
-
-def chain_coefficients(t: float, count: int) -> torch.Tensor:
-    """Coefficients of a chain through ``count`` controls at t = 0, 1/(count-1), ..., 1."""
-    c = torch.zeros(count, dtype=torch.float64)
-    position = t * (count - 1)
-    i = min(int(position), count - 2)
-    s = position - i
-    c[i], c[i + 1] = 1.0 - s, s
-    return c
+from ridgeline.core.numerics import chain_coefficients
 
 
 class PolychainPath(FittedCurve):

@@ -14,9 +14,8 @@ from typing import Any
 import torch
 
 from ridgeline.core import ConfigError, Evaluator, Path, State
-from ridgeline.core.numerics import FitSettings, combine, fit_free_states, lerp
+from ridgeline.core.numerics import FitSettings, chain_coefficients, combine, fit_free_states, lerp
 from ridgeline.plugins.paths.linear import LinearPath
-from ridgeline.plugins.paths.polychain import chain_coefficients
 
 
 class StarPath(Path):

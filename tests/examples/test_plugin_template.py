@@ -60,3 +60,13 @@ def test_template_plugin_registers_through_the_entry_point_and_runs(tmp_path, mo
     from ridgeline.core.results.readers import read_metadata
 
     assert read_metadata(output)["plugin_versions"]["template"] == "0.1.0"
+
+
+def test_describe_names_a_third_party_entry_s_plugin_and_distribution(tmp_path, monkeypatch):
+    from ridgeline.core.cli.describe import describe
+
+    install_template(tmp_path, monkeypatch)
+    text = describe(load_plugins(autoload=True), "aligners", "norm_matching")
+    assert "plugin template, distribution ridgeline-template 0.1.0" in text
+    assert "Match units by the rank of their weight norm" in text
+    assert "Options\n  (none)" in text

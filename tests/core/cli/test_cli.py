@@ -116,9 +116,11 @@ def test_compare_runs_every_aligner_and_correction_into_one_file(tmp_path, capsy
 
 @pytest.mark.parametrize("toml", sorted((ROOT / "examples").glob("*.toml")), ids=lambda p: p.name)
 def test_example_pipelines_parse_and_name_registered_entries(toml, regs):
+    from ridgeline.core.run.sweeps import expand_grids
+
     config = PipelineConfig.from_toml(toml)
     config.check_names(regs)
-    for entry in config.aligners:
+    for entry in expand_grids(config, regs).aligners:
         regs.aligners.create(entry.name, **entry.options)  # options are accepted too
 
 
@@ -142,6 +144,13 @@ def test_plot_draws_the_landscape_pictures_of_a_pipeline(tmp_path, capsys):
     assert any(n.endswith("_layerwise_barrier.png") for n in names)
     assert any(n.endswith("_taylor_barrier.png") for n in names)
     assert "seed0-seed1-seed2_curves.png" in names
+    from PIL import Image
+
+    for name in names:  # every picture's title names the model set, the split and the metric
+        title = Image.open(tmp_path / "figs" / name).text["Title"]
+        metrics = ("loss_barrier", "layerwise_barrier", "taylor_barrier", "landscape")
+        assert title.startswith("seed0-seed1-seed2: ") and "test split" in title, title
+        assert any(metric in title for metric in metrics), title
 
 
 def test_checkpoint_series_are_measured_over_training_time(tmp_path, capsys, regs):
@@ -166,6 +175,10 @@ def test_checkpoint_series_are_measured_over_training_time(tmp_path, capsys, reg
     names = {p.name for p in (tmp_path / "figs").iterdir()}
     assert "runs_barrier_vs_step.png" in names
     assert "runs_identity_linear_layers_vs_step.png" in names
+    from PIL import Image
+
+    title = Image.open(tmp_path / "figs" / "runs_barrier_vs_step.png").text["Title"]
+    assert title == "runs: loss_barrier and error_barrier over training, test split"
     assert not any(n.startswith("runs@step10_") and "layerwise" in n for n in names)
 
 

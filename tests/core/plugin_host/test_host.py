@@ -51,6 +51,30 @@ def test_entry_point_plugin_is_loaded_with_its_version(tmp_path, monkeypatch):
     assert host.versions["fake"] == "0.1"
 
 
+LAZY = """
+from ridgeline.core import hookimpl
+
+@hookimpl
+def register_aligners(register):
+    register("lazy_identity", "ridgeline.plugins.aligners.identity:IdentityAligner", "The identity, lazily.")
+    register("lazy_ghost", "ridgeline_fake_missing.aligner:Ghost", "An aligner whose module is missing.")
+"""
+
+
+def test_entry_point_plugin_registers_lazily_and_a_broken_path_names_its_distribution(tmp_path,
+                                                                                     monkeypatch):
+    install_fake_distribution(tmp_path, monkeypatch, "ridgeline_fake_lazy", LAZY, dist="lazy-dist",
+                              entry="lazy")
+    aligners = load_plugins(autoload=True).registries.aligners
+    assert aligners.entry("lazy_ghost").summary == "An aligner whose module is missing."
+    assert aligners.create("lazy_identity").name == "identity"
+    with pytest.raises(PluginLoadError) as info:
+        aligners.get("lazy_ghost")
+    message = str(info.value)
+    assert "'lazy'" in message and "lazy-dist" in message and "'lazy_ghost'" in message
+    assert "ridgeline_fake_missing" in message
+
+
 def test_autoload_can_be_disabled_by_environment(tmp_path, monkeypatch):
     install_fake_distribution(tmp_path, monkeypatch, "ridgeline_fake_off", GOOD)
     monkeypatch.setenv("RIDGELINE_DISABLE_PLUGIN_AUTOLOAD", "1")

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
-from ridgeline.core.errors import ConfigError, DuplicateEntryError, UnknownEntryError
-from ridgeline.core.plugin_host.registry import KINDS, Registry
+from ridgeline.core.errors import ConfigError, DuplicateEntryError, PluginLoadError, UnknownEntryError
+from ridgeline.core.plugin_host.host import registries
+from ridgeline.core.plugin_host.registry import KINDS, Registry, summary_of
 
 
 def make() -> Registry:
@@ -46,14 +49,64 @@ def test_create_reports_bad_options_with_the_entry_name(regs):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_first_party_entry_has_a_summary(regs, kind):
-    for entry in regs.of(kind):
-        assert entry.summary, f"{kind} {entry.name} has no docstring"
-        assert entry.plugin.startswith("ridgeline.plugins") or entry.plugin
+def test_every_first_party_entry_is_lazy_and_its_summary_is_its_docstring(kind):
+    from ridgeline.core.plugin_host.host import load_plugins
+
+    registry = load_plugins(autoload=False).registries.of(kind)
+    for entry in registry:
+        assert entry.plugin.startswith("ridgeline.plugins")
+        assert entry.lazy, f"{kind} {entry.name} is registered eagerly (imports its module at listing)"
+        given = entry.summary
+        assert given, f"{kind} {entry.name} has no summary"
+        assert given == summary_of(entry.factory), f"{kind} {entry.name}: summary differs from its docstring"
+        assert not entry.lazy and registry.get(entry.name) is entry.factory
+
+
+def test_a_lazy_factory_is_imported_on_first_use_only():
+    registry = Registry("aligners")
+    registry.register("ordered", "collections:OrderedDict", plugin="p", summary="An ordered dict.")
+    entry = registry.entry("ordered")
+    assert entry.lazy and entry.summary == "An ordered dict."
+    assert registry.create("ordered", a=1) == {"a": 1}
+    assert not entry.lazy and registry.get("ordered").__name__ == "OrderedDict"
+
+
+def test_a_lazy_factory_without_a_summary_takes_its_docstring_when_listed():
+    registry = Registry("paths")
+    registry.register("counter", "collections:Counter", plugin="p")
+    assert registry.entry("counter").summary == summary_of(__import__("collections").Counter)
+
+
+def test_a_broken_lazy_factory_names_plugin_distribution_and_entry():
+    registry = Registry("aligners")
+    registry.register("ghost", "no_such_module_here:Ghost", plugin="spooky", distribution="spooky-dist",
+                      summary="Never importable.")
+    assert "ghost" in registry.list()  # listing does not import it
+    with pytest.raises(PluginLoadError) as info:
+        registry.get("ghost")
+    message = str(info.value)
+    assert "'spooky'" in message and "spooky-dist" in message and "'ghost'" in message
+    assert "no_such_module_here" in message
+    registry.register("nothing", "collections:NoSuchThing", plugin="p", summary="Missing attribute.")
+    with pytest.raises(PluginLoadError, match="'nothing'.*NoSuchThing"):
+        registry.create("nothing")
+    registry.register("constant", "math:pi", plugin="p", summary="Not callable.")
+    with pytest.raises(PluginLoadError, match="not a class or callable"):
+        registry.get("constant")
+
+
+def test_a_malformed_factory_is_refused_at_registration():
+    with pytest.raises(ConfigError, match="import path 'package.module:Attribute'"):
+        Registry("models").register("bad", "just_a_module", plugin="p")
+    with pytest.raises(ConfigError, match="plugin 'p'.*'bad'.*int"):
+        Registry("models").register("bad", 3, plugin="p")
 
 
 def _required(kind, name, small_mlp):
     """The arguments an entry of ``kind`` needs besides its options."""
+    if kind == "datasets":  # e.g. a root folder: never opened, the misspelling is caught first
+        parameters = inspect.signature(registries().datasets.get(name)).parameters.values()
+        return {p.name: "unused" for p in parameters if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
     if kind == "models":
         return {"input_shape": (12,), "num_classes": 3}
     if kind == "paths":

@@ -10,6 +10,7 @@ import torch
 from ridgeline.core.checkpoint import save_state
 from ridgeline.core.errors import (
     ConfigError,
+    DataError,
     NonFiniteStateError,
     ResultsMismatchError,
     StateMismatchError,
@@ -137,6 +138,29 @@ def test_loss_and_error_barriers_of_one_path_store_their_rows_once(tmp_path):
     assert summary["complete"] and summary["points"] == 7 and summary["barrier"] == expected["barrier"]
 
 
+def test_a_file_of_an_earlier_version_with_its_own_error_barrier_columns_resumes(tmp_path):
+    from ridgeline.core.results.store import ResultsStore
+
+    config = small_config(tmp_path, aligners=["identity"])
+    output = run_pipeline(config, progress=False)
+    before = read_curves(output)
+    line = "pairs/ab/curves/identity/none/linear/line"
+    with h5py.File(output, "a") as f:  # as written before rows were shared: own datasets, 2 points
+        del f[f"{line}/error_barrier"]
+        f[line.rsplit("/", 1)[0]].attrs["complete"] = False
+        f.attrs["complete"] = False
+    with ResultsStore(output, config.to_dict(), {"device": "cpu"}) as store:
+        series = store.series("ab", ("identity", "none", "linear", "line", "error_barrier"),
+                              ("t", "loss", "accuracy", "error"))
+        for record in store.series("ab", ("identity", "none", "linear", "line", "loss_barrier"),
+                                   ("t", "loss", "accuracy", "error")).records()[:2]:
+            series.append(record)
+    run_pipeline(config, progress=False)
+    with h5py.File(output) as f:
+        assert "shares" not in f[f"{line}/error_barrier"].attrs and f.attrs["complete"]
+    assert read_curves(output) == before
+
+
 def test_rerunning_a_finished_pipeline_changes_nothing(tmp_path):
     config = small_config(tmp_path)
     run_pipeline(config, progress=False)
@@ -237,7 +261,7 @@ def test_bad_options_fail_before_any_training_or_file(tmp_path, monkeypatch, cha
     def no_training(*args, **kwargs):
         raise AssertionError("trained before the options were checked")
 
-    monkeypatch.setattr("ridgeline.core.run.pipeline.train", no_training)
+    monkeypatch.setattr("ridgeline.core.run.cells.train", no_training)
     with pytest.raises(ConfigError, match=message):
         run_pipeline(small_config(tmp_path, **change), progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -247,7 +271,7 @@ def test_a_run_that_fails_in_training_leaves_no_results_file(tmp_path, monkeypat
     def interrupted(*args, **kwargs):
         raise Interrupt
 
-    monkeypatch.setattr("ridgeline.core.run.pipeline.train", interrupted)
+    monkeypatch.setattr("ridgeline.core.run.cells.train", interrupted)
     with pytest.raises(Interrupt):
         run_pipeline(small_config(tmp_path), progress=False)
     assert not (tmp_path / "results.h5").exists()
@@ -409,3 +433,80 @@ def test_batchnorm_models_without_statistics_correction_are_warned_about(tmp_pat
                           model={"name": "convnet", "widths": [4, 4]})
     with pytest.warns(UserWarning, match="BatchNorm but no correction set"):
         Pipeline(config, progress=False)
+
+
+def test_a_model_that_cannot_take_the_datasets_inputs_is_one_line_naming_both_shapes(tmp_path):
+    pytest.importorskip("timm")
+    config = small_config(tmp_path, dataset={"name": "synthetic", "image_size": [3, 16, 16]},
+                          model={"name": "timm", "arch": "vit_tiny_patch16_224", "img_size": 32})
+    with pytest.raises(ConfigError, match=r"^model 'timm' cannot take dataset 'synthetic''s inputs of shape "
+                                          r"\(3, 16, 16\) \(it expects \(3, 32, 32\)\): [^\n]+$"):
+        Pipeline(config, progress=False)
+    assert not (tmp_path / "results.h5").exists()
+
+
+def test_labels_out_of_range_stop_the_run_before_any_training(tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "data.npz", x_train=np.zeros((8, 12), np.float32), y_train=np.arange(8) % 3,
+             x_test=np.zeros((4, 12), np.float32), y_test=np.array([0, 1, 2, 5]))
+    config = small_config(tmp_path, dataset={"name": "tensors", "path": "data.npz", "num_classes": 3})
+    config = PipelineConfig.from_dict({**config.to_dict(), "output": "results.h5"}, base_dir=tmp_path)
+    assert config.dataset.options["path"] == str(tmp_path / "data.npz")  # relative to the file
+    with pytest.raises(DataError, match=r"data.npz \(x_test, y_test\): labels must lie in 0..2 .* label 5"):
+        Pipeline(config, progress=False).run()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.npz"]  # nothing trained or written
+
+
+def test_points_per_batch_gives_the_records_of_one_point_at_a_time(tmp_path, monkeypatch):
+    from ridgeline.core.interfaces.evaluator import Evaluator
+
+    one = run_pipeline(small_config(tmp_path / "one"), progress=False)
+    stacked_calls = []
+    original = Evaluator._stacked_logits
+
+    def spy(self, stacked, x):
+        stacked_calls.append(next(iter(stacked.values())).shape[0])
+        return original(self, stacked, x)
+
+    monkeypatch.setattr(Evaluator, "_stacked_logits", spy)
+    config = small_config(tmp_path / "stacked", points_per_batch=4)
+    assert config.to_dict() == small_config(tmp_path / "stacked").to_dict()  # a speed knob only
+    stacked = run_pipeline(config, progress=False)
+    assert stacked_calls and max(stacked_calls) == 4
+    assert read_metadata(stacked)["points_per_batch"] == 4
+
+    def key(row):
+        return row["aligner"], row["metric"], row["index"]
+
+    expected = {key(r): r for r in read_curves(one)}
+    rows = read_curves(stacked)
+    assert sorted(map(key, rows)) == sorted(expected)
+    for row in rows:
+        reference = expected[key(row)]
+        assert row["t"] == reference["t"] and row["accuracy"] == reference["accuracy"]
+        assert row["loss"] == pytest.approx(reference["loss"], rel=1e-6)
+
+
+def test_a_reduced_evaluation_precision_without_cuda_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="precision 'fp16' is CUDA autocast"):
+        Pipeline(small_config(tmp_path, precision="fp16", device="cpu"), progress=False)
+    with pytest.raises(ConfigError, match="points_per_batch must be a whole number"):
+        Pipeline(small_config(tmp_path, points_per_batch=0), progress=False)
+    assert not (tmp_path / "results.h5").exists()
+
+
+@pytest.mark.cuda
+def test_a_cuda_run_with_stacked_points_matches_the_cpu_run(tmp_path):
+    shared = str(tmp_path / "checkpoints")  # the GPU run evaluates the models the CPU run trained
+    cpu = run_pipeline(small_config(tmp_path / "cpu", device="cpu", checkpoint_dir=shared), progress=False)
+    gpu = run_pipeline(small_config(tmp_path / "gpu", device="cuda", points_per_batch=4,
+                                    checkpoint_dir=shared), progress=False)
+    assert read_metadata(gpu)["device"].startswith("cuda")
+
+    def key(row):
+        return row["aligner"], row["metric"], row["index"]
+
+    expected = {key(r): r for r in read_curves(cpu)}
+    for row in read_curves(gpu):
+        assert row["loss"] == pytest.approx(expected[key(row)]["loss"], rel=1e-4)

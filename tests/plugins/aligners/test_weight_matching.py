@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -43,7 +46,7 @@ def test_iteration_cap_is_respected(regs, small_mlp):
 
 
 def test_bad_options_and_mismatched_states_are_explained(regs, small_mlp):
-    with pytest.raises(ConfigError, match="order must be one of"):
+    with pytest.raises(ConfigError, match="order = 'sideways' must be one of 'random', 'forward'"):
         regs.aligners.create("weight_matching", order="sideways")
     a = small_mlp.init_state(0)
     b = dict(a, **{"hidden.0.weight": torch.zeros(8, 12)})
@@ -88,3 +91,71 @@ def test_restarts_run_that_many_random_orders(regs, small_mlp):
     assert runs == [("random", s) for s in range(7, 11)]
     with pytest.raises(ConfigError, match="restarts >= 1"):
         regs.aligners.create("weight_matching", restarts=0)
+
+
+# -- the fast implementation against the pre-issue-9 one (benchmarks/weight_matching_reference.py) --
+REFERENCE = Path(__file__).resolve().parents[3] / "benchmarks" / "weight_matching_reference.py"
+
+
+def _reference():
+    spec = importlib.util.spec_from_file_location("weight_matching_reference", REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _pair(regs, name):
+    if name == "mlp":
+        model = regs.models.create("mlp", input_shape=(20,), num_classes=5, widths=[96, 64, 48])
+    elif name == "convnet":
+        model = regs.models.create("convnet", input_shape=(3, 8, 8), num_classes=4, widths=[16, 24, 24])
+    elif name == "test_resnet":
+        model = regs.models.create("timm", input_shape=(3, 16, 16), num_classes=4, arch="test_resnet")
+    else:  # attention: nested within-head groups
+        model = regs.models.create("timm", input_shape=(3, 16, 16), num_classes=4, arch="test_vit",
+                                   img_size=16, patch_size=4)
+    return model.spec(), model.init_state(0), model.init_state(1)
+
+
+@pytest.mark.parametrize("name", ["mlp", "convnet", "test_resnet", "test_vit"])
+@pytest.mark.parametrize("order", ORDERS)
+def test_the_fast_implementation_gives_the_reference_permutations(regs, name, order):
+    spec, a, b = _pair(regs, name)
+    old_perms, old_history = _reference().weight_matching(spec, a, b, order=order, seed=5)
+    perms, history = weight_matching(spec, a, b, order=order, seed=5)
+    assert len(history) == len(old_history) > 1
+    for group in spec.groups:
+        assert torch.equal(perms[group], old_perms[group]), f"{name} {order}: group {group} differs"
+    assert history == pytest.approx(old_history, rel=1e-6)
+
+
+def test_a_warm_start_and_float64_states_give_the_reference_permutations(regs):
+    spec, a, b = _pair(regs, "mlp")
+    init = spec.random(torch.Generator().manual_seed(3))
+    a64, b64 = ({k: v.double() for k, v in s.items()} for s in (a, b))
+    old_perms, old_history = _reference().weight_matching(spec, a64, b64, order="forward", init=init)
+    perms, history = weight_matching(spec, a64, b64, order="forward", init=init)
+    assert all(torch.equal(perms[g], old_perms[g]) for g in spec.groups)
+    assert history == pytest.approx(old_history, rel=1e-12)  # float64 states are matched in float64
+
+
+@pytest.mark.cuda
+def test_weight_matching_on_cuda_gives_the_cpu_permutations(regs):
+    spec, a, b = _pair(regs, "test_resnet")
+    cpu_perms, cpu_history = weight_matching(spec, a, b, seed=2)
+    on_gpu = [{k: v.cuda() for k, v in s.items()} for s in (a, b)]
+    gpu_perms, gpu_history = weight_matching(spec, *on_gpu, seed=2)
+    assert all(torch.equal(gpu_perms[g], cpu_perms[g]) for g in spec.groups)
+    assert gpu_history == pytest.approx(cpu_history, rel=1e-6)
+    context = AlignContext(evaluator=_cuda_evaluator(regs))
+    alignment = regs.aligners.create("weight_matching", order="random", restarts=1, seed=2).align(
+        a, b, spec, context)
+    assert all(torch.equal(alignment.perms[g], cpu_perms[g]) for g in spec.groups)
+
+
+def _cuda_evaluator(regs):
+    from ridgeline.core.interfaces.evaluator import Evaluator
+
+    data = regs.datasets.create("synthetic", image_size=(3, 16, 16), num_classes=4, train_size=8, test_size=8)
+    model = regs.models.create("timm", input_shape=data.input_shape, num_classes=4, arch="test_resnet")
+    return Evaluator(model.build(), data, device="cuda")

@@ -110,3 +110,36 @@ def test_bn_reset_recomputes_running_statistics_and_nothing_else(pair):
     first = [p for p in module_producers(evaluator.module) if p.module == "blocks.0.conv"]
     conv = next(iter(collect_moments(evaluator, [reset], first).values()))
     assert torch.allclose(reset["blocks.0.norm.running_mean"], conv.mean.float(), atol=1e-4)
+
+
+def test_repair_streams_uneven_batches_and_pools_their_statistics(pair, monkeypatch):
+    model, data, a, b, _ = pair
+    monkeypatch.setattr(data, "split", lambda split: pytest.fail(f"whole split {split!r} requested"))
+    evaluator = Evaluator(model.build(), data)
+    sizes = []
+    evaluator.module.register_forward_pre_hook(lambda _m, args: sizes.append(len(args[0])))
+    repair = registries().corrections.create("repair", examples=250, batch_size=100)
+    repair.prepare([a, b], evaluator)
+    sizes.clear()
+    corrected = repair.apply(lerp(a, b, 0.5), 0.5, evaluator)
+    assert sizes == [100, 100, 50]
+    first = repair.producers[0]  # its input does not depend on the batching: pooled means exact
+    mean, std = repair.statistics(corrected, evaluator)[first]
+    (mean_a, std_a), (mean_b, std_b) = (stats[first] for stats in repair.endpoint_stats)
+    assert torch.allclose(mean, (mean_a + mean_b) / 2, atol=1e-4)
+    assert torch.allclose(std, (std_a + std_b) / 2, rtol=1e-4, atol=1e-4)
+
+
+def test_bn_reset_takes_its_number_of_passes(pair):
+    model, data, a, b, _ = pair
+    with pytest.raises(ConfigError, match="bn_reset passes must be a positive integer, got 0"):
+        registries().corrections.create("bn_reset", passes=0)
+    if not getattr(model, "batchnorm", False):
+        return
+    evaluator = Evaluator(model.build(), data, batch_size=100)  # 256 examples: 100 + 100 + 56
+    mid = lerp(a, b, 0.5)
+    once = registries().corrections.create("bn_reset").apply(mid, 0.5, evaluator)
+    twice = registries().corrections.create("bn_reset", passes=2).apply(mid, 0.5, evaluator)
+    key = "blocks.{}.norm.running_var"
+    assert torch.allclose(once[key.format(0)], twice[key.format(0)], rtol=1e-5)  # exact after one pass
+    assert not torch.allclose(once[key.format(1)], twice[key.format(1)], rtol=1e-5)  # refined

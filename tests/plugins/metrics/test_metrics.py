@@ -30,6 +30,7 @@ METRICS = {
     "geometry": ({"length_points": 5}, "linear"),
     "disagreement": ({"grid": 3}, "linear"),
     "landscape": ({"curve_points": 3}, "plane"),
+    "input_connectivity": ({"pairs": 2, "steps": 5, "grid": 3}, "linear"),
 }
 
 

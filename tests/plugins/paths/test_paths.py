@@ -8,10 +8,9 @@ import torch
 
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.evaluator import Evaluator
+from ridgeline.core.numerics import bernstein, chain_coefficients
 from ridgeline.core.run.training import TrainConfig, train
 from ridgeline.core.state import distance, lerp, module_groups
-from ridgeline.plugins.paths.bezier import bernstein
-from ridgeline.plugins.paths.polychain import chain_coefficients
 
 FIT = {"steps": 40, "lr": 1e-2, "batch_size": 64, "seed": 0}
 

@@ -1,0 +1,59 @@
+"""Writing a figure: the format from the file's suffix (PNG, PDF or SVG), and metadata that say
+which results file and which pipeline configuration produced it.
+
+The metadata go where each format keeps them: PNG text chunks and SVG Dublin Core fields
+(``Title``, ``Source``: the results file, ``Description``: the pipeline config as JSON), the PDF
+information dictionary (``Title``, ``Subject``: the results file, ``Keywords``: the config).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from ridgeline.core import __version__
+from ridgeline.core.results.readers import read_metadata
+
+FORMATS = ("png", "pdf", "svg")
+
+
+def provenance(results: str | Path) -> dict[str, str]:
+    """What produced a figure drawn from ``results``: the file's absolute path and the pipeline
+    configuration stored in it (JSON, keys sorted)."""
+    config = read_metadata(results).get("config", {})
+    return {"results": str(Path(results).resolve()), "config": json.dumps(config, sort_keys=True)}
+
+
+def _metadata(fmt: str, title: str, source: Mapping[str, str] | None) -> dict[str, Any]:
+    creator = f"ridgeline {__version__}"
+    results = (source or {}).get("results", "")
+    config = (source or {}).get("config", "")
+    if fmt == "pdf":
+        meta = {"Title": title, "Creator": creator}
+        if source:
+            meta |= {"Subject": f"ridgeline results file {results}", "Keywords": f"pipeline config {config}"}
+        return meta
+    meta = {"Title": title, ("Software" if fmt == "png" else "Creator"): creator}
+    if source:
+        meta |= {"Source": results, "Description": f"pipeline config {config}"}
+    return meta
+
+
+def save_figure(fig: Any, out: str | Path, *, title: str = "", source: Mapping[str, str] | None = None,
+                dpi: int = 120) -> Path:
+    """Write ``fig`` to ``out`` (PNG when the suffix is not .png, .pdf or .svg) with ``title``
+    and the :func:`provenance` ``source`` in its metadata; close it; return the path written."""
+    out = Path(out)
+    if out.suffix.lower().lstrip(".") not in FORMATS:
+        out = out.with_name(out.name + ".png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi, metadata=_metadata(out.suffix.lower().lstrip("."), title, source))
+    plt.close(fig)
+    return out

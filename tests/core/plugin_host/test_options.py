@@ -1,0 +1,66 @@
+"""Options read from a factory's signature: types, defaults, Literal choices, supplied parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import pytest
+
+from ridgeline.core.errors import ConfigError
+from ridgeline.core.plugin_host.options import REQUIRED, choices_of, factory_options, type_text
+from ridgeline.core.plugin_host.registry import KINDS
+
+Mode = Literal["fast", "exact"]
+
+
+class Example:
+    def __init__(self, endpoints: Sequence[int], *, mode: Mode = "fast", size: int | None = None,
+                 anchor: Literal["a", "b"] | None = None, required: str, hidden: NotImported = 1,  # noqa: F821
+                 **more: int) -> None:
+        pass
+
+
+def test_options_carry_type_default_and_choices():
+    options = factory_options(Example, "paths")
+    assert options.supplied == ("endpoints",) and options.more == "more"
+    by_name = {o.name: o for o in options}
+    assert list(by_name) == ["mode", "size", "anchor", "required", "hidden"]
+    assert (by_name["mode"].type, by_name["mode"].default, by_name["mode"].choices) == ("str", "fast",
+                                                                                        ("fast", "exact"))
+    assert by_name["size"].type == "int | None" and by_name["size"].choices == ()
+    assert by_name["anchor"].choices == ("a", "b", None)
+    assert by_name["required"].required and by_name["required"].default is REQUIRED
+    assert by_name["hidden"].type == "NotImported"  # an annotation that cannot be resolved stays text
+
+
+def test_type_text_of_generics():
+    assert type_text(Sequence[float]) == "Sequence[float]"
+    assert type_text(tuple[int, ...]) == "tuple[int, ...]"
+    assert choices_of(int) == ()
+
+
+def test_a_factory_without_a_signature_says_so():
+    options = factory_options(min)  # a builtin: inspect cannot read its signature
+    assert options.options == () and "signature cannot be read" in options.more
+
+
+def _entries(kinds=KINDS):
+    from ridgeline.core.plugin_host.host import registries
+
+    regs = registries()
+    return [(kind, name) for kind in kinds for name in regs.of(kind).list()]
+
+
+@pytest.mark.parametrize(("kind", "name"), _entries(("aligners", "metrics", "corrections", "datasets")))
+def test_declared_choices_are_the_ones_the_factory_accepts(kind, name, regs):
+    """A Literal annotation and the factory's own check agree: a value outside it is refused."""
+    factory = regs.of(kind).get(name)
+    for option in factory_options(factory, kind):
+        if not option.choices:
+            continue
+        for value in option.choices:
+            if value is not None:
+                regs.of(kind).create(name, **{option.name: value})
+        with pytest.raises(ConfigError, match=option.name):
+            regs.of(kind).create(name, **{option.name: "no_such_value"})

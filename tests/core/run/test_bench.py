@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ridgeline.core.cli.parser import main
+from ridgeline.core.run.bench import bench_pipeline, format_bench, startup_seconds
+from ridgeline.core.run.config import PipelineConfig
+from ridgeline.core.run.pipeline import run_pipeline
+
+PIPELINE = {
+    "dataset": {"name": "synthetic", "features": 12, "num_classes": 3, "train_size": 128, "test_size": 64},
+    "model": {"name": "mlp", "widths": [16, 16]},
+    "train": {"steps": 10, "batch_size": 32},
+    "pairs": [{"name": "ab", "seeds": [0, 1]}],
+    "aligners": ["identity", "weight_matching"],
+    "metrics": [{"name": "loss_barrier", "grid": 3}],
+    "device": "cpu",
+}
+
+
+def config(tmp_path, **overrides):
+    return PipelineConfig.from_dict({**PIPELINE, "output": str(tmp_path / "r.h5"), **overrides})
+
+
+def test_bench_measures_every_part_against_its_baseline_without_training(tmp_path):
+    report = bench_pipeline(config(tmp_path), points=3, repeats=1, startup=False)
+    rows = {row.what: row for row in report.rows}
+    forward = next(r for w, r in rows.items() if w.startswith("bare forward pass, 64 test examples"))
+    assert forward.seconds > 0 and forward.ratio is None
+    for stacked in (1, 8):
+        row = rows[f"path evaluation per point, points_per_batch={stacked}"]
+        assert row.ratio == pytest.approx(row.seconds / forward.seconds)
+        assert row.against == "bare forward pass"
+    assert "% of evaluation" in rows["HDF5 writes of 3 records"].note
+    assert rows["aligner weight_matching"].note.endswith("sweeps/iterations")
+    assert int(rows["aligner weight_matching"].note.split()[0]) >= 1
+    assert "pipeline set-up (config, dataset, model, spec)" in rows
+    assert "freshly initialised" in report.states
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "r.h5").exists()  # nothing written
+    text = format_bench(report)
+    assert all(row.what in text for row in report.rows) and "machine:" in text
+
+
+def test_bench_uses_trained_states_and_times_corrections_once_the_pipeline_has_run(tmp_path):
+    run_pipeline(config(tmp_path), progress=False)
+    report = bench_pipeline(config(tmp_path, corrections=[[], ["repair"]]), points=3, repeats=1,
+                            startup=False)
+    assert "trained checkpoints" in report.states
+    assert any(row.what == "path evaluation per point with repair" for row in report.rows)
+
+
+def test_bench_command_prints_json_for_scripts(tmp_path, capsys):
+    path = tmp_path / "pipeline.toml"
+    path.write_text(
+        'device = "cpu"\naligners = ["identity"]\nmetrics = [{ name = "loss_barrier", grid = 3 }]\n'
+        '[dataset]\nname = "synthetic"\nfeatures = 12\nnum_classes = 3\ntrain_size = 64\n'
+        'test_size = 32\n[model]\nname = "mlp"\nwidths = [8]\n[[pairs]]\nseeds = [0, 1]\n')
+    assert main(["bench", str(path), "--json", "--no-startup", "--points", "3", "--repeats", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["machine"]["device"] == "cpu" and data["machine"]["cpu_cores"] >= 1
+    assert {"what", "seconds", "ratio", "against", "note"} <= set(data["rows"][0])
+
+
+@pytest.mark.slow
+def test_startup_is_measured_in_fresh_interpreters():
+    listing, torch_import = startup_seconds(repeats=1)
+    assert listing > 0 and torch_import > 0

@@ -1,0 +1,123 @@
+"""Sweep syntax (seed ranges, pairings, option grids), the executor setting, and how a sweep
+is reported and plotted. Runs serially; the Ray executor has its own tests."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+
+from ridgeline.core.cli import main
+from ridgeline.core.errors import ConfigError
+from ridgeline.core.plugin_host.host import registries
+from ridgeline.core.results.readers import read_summaries
+from ridgeline.core.results.tables import report_rows, sweep_rows
+from ridgeline.core.run.config import EntryConfig, ExecutorConfig, PipelineConfig
+from ridgeline.core.run.pipeline import Pipeline, run_pipeline
+from ridgeline.core.run.sweeps import expand_entry, pair_sets
+
+
+def config(tmp_path, **overrides):
+    data = {
+        "output": str(tmp_path / "results.h5"),
+        "dataset": {"name": "synthetic", "features": 12, "num_classes": 3, "train_size": 256,
+                    "test_size": 128},
+        "model": {"name": "mlp", "widths": [16, 16]},
+        "train": {"steps": 30, "batch_size": 32, "lr": 0.01},
+        "pairs": [{"name": "sw", "seeds": "0..2", "pairs": "first"}],
+        "aligners": ["identity", "weight_matching"],
+        "metrics": [{"name": "loss_barrier", "grid": 3}, {"name": "error_barrier", "grid": 3}],
+    }
+    data.update(overrides)
+    return PipelineConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("pairing, names", [
+    ("all", ["s:seed3-seed4", "s:seed3-seed5", "s:seed3-seed6", "s:seed4-seed5", "s:seed4-seed6",
+             "s:seed5-seed6"]),
+    ("first", ["s:seed3-seed4", "s:seed3-seed5", "s:seed3-seed6"]),
+])
+def test_seed_ranges_pair_off_into_model_sets(tmp_path, pairing, names):
+    model_set = config(tmp_path, pairs=[{"name": "s", "seeds": "3..6", "pairs": pairing}]).pairs[0]
+    assert model_set.seeds == (3, 4, 5, 6)
+    sets = pair_sets(model_set)
+    assert [s.name for s in sets] == names
+    assert all(len(s.seeds) == 2 and s.seeds[0] < s.seeds[1] for s in sets)
+    assert config(tmp_path, pairs=[{"seeds": "0..7", "pairs": pairing}]).pairs[0].name == "seeds0..7"
+
+
+def test_checkpoints_pair_off_too(tmp_path):
+    files = [str(tmp_path / f"{n}.safetensors") for n in ("a", "b", "c")]
+    model_set = config(tmp_path, pairs=[{"name": "ck", "checkpoints": files, "pairs": "all"}]).pairs[0]
+    assert [(s.name, len(s.checkpoints)) for s in pair_sets(model_set)] == [
+        ("ck:a-b", 2), ("ck:a-c", 2), ("ck:b-c", 2)]
+
+
+def test_an_option_grid_becomes_keyed_entries_but_a_sequence_option_stays_one_value():
+    regs = registries()
+    entry = EntryConfig("weight_matching", {"order": ["random", "forward", "best"], "max_iter": 5})
+    expanded = expand_entry(entry, regs.aligners.get("weight_matching"))
+    assert [e.key for e in expanded] == ["weight_matching[order=random]", "weight_matching[order=forward]",
+                                         "weight_matching[order=best]"]
+    assert [e.options for e in expanded][1] == {"order": "forward", "max_iter": 5}
+    barrier = regs.metrics.get("loss_barrier")  # grid: int | Sequence[float]
+    assert expand_entry(EntryConfig("loss_barrier", {"grid": [0.0, 0.5, 1.0]}), barrier) == [
+        EntryConfig("loss_barrier", {"grid": [0.0, 0.5, 1.0]})]
+    two = expand_entry(EntryConfig("loss_barrier", {"grid": [[0.0, 1.0], [0.0, 0.5, 1.0]]}, "lb"), barrier)
+    assert [e.key for e in two] == ["lb[grid=[0.0,1.0]]", "lb[grid=[0.0,0.5,1.0]]"]
+
+
+def test_grids_expand_in_the_pipeline_and_in_correction_sets(tmp_path):
+    pipeline = Pipeline(config(tmp_path, aligners=[{"name": "weight_matching", "order": ["random", "best"]}],
+                               corrections=[[], [{"name": "repair", "examples": [64, 128]}]]), progress=False)
+    assert [a.key for a in pipeline.config.aligners] == ["weight_matching[order=random]",
+                                                         "weight_matching[order=best]"]
+    assert [pipeline.config.correction_label(c) for c in pipeline.config.corrections] == [
+        "none", "repair[examples=64]", "repair[examples=128]"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"pairs": [{"seeds": "7..0"}]}, r"range like \"0..7\""),
+    ({"pairs": [{"seeds": "a..b"}]}, "range like"),
+    ({"pairs": [{"seeds": [0, 1], "pairs": "each"}]}, "expected 'all'"),
+    ({"executor": {"name": "dask"}}, "expected one of serial, ray"),
+    ({"executor": {"name": "ray", "gpus": 1}}, r"unknown keys \['gpus'\]"),
+    ({"executor": {"name": "ray", "num_cpus": 0}}, "num_cpus must be > 0"),
+])
+def test_bad_sweeps_and_executors_are_explained(tmp_path, bad, message):
+    with pytest.raises(ConfigError, match=message):
+        config(tmp_path, **bad)
+
+
+def test_the_executor_table_is_read_but_not_part_of_the_stored_config(tmp_path):
+    parsed = config(tmp_path, executor={"name": "ray", "address": "head:6379", "num_cpus": 2,
+                                        "num_gpus": 0.5, "max_retries": 3})
+    assert parsed.executor == ExecutorConfig("ray", "head:6379", 2.0, 0.5, 3)
+    assert "executor" not in parsed.to_dict()  # a run may resume under another executor
+
+
+def test_asking_for_ray_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(ConfigError, match=r"not installed: pip install 'ridgeline\[ray\]"):
+        Pipeline(config(tmp_path), progress=False, executor="ray")
+    assert not (tmp_path / "results.h5").exists()
+
+
+def test_a_sweep_is_reported_grouped_and_plotted(tmp_path, capsys):
+    output = run_pipeline(config(tmp_path), progress=False)
+    assert {r["pair"] for r in read_summaries(output)} == {"sw:seed0-seed1", "sw:seed0-seed2"}
+    rows = report_rows(output)
+    groups = sweep_rows(output, rows)
+    assert [(g["sweep"], g["aligner"], g["pairs"]) for g in groups] == [
+        ("sw", "identity", 2), ("sw", "weight_matching", 2)]
+    for group in groups:
+        values = [r["loss_barrier"] for r in rows if r["aligner"] == group["aligner"]]
+        assert group["loss_barrier_mean"] == pytest.approx(sum(values) / 2)
+        assert group["loss_barrier_std"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2))
+    assert main(["report", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "sweeps (mean ± standard deviation over pairs)" in printed
+    assert f"{groups[1]['loss_barrier_mean']:.4g} ± {groups[1]['loss_barrier_std']:.4g}" in printed
+    assert main(["plot", str(output), "--out", str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "sw_barriers.png").stat().st_size > 10_000
