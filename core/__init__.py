@@ -26,8 +26,8 @@ _EXPORTS = {
     **dict.fromkeys((
         "RidgelineError", "UnknownEntryError", "DuplicateEntryError", "PluginLoadError",
         "StateMismatchError", "SpecError", "CheckpointError", "ConfigError",
-        "ResultsMismatchError", "ResultsReadError", "DataError", "MissingExtraError", "CellError"),
-        "ridgeline.core.errors"),
+        "ResultsMismatchError", "ResultsReadError", "DataError", "MissingExtraError", "CellError",
+        "NonFiniteStateError"), "ridgeline.core.errors"),
     # states and checkpoints
     **dict.fromkeys(("State", "Ties"), "ridgeline.core.state"),
     "load_state": "ridgeline.core.checkpoint",
@@ -78,6 +78,7 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
         DataError,
         DuplicateEntryError,
         MissingExtraError,
+        NonFiniteStateError,
         PluginLoadError,
         ResultsMismatchError,
         ResultsReadError,

@@ -81,6 +81,10 @@ class ResultsReadError(RidgelineError, OSError):
     """A file cannot be read as ridgeline results."""
 
 
+class NonFiniteStateError(RidgelineError, ValueError):
+    """A state holds NaN or inf values where a method needs finite ones (weight matching)."""
+
+
 class DataError(RidgelineError, ValueError):
     """A dataset or split cannot serve what was asked of it."""
 

@@ -23,7 +23,7 @@ import attrs
 import torch
 from torch import nn
 
-from ridgeline.core.errors import StateMismatchError
+from ridgeline.core.errors import NonFiniteStateError, StateMismatchError
 
 State = dict[str, torch.Tensor]
 
@@ -49,6 +49,32 @@ def check_compatible(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor
                 f"tensor {key!r} has shape {tuple(a[key].shape)} in {names[0]} but "
                 f"{tuple(b[key].shape)} in {names[1]} (different architectures or widths?)"
             )
+
+
+def non_finite(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """The number of NaN and inf values of every floating tensor that has any, by key."""
+    counts = {}
+    for key, tensor in state.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            count = int((~torch.isfinite(tensor)).sum())
+            if count:
+                counts[key] = count
+    return counts
+
+
+def check_finite(state: Mapping[str, torch.Tensor], name: str, needed_by: str = "") -> None:
+    """Raise :class:`NonFiniteStateError` if ``state`` (called ``name``: a file, ``reference``)
+    holds NaN or inf, naming each such tensor with its count (``needed_by``: who refuses it)."""
+    counts = non_finite(state)
+    if not counts:
+        return
+    listed = [f"{key!r} ({count} of {state[key].numel()})" for key, count in list(counts.items())[:3]]
+    more = f" and {len(counts) - 3} more tensors" if len(counts) > 3 else ""
+    who = f"{needed_by} needs finite weights" if needed_by else "finite weights are needed"
+    raise NonFiniteStateError(
+        f"{name} holds non-finite values (NaN or inf) in tensor {', '.join(listed)}{more}; {who}. "
+        "A diverged training run? The identity aligner still measures (and flags) such a path."
+    )
 
 
 def combine(states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float] | torch.Tensor) -> State:

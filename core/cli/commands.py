@@ -115,15 +115,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ridgeline.core.checkpoint import save_state
     from ridgeline.core.interfaces.evaluator import Evaluator
     from ridgeline.core.run.pipeline import resolve_device
-    from ridgeline.core.run.training import TrainConfig, spawn, train
+    from ridgeline.core.run.training import TrainConfig, provenance, spawn, train
 
     dataset, model = _build_model(args)
     config = TrainConfig.from_dict({"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                                     "optimizer": args.optimizer, "steps": args.steps,
-                                    "checkpoint_every": args.checkpoint_every})
+                                    "checkpoint_every": args.checkpoint_every, "threads": args.threads})
     device = resolve_device(args.device)
     out = Path(args.out)
-    meta = {"model": model.config, "dataset": dataset.config}
+    meta = {"model": model.config, "dataset": dataset.config, **provenance(config)}
     if args.spawn_step is not None:
         result = spawn(model, dataset, config, seed=args.seed, spawn_step=args.spawn_step, device=device)
         states = {"parent": result.parent, "child0": result.children[0], "child1": result.children[1]}
@@ -230,7 +230,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     config = quickstart_config(output_dir=args.out, epochs=args.epochs, num_samples=args.num_samples,
-                               width=args.width, depth=args.depth, grid=args.grid, device=args.device)
+                               width=args.width, depth=args.depth, grid=args.grid, device=args.device,
+                               threads=args.threads)
     output = Pipeline(config, progress=not args.quiet).run()
     print(format_table(report_rows(output)))
     for path in plot_curves(output, Path(args.out)):

@@ -18,7 +18,7 @@ import torch
 
 from ridgeline.core.errors import SpecError
 from ridgeline.core.interfaces.evaluator import Evaluator
-from ridgeline.core.state import State, check_compatible
+from ridgeline.core.state import State, check_compatible, check_finite
 from ridgeline.core.symmetry.spec import Perms, PermutationSpec
 from ridgeline.core.symmetry.symmetry import Symmetry
 
@@ -70,6 +70,9 @@ class Aligner(abc.ABC):
 
     name: ClassVar[str] = ""
     merges: ClassVar[bool] = False
+    needs_finite: ClassVar[bool] = True
+    """True if the method needs finite weights (every matching method does); the pipeline then
+    refuses a model holding NaN or inf before any alignment, naming its file and tensors."""
     supports_nested: ClassVar[bool] = False
     """True if the method keeps nested (within-head) groups block-diagonal; the pipeline gives
     other aligners ``spec.without_nested()``, a smaller symmetry group they can solve safely."""
@@ -87,9 +90,13 @@ class Aligner(abc.ABC):
 
     def check_inputs(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
                      spec: Symmetry) -> None:
-        """Raise a clear error if the states differ (key and both shapes), the spec does not fit
-        them, or the spec has nested groups this method cannot keep block-diagonal."""
+        """Raise a clear error if the states differ (key and both shapes), hold NaN or inf (when
+        the method :attr:`needs_finite`), the spec does not fit them, or the spec has nested
+        groups this method cannot keep block-diagonal."""
         check_compatible(reference, other, names=("reference", "other"))
+        if self.needs_finite:
+            for name, state in (("reference", reference), ("other", other)):
+                check_finite(state, f"the {name} state", needed_by=self.name or type(self).__name__)
         spec.validate(reference)
         nested = spec.permutations().nested
         if nested and not self.supports_nested:

@@ -9,7 +9,7 @@ resumes where it stopped.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -104,6 +104,14 @@ class Metric(abc.ABC):
 
     def labels(self, path: Path) -> list[str] | None:
         """Optional names of the points (e.g. layer names), stored beside the records."""
+        return None
+
+    def records_key(self, path: Path) -> Hashable | None:
+        """A key naming what the records along ``path`` are, for metrics that record the very
+        same rows as others (``loss_barrier`` and ``error_barrier`` both record t, loss,
+        accuracy and error on one split and grid; only their summaries differ). Metrics with
+        equal keys and columns on one path are measured once and their columns stored once
+        (docs/results-format.md); None (the default): records of this metric alone."""
         return None
 
     @abc.abstractmethod

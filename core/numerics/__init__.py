@@ -7,7 +7,8 @@
   Bezier / polygonal-chain coefficients :func:`bernstein`, :func:`chain_coefficients`;
 * linear assignment: :func:`assignment`;
 * soft permutations of a state: :func:`soft_apply`, :func:`multiply_axis`;
-* streamed activation statistics of permutation groups: :class:`Moments`, :func:`stream_moments`;
+* streamed activation statistics of permutation groups: :class:`Moments`, :func:`stream_moments`,
+  before or after the nonlinearity that follows the units (:func:`post_activations`);
   per-unit statistics pooled over batches: :class:`PooledMoments`;
 * layer selection and blending: :func:`select_layers`, :func:`blend_layers`;
 * Hessian-vector products and loss surfaces: :class:`LossSurface`;
@@ -26,7 +27,8 @@ from ridgeline.core._lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(("State", "check_compatible", "combine", "lerp", "subtract", "clone", "to_device",
-                     "distance", "module_groups", "fingerprint"), "ridgeline.core.state"),
+                     "distance", "module_groups", "fingerprint", "non_finite", "check_finite"),
+                    "ridgeline.core.state"),
     **dict.fromkeys(("Vector", "dot", "norm", "restrict", "flatten", "angle"),
                     "ridgeline.core.numerics.vectors"),
     **dict.fromkeys(("t_grid", "barrier_summary", "tangent", "bernstein", "chain_coefficients"),
@@ -36,6 +38,7 @@ _EXPORTS = {
     **dict.fromkeys(("Producer", "producers", "module_producers", "unit_samples", "hooked", "Moments",
                      "collect_moments", "stream_moments", "cross_similarity"),
                     "ridgeline.core.numerics.activations"),
+    **dict.fromkeys(("PostActivation", "post_activations"), "ridgeline.core.numerics.post_activations"),
     "PooledMoments": "ridgeline.core.interfaces.statistics",
     **dict.fromkeys(("select_layers", "blend_layers"), "ridgeline.core.numerics.layers"),
     **dict.fromkeys(("LossSurface", "parameter_keys"), "ridgeline.core.numerics.hessian"),
@@ -73,6 +76,7 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
         same_class_pairs,
     )
     from ridgeline.core.numerics.layers import blend_layers, select_layers
+    from ridgeline.core.numerics.post_activations import PostActivation, post_activations
     from ridgeline.core.numerics.soft_permutation import multiply_axis, soft_apply
     from ridgeline.core.numerics.vectors import Vector, angle, dot, flatten, norm, restrict
     from ridgeline.core.state import (

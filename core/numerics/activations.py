@@ -14,10 +14,15 @@ BatchNorm / GroupNorm / InstanceNorm; other module types are not hookable. A gro
 hookable producer raises :class:`~ridgeline.core.errors.SpecError` naming the group: there is
 no silent fallback to weight statistics.
 
-Statistics are pre-activations (the producer's output, before any nonlinearity), every
-position of a convolution counting as one sample, and every call of a module called more than
-once (a shared block) too. For a group with several producers each
-producer keeps its own statistics; consumers average over producers.
+Statistics are pre-activations (the producer's output, before any nonlinearity) or, with
+``features="post"``, the units after the pointwise nonlinearity that follows the producer
+(:mod:`ridgeline.core.numerics.post_activations`); every position of a convolution counts as one
+sample, and so does every call of a module called more than once (a shared block). For a
+group with several producers each producer keeps its own statistics; consumers
+average over producers. With ``features="post"`` a group uses only its producers followed by a
+nonlinearity (in a conv-BN-ReLU block: the BatchNorm's output after the ReLU, not the conv's),
+and a group with none (a residual stream, attention heads) falls back to its pre-activations;
+each :class:`Moments` records which it holds (``features``).
 """
 
 from __future__ import annotations
@@ -117,6 +122,8 @@ class Moments:
     n: int = 0
     total: torch.Tensor | None = None
     outer: torch.Tensor | None = None
+    features: str = "pre"
+    """``pre`` (the producer's output) or ``post`` (after the nonlinearity that follows it)."""
 
     def add(self, samples: torch.Tensor) -> None:
         x = samples.double()
@@ -183,22 +190,28 @@ def module_producers(module: nn.Module) -> list[Producer]:
 
 def collect_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Tensor]],
                     plist: Sequence[Producer], *, split: str = "train", examples: int | None = 2000,
-                    batch_size: int = 500) -> dict[Producer, Moments]:
+                    batch_size: int = 500,
+                    transforms: Mapping[Producer, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+                    ) -> dict[Producer, Moments]:
     """Joint moments of the K networks' units at each producer over the first ``examples``
     examples of ``split``, streamed in batches (:meth:`Evaluator.batches`) and accumulated in
-    float64 on the evaluator's device.
+    float64 on the evaluator's device; where ``transforms`` has a producer, of its output mapped
+    through it (post-activations).
 
     Raises :class:`DataError` if a producer gets fewer samples than it has units plus one
     (its covariance would be singular and any matching from it arbitrary).
     """
     if evaluator is None:
         raise ConfigError("activation statistics need data: pass an AlignContext with an evaluator")
-    moments = {p: Moments(p, len(states)) for p in plist}
+    transforms = dict(transforms or {})
+    moments = {p: Moments(p, len(states), features="post" if p in transforms else "pre") for p in plist}
     captured: dict[Producer, list[list[torch.Tensor]]] = {}  # producer -> per state, per call
     current = 0
     seen = 0
 
     def capture(producer: Producer, output: torch.Tensor) -> None:
+        if producer in transforms:
+            output = transforms[producer](output)
         captured.setdefault(producer, [[] for _ in states])[current].append(unit_samples(output, producer))
 
     with torch.no_grad(), hooked(evaluator.module, plist, capture):
@@ -219,13 +232,31 @@ def collect_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Te
     return moments
 
 
+FEATURES = ("post", "pre")
+
+
 def stream_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Tensor]],
-                   spec: PermutationSpec, **options) -> dict[str, list[Moments]]:
-    """:func:`collect_moments` at every producer of every group of ``spec``, by group."""
+                   spec: PermutationSpec, *, features: str = "pre", **options) -> dict[str, list[Moments]]:
+    """:func:`collect_moments` at every producer of every group of ``spec``, by group.
+
+    ``features="post"``: a group's statistics are its units after the nonlinearity that follows
+    its producers, from those producers alone; a group whose producers have none keeps its
+    pre-activations (its moments say ``features == "pre"``).
+    """
     if evaluator is None:
         raise ConfigError("activation statistics need data: pass an AlignContext with an evaluator")
+    if features not in FEATURES:
+        raise ConfigError(f"activation features must be one of {FEATURES}, got {features!r}")
     found = producers(evaluator.module, spec)
-    moments = collect_moments(evaluator, states, [p for ps in found.values() for p in ps], **options)
+    transforms = {}
+    if features == "post":
+        from ridgeline.core.numerics.post_activations import post_activations
+
+        posts = post_activations(evaluator.module, [p for ps in found.values() for p in ps])
+        transforms = {p: post.apply for p, post in posts.items()}
+        found = {g: [p for p in ps if p in posts] or ps for g, ps in found.items()}
+    moments = collect_moments(evaluator, states, [p for ps in found.values() for p in ps],
+                              transforms=transforms, **options)
     return {g: [moments[p] for p in ps] for g, ps in found.items()}
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import attrs
 import torch
@@ -25,30 +25,36 @@ from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.evaluator import Evaluator, has_batchnorm
 from ridgeline.core.interfaces.path import Path
 from ridgeline.core.state import State, combine, lerp
+from ridgeline.core.validation import checked
 
 
 @attrs.frozen
 class FitSettings:
     """How to fit: ``steps`` Adam (or SGD) steps of ``batch_size`` examples of ``split``."""
 
-    steps: int = 500
-    lr: float = 1e-3
-    batch_size: int = 128
-    seed: int = 0
-    split: str = "train"
-    optimizer: str = attrs.field(default="adam", validator=attrs.validators.in_(("adam", "sgd")))
-    momentum: float = 0.9
-    weight_decay: float = 0.0
+    scope: ClassVar[str] = "fit"
+    steps: int = attrs.field(default=500, validator=checked(int, at_least=0))
+    lr: float = attrs.field(default=1e-3, validator=checked(float, above=0))
+    batch_size: int = attrs.field(default=128, validator=checked(int, at_least=1))
+    seed: int = attrs.field(default=0, validator=checked(int))
+    split: str = attrs.field(default="train", validator=checked(str))
+    optimizer: str = attrs.field(default="adam", validator=checked(Literal["adam", "sgd"]))
+    momentum: float = attrs.field(default=0.9, validator=checked(float, at_least=0, below=1))
+    weight_decay: float = attrs.field(default=0.0, validator=checked(float, at_least=0))
 
     @classmethod
     def split_options(cls, path: str, options: dict[str, Any], own: Sequence[str]) -> FitSettings:
         """The fit settings among a path's ``options``; anything neither a fit setting nor in
-        ``own`` (the path's other options) is an error naming the allowed options."""
+        ``own`` (the path's other options) is an error naming the allowed options, and a
+        setting of the wrong type or out of range one naming the path and the setting."""
         fields = [f.name for f in attrs.fields(cls)]
         unknown = sorted(set(options) - set(fields) - set(own))
         if unknown:
             raise ConfigError(f"path {path!r} has no option(s) {unknown}; allowed: {sorted([*own, *fields])}")
-        return cls(**{k: v for k, v in options.items() if k in fields})
+        try:
+            return cls(**{k: v for k, v in options.items() if k in fields})
+        except ConfigError as error:
+            raise ConfigError(f"path {path!r}: {error}") from None
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """The options a registry entry takes, read from its factory's signature and annotations.
 
-This is the one description of an entry's options: ``ridgeline describe`` prints it, and checks
-of a pipeline's options read the same records. A factory declares each option as a keyword
+This is the one description of an entry's options: ``ridgeline describe`` prints it, and
+:func:`check_options` checks a pipeline's options against the same records (types through
+:func:`ridgeline.core.validation.matches`). A factory declares each option as a keyword
 parameter with a type annotation and a default; a closed set of values is a ``typing.Literal``
 (``order: Literal["random", "forward"] = "random"``), so the allowed values are written once,
 where the option is declared. The parameters ridgeline itself passes (a model's ``input_shape``
@@ -12,12 +13,17 @@ from __future__ import annotations
 
 import inspect
 import sys
-import types
 import typing
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import attrs
+
+from ridgeline.core.errors import ConfigError
+from ridgeline.core.validation import choices_of, describe, matches, type_text
+
+__all__ = ["REQUIRED", "SUPPLIED", "FactoryOptions", "Option", "check_options", "choices_of",
+           "factory_options", "type_text"]
 
 SUPPLIED: dict[str, tuple[str, ...]] = {
     "models": ("input_shape", "num_classes"),
@@ -90,46 +96,6 @@ def _resolve(text: Any, factory: Callable[..., Any]) -> Any:
         return text
 
 
-def _is_union(tp: Any) -> bool:
-    return typing.get_origin(tp) in (typing.Union, types.UnionType)
-
-
-def choices_of(annotation: Any) -> tuple[Any, ...]:
-    """The values a ``Literal`` annotation allows (through unions; None when ``| None``)."""
-    if typing.get_origin(annotation) is Literal:
-        return typing.get_args(annotation)
-    if _is_union(annotation):
-        members = typing.get_args(annotation)
-        values = [v for m in members for v in choices_of(m)]
-        if values and type(None) in members:
-            values.append(None)
-        return tuple(dict.fromkeys(values))
-    return ()
-
-
-def type_text(annotation: Any) -> str:
-    """A readable type: ``int``, ``int | None``, ``Sequence[float]``; a Literal shows the type
-    of its values (the values themselves are :func:`choices_of`)."""
-    if annotation is None or annotation is inspect.Parameter.empty:
-        return ""
-    if isinstance(annotation, str):
-        return annotation
-    if annotation is type(None):
-        return "None"
-    if typing.get_origin(annotation) is Literal:
-        return " | ".join(dict.fromkeys(type(v).__name__ if v is not None else "None"
-                                        for v in typing.get_args(annotation)))
-    if _is_union(annotation):
-        return " | ".join(dict.fromkeys(type_text(a) for a in typing.get_args(annotation)))
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is not None and args:
-        name = getattr(origin, "__name__", str(origin))
-        return f"{name}[{', '.join('...' if a is Ellipsis else type_text(a) for a in args)}]"
-    if isinstance(annotation, type):
-        return annotation.__name__
-    return str(annotation).replace("typing.", "")
-
-
 def factory_options(factory: Callable[..., Any], kind: str = "") -> FactoryOptions:
     """The options of ``factory`` (a registry entry of ``kind``), in signature order.
 
@@ -157,3 +123,28 @@ def factory_options(factory: Callable[..., Any], kind: str = "") -> FactoryOptio
         options.append(Option(parameter.name, type_text(annotation), default, choices_of(annotation),
                               annotation))
     return FactoryOptions(tuple(options), tuple(given), more)
+
+
+def check_options(where: str, factory: Callable[..., Any], options: Mapping[str, Any], kind: str = "",
+                  skip: Iterable[str] = ()) -> None:
+    """Refuse options ``factory`` does not take, required ones that are missing, and values whose
+    type its annotations exclude (``grid = "ten"`` for ``grid: int | Sequence[float]``), before
+    it is built. ``where`` names the entry in the messages (``metric 'loss_barrier'``); the
+    parameters ridgeline supplies for ``kind`` (:data:`SUPPLIED`) and ``skip`` are accepted
+    unchecked. Ranges are the factory's own business (its constructor raises). Raises
+    :class:`ConfigError`."""
+    described = factory_options(factory, kind)  # no readable signature: no options, ``more`` set
+    supplied = {*described.supplied, *SUPPLIED.get(kind, ()), *skip}
+    by_name = {option.name: option for option in described}
+    unknown = [k for k in options if k not in by_name and k not in supplied]
+    if unknown and described.more is None:
+        raise ConfigError(f"{where} has no option {', '.join(repr(k) for k in unknown)}; it takes "
+                          f"{', '.join(by_name) or 'no options'}")
+    missing = [o.name for o in described if o.required and o.name not in options]
+    if missing:
+        raise ConfigError(f"{where} needs option {', '.join(repr(k) for k in missing)}")
+    for name, value in options.items():
+        option = by_name.get(name)
+        if option is not None and not matches(value, option.annotation):
+            raise ConfigError(f"{where}: option {name} = {value!r} must be {describe(option.annotation)} "
+                              f"(got {type(value).__name__})")

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
-import inspect
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from ridgeline.core.errors import ConfigError, DuplicateEntryError, PluginLoadError, UnknownEntryError
+from ridgeline.core.plugin_host.options import check_options
 
 KINDS = ("models", "datasets", "aligners", "paths", "metrics", "corrections")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -137,22 +137,19 @@ class Registry:
         """The factory registered as ``name`` (an import path is imported now, once)."""
         return self.entry(name).factory
 
+    def check(self, name: str, options: Mapping[str, Any], *, skip: Iterable[str] = (),
+              where: str | None = None) -> None:
+        """Refuse, without building anything, options the entry ``name`` does not take or whose
+        types its factory's annotations exclude (:func:`~ridgeline.core.plugin_host.options.
+        check_options`); the arguments ridgeline supplies (a path's ``endpoints``) and ``skip``
+        are not checked."""
+        check_options(where or f"{self.kind[:-1]} {name!r}", self.get(name), options, self.kind, skip)
+
     def create(self, name: str, /, **options: Any) -> Any:
-        """Build the entry ``name`` with keyword options; bad options name the entry."""
-        factory = self.get(name)
-        try:
-            signature = inspect.signature(factory)
-        except (TypeError, ValueError):  # no introspectable signature: let the call decide
-            signature = None
-        if signature is not None:
-            try:
-                signature.bind(**options)
-            except TypeError as error:
-                accepted = [p.name for p in signature.parameters.values()
-                            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
-                raise ConfigError(f"{self.kind[:-1]} {name!r}: {error}; it takes "
-                                  f"{', '.join(accepted) or 'no options'}") from None
-        return factory(**options)
+        """Build the entry ``name`` with keyword options; bad options (unknown, missing, or of
+        the wrong type) are a :class:`ConfigError` naming the entry and the option."""
+        self.check(name, options)
+        return self.get(name)(**options)
 
     def list(self, pattern: str | Sequence[str] = "*", exclude: str | Sequence[str] = ()) -> list[str]:
         """Sorted names matching any of ``pattern`` and none of ``exclude`` (fnmatch)."""

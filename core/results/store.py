@@ -84,6 +84,17 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+def _holds_results(file: h5py.File) -> bool:
+    """Whether anything beyond the header was written: an alignment, a fit, or a point."""
+    def visit(name: str, item: h5py.HLObject) -> bool | None:
+        parts = name.split("/")
+        if (len(parts) > 3 and parts[2] in ("alignments", "fits")) or int(item.attrs.get("n_done", 0)) > 0:
+            return True
+        return None
+
+    return bool(file.visititems(visit))
+
+
 class Series:
     """One metric's records along one curve: a column dataset per number, appended in order."""
 
@@ -104,7 +115,23 @@ class Series:
         data = {c: self.group[c][:n] for c in self.columns}
         return [{c: float(data[c][i]) for c in self.columns} for i in range(n)]
 
+    @property
+    def shares(self) -> str | None:
+        """The HDF5 path of the series whose columns this one shares (hard links), if any."""
+        value = self.group.attrs.get("shares")
+        return str(value) if value is not None else None
+
+    def follow(self, source: Series) -> None:
+        """Take the points of ``source``, whose column datasets this series shares: its records
+        are those rows (``n_done`` copied; nothing written twice)."""
+        if self.shares != source.group.name:
+            raise ResultsMismatchError(f"{self.group.name} does not share the columns of {source.group.name}")
+        self.group.attrs["n_done"] = source.n_done
+
     def append(self, record: Mapping[str, Any]) -> None:
+        if self.shares is not None:
+            raise ResultsMismatchError(f"{self.group.name} shares the columns of {self.shares}: its "
+                                       "points are written there")
         missing = [c for c in self.columns if c not in record]
         extra = [k for k in record if k not in self.columns]
         if missing or extra:
@@ -133,6 +160,7 @@ class ResultsStore:
         self.config = json.loads(json.dumps(config))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         exists = self.path.exists()
+        self.created = not exists
         try:
             self.file = h5py.File(self.path, "a")
         except OSError as error:
@@ -185,13 +213,27 @@ class ResultsStore:
     def __enter__(self) -> ResultsStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.close()
+        if exc_type is not None:
+            self.discard_if_empty()
 
     def close(self) -> None:
         if self.file.id.valid:
             self.file.flush()
             self.file.close()
+
+    def discard_if_empty(self) -> None:
+        """Remove the file if this store created it and it holds no results (no alignment, fit
+        or point), so that a run that failed before its first record leaves nothing behind, nor
+        a configuration a corrected re-run would be refused by. A file that existed before, or
+        that holds any result, stays."""
+        if not self.created or not self.path.exists():
+            return
+        with h5py.File(self.path, "r") as file:
+            empty = not _holds_results(file)
+        if empty:
+            self.path.unlink()
 
     # -- alignments --------------------------------------------------------------------
     def _alignment_group(self, pair: str, aligner: str) -> str:
@@ -253,6 +295,14 @@ class ResultsStore:
                 "or was retrained. Choose another output file, or restore the original checkpoints."
             )
 
+    def record_models(self, pair: str, models: Sequence[Mapping[str, Any]]) -> None:
+        """Record where the model set's models come from and what determined them (source file,
+        seed, training threads, torch version), once: a resumed run keeps the first record."""
+        group = self.file.require_group(f"pairs/{_safe(pair)}")
+        if "models" not in group.attrs:
+            group.attrs["models"] = json.dumps([dict(m) for m in models], default=str)
+            self.file.flush()
+
     def _path_group(self, pair: str, levels: Sequence[str]) -> str:
         return "/".join([f"pairs/{_safe(pair)}/curves", *(_safe(level) for level in levels)])
 
@@ -268,8 +318,15 @@ class ResultsStore:
 
     # -- curves ------------------------------------------------------------------------
     def series(self, pair: str, levels: Sequence[str], columns: Sequence[str],
-               labels: Sequence[str] | None = None, attrs: Mapping[str, Any] | None = None) -> Series:
-        """The series at ``levels`` (aligner, correction, path, segment, metric), created if new."""
+               labels: Sequence[str] | None = None, attrs: Mapping[str, Any] | None = None,
+               shares: Sequence[str] | None = None) -> Series:
+        """The series at ``levels`` (aligner, correction, path, segment, metric), created if new.
+
+        ``shares``: the levels of a series of the same pair whose rows this one's are (the same
+        columns and points): the new series' columns (and labels) are hard links to that
+        series' datasets, stored once, and its ``shares`` attribute names that series; its
+        points are then taken with :meth:`Series.follow`, not appended.
+        """
         name = self._path_group(pair, levels)
         if name in self.file:
             group = self.file[name]
@@ -278,10 +335,16 @@ class ResultsStore:
                 raise ResultsMismatchError(f"{self.path}:{name} lacks columns {missing}")
             return Series(group, columns)
         group = self.file.create_group(name)
-        for column in columns:
-            group.create_dataset(column, shape=(0,), maxshape=(None,), dtype="f8",
-                                 chunks=(64,), fillvalue=np.nan)
-        if labels is not None:
+        if shares is not None:
+            source = self.file[self._path_group(pair, shares)]
+            for column in (*columns, *(("labels",) if "labels" in source else ())):
+                group[column] = source[column]  # an HDF5 hard link: one dataset, two names
+            group.attrs["shares"] = source.name
+        else:
+            for column in columns:
+                group.create_dataset(column, shape=(0,), maxshape=(None,), dtype="f8",
+                                     chunks=(64,), fillvalue=np.nan)
+        if labels is not None and "labels" not in group:
             group.create_dataset("labels", data=np.asarray(list(labels), dtype=h5py.string_dtype()))
         group.attrs["columns"] = json.dumps(list(columns))
         group.attrs["n_done"] = 0

@@ -6,7 +6,7 @@ import difflib
 import json
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,9 @@ def report_rows(path: str | Path) -> Rows:
     """One row per curve (pair, aligner, correction, path, segment) with the barrier metrics
     spread into columns (``loss_barrier``, ``loss_barrier_mean``, ``loss_midpoint``,
     ``error_barrier``..., endpoint accuracies) and every other metric's summary as
-    ``<metric>.<key>``; ``flags`` lists incomplete or non-finite measurements. A cell that
-    failed for good (Ray executor) is a row of its own with its ``error`` in ``flags``."""
+    ``<metric>.<key>``; ``flags`` lists incomplete or non-finite measurements and barriers
+    above the unaligned (identity) one. A cell that failed for good (Ray executor) is a row of
+    its own with its ``error`` in ``flags``."""
     rows: dict[tuple, dict[str, Any]] = {}
     for summary in read_summaries(path):
         key = tuple(summary[k] for k in CURVE_KEYS)
@@ -46,12 +47,49 @@ def report_rows(path: str | Path) -> Rows:
                 if name not in (*CURVE_KEYS, "metric", "complete", "points", "align_seconds",
                                 "align_objective"):
                     row[f"{metric}.{name}"] = value
+    identity = identity_labels(read_metadata(path).get("config", {}))
+    for row, flag in barriers_above_identity(list(rows.values()), identity):
+        row["flags"].append(flag)
     for failure in read_failures(path):
         levels = [*failure["levels"], "", "", ""][:3]
         rows[(failure["pair"], failure["cell"])] = {
             **dict(zip(CURVE_KEYS, (failure["pair"], *levels, ""))),
             "flags": [f"failed: {failure['error']}"], "error": failure["error"]}
     return Rows(sorted(rows.values(), key=_config_order(path)))
+
+
+def identity_labels(config: Mapping[str, Any]) -> set[str]:
+    """The result labels of the pipeline's ``identity`` aligners (no alignment)."""
+    return {e.get("label") or e["name"] for e in config.get("aligners", []) if e["name"] == "identity"}
+
+
+def barriers_above_identity(rows: Sequence[dict[str, Any]], identity: set[str]) -> list[tuple[dict, str]]:
+    """(row, message) for every row whose loss or error barrier is higher than that of an
+    ``identity`` aligner (labels ``identity``) on the same pair, correction, path and segment:
+    an alignment that made the path worse than no alignment at all (a poor local optimum of
+    weight matching, a broken aligner)."""
+    def curve(row: dict[str, Any]) -> tuple:
+        return tuple(row[k] for k in CURVE_KEYS if k != "aligner")
+
+    unaligned = {curve(r): r for r in rows if r["aligner"] in identity}
+    found = []
+    for row in rows:
+        base = unaligned.get(curve(row))
+        if base is None or row is base:
+            continue
+        for quantity in ("loss", "error"):
+            aligned = row.get(f"{quantity}_barrier", math.nan)
+            naive = base.get(f"{quantity}_barrier", math.nan)
+            # float noise of an equivalent network is no regression; False whenever either is NaN
+            if aligned > naive + 1e-6 * max(1.0, abs(naive)):
+                found.append((row, f"{quantity} barrier {_fmt(aligned)} is above the unaligned (identity) "
+                                   f"barrier {_fmt(naive)}: the alignment made the path worse"))
+    return found
+
+
+def curve_name(row: dict[str, Any]) -> str:
+    """pair/aligner/correction/path/segment of a report row."""
+    return "/".join(str(row[k]) for k in CURVE_KEYS)
 
 
 def _config_order(path: str | Path):

@@ -35,7 +35,7 @@ from ridgeline.core.interfaces.model import Model
 from ridgeline.core.plugin_host.registry import Registries
 from ridgeline.core.results.store import safe_name
 from ridgeline.core.run.config import EntryConfig, PipelineConfig
-from ridgeline.core.run.training import train
+from ridgeline.core.run.training import provenance, train
 from ridgeline.core.state import State
 from ridgeline.core.symmetry.spec import Perms, PermutationSpec
 from ridgeline.core.symmetry.symmetry import Symmetry
@@ -106,8 +106,12 @@ Cell = TrainCell | AlignCell | MeasureCell
 # -- what cells return -------------------------------------------------------------------
 @attrs.frozen
 class Trained:
+    """A trained state, the seconds it took, and what determined it besides the seed (the
+    thread count it was trained with: :func:`ridgeline.core.run.training.provenance`)."""
+
     state: State
     seconds: float
+    provenance: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -158,6 +162,16 @@ class SeriesOpen:
     levels: tuple[str, ...]
     columns: tuple[str, ...]
     labels: Sequence[str] | None
+    shares: tuple[str, ...] | None = None
+    """The levels of an earlier series of the path whose rows this one's are (stored once)."""
+
+
+@attrs.frozen
+class SeriesFollow:
+    """The series at ``levels`` takes the rows of the one at ``source`` (they record the same)."""
+
+    levels: tuple[str, ...]
+    source: tuple[str, ...]
 
 
 @attrs.frozen
@@ -177,7 +191,7 @@ class PathFinish:
     levels: tuple[str, ...]
 
 
-Write = FitWrite | SeriesOpen | RecordWrite | SeriesFinish | PathFinish
+Write = FitWrite | SeriesOpen | SeriesFollow | RecordWrite | SeriesFinish | PathFinish
 
 
 # -- where cells run ---------------------------------------------------------------------
@@ -249,7 +263,7 @@ def train_cell(context: CellContext, cell: TrainCell) -> Trained:
     start = time.perf_counter()
     state = train(context.model, context.dataset, context.config.train, seed=cell.seed,
                   device=context.device, progress=context.progress)
-    return Trained(state, time.perf_counter() - start)
+    return Trained(state, time.perf_counter() - start, provenance(context.config.train))
 
 
 def align_cell(context: CellContext, cell: AlignCell, states: Sequence[State]) -> AlignOutcome:
@@ -286,7 +300,10 @@ def measure_cell(context: CellContext, cell: MeasureCell, endpoints: Sequence[St
                  progress: PathProgress) -> Iterator[Write]:
     """Fit the path if trainable (or restore its stored fit), then measure every metric along
     every segment, continuing each series after the records ``progress`` holds. Yields the
-    writes in the order the driver must make them; records are yielded one at a time.
+    writes in the order the driver must make them; records are yielded one at a time. Metrics
+    recording the same rows as an earlier one on the segment (equal ``records_key`` and
+    columns: the loss and error barriers) are not measured again: their series share the
+    earlier one's rows.
 
     Paths and metrics see each tied tensor once (``Ties.drop``: interpolation, fitting, distances
     and layer lists count it once, and no operation can split its names); the fitted states
@@ -309,14 +326,25 @@ def measure_cell(context: CellContext, cell: MeasureCell, endpoints: Sequence[St
     corrections = [registries.corrections.create(c.name, **c.options) for c in cell.corrections]
     for segment_label, segment in path.segments().items():
         probe = PathProbe(segment, evaluator, corrections)
+        recorded: dict[tuple, tuple[tuple[str, ...], list[dict[str, float]]]] = {}
         for metric_entry, metric in metrics:
             points = list(metric.points(segment))
             levels = (*cell.levels, segment_label, metric_entry.key)
             done = progress.of(segment_label, metric_entry.key)
-            yield SeriesOpen(levels, tuple(metric.columns), metric.labels(segment))
-            if done.complete:
+            key = metric.records_key(segment)
+            shared = recorded.get((key, tuple(metric.columns))) if key is not None else None
+            yield SeriesOpen(levels, tuple(metric.columns), metric.labels(segment),
+                             shares=shared[0] if shared else None)
+            if shared is not None:  # the rows of an earlier metric: stored once
+                if not done.complete:
+                    yield SeriesFollow(levels, shared[0])
+                    yield SeriesFinish(levels, metric.summarise(shared[1]))
                 continue
             records = list(done.records)
+            if key is not None:
+                recorded[(key, tuple(metric.columns))] = (levels, records)  # filled below
+            if done.complete:
+                continue
             todo = points[len(records):]
             label = "/".join(level for level in levels if level)
             step = evaluator.points_per_batch

@@ -17,13 +17,14 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.plugin_host.registry import Registries
 from ridgeline.core.run.training import TrainConfig
+from ridgeline.core.validation import checked
 
 
 @attrs.frozen
@@ -236,15 +237,17 @@ class PipelineConfig:
     paths: tuple[EntryConfig, ...] = (EntryConfig("linear"),)
     metrics: tuple[EntryConfig, ...] = (EntryConfig("loss_barrier"), EntryConfig("error_barrier"))
     train: TrainConfig = attrs.field(factory=TrainConfig)
-    seed: int = 0
-    batch_size: int = 1000
-    points_per_batch: int | None = None
-    precision: str = "fp32"
-    output: str = "results.h5"
-    checkpoint_dir: str = ""
-    device: str = "auto"
+    seed: int = attrs.field(default=0, validator=checked(int))
+    batch_size: int = attrs.field(default=1000, validator=checked(int, at_least=1))
+    points_per_batch: int | None = attrs.field(default=None, validator=checked(int | None))
+    precision: str = attrs.field(default="fp32", validator=checked(str))
+    output: str = attrs.field(default="results.h5", validator=checked(str))
+    checkpoint_dir: str = attrs.field(default="", validator=checked(str))
+    device: str = attrs.field(default="auto", validator=checked(str))
     executor: ExecutorConfig = attrs.field(factory=ExecutorConfig)
     """How cells run; not part of :meth:`to_dict`, so a run may resume under another executor."""
+
+    scope: ClassVar[str] = "pipeline"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base_dir: str | Path | None = None) -> PipelineConfig:
@@ -335,7 +338,7 @@ class PipelineConfig:
             "corrections": [[c.to_dict() for c in cs] for cs in self.corrections],
             "paths": [p.to_dict() for p in self.paths],
             "metrics": [m.to_dict() for m in self.metrics],
-            "train": attrs.asdict(self.train),
+            "train": self.train.to_dict(),
             "seed": self.seed,
             "batch_size": self.batch_size,
             # a reduced precision changes the numbers: recorded (fp32 is left out, so files written

@@ -27,11 +27,12 @@ import attrs
 import torch
 
 from ridgeline.core import __version__
-from ridgeline.core.checkpoint import load_state, save_state
+from ridgeline.core.checkpoint import load_metadata, load_state, save_state
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.evaluator import check_evaluation_options, has_batchnorm
 from ridgeline.core.plugin_host.host import PluginHost, default_host
 from ridgeline.core.results.store import ResultsStore
+from ridgeline.core.results.tables import barriers_above_identity, curve_name, identity_labels, report_rows
 from ridgeline.core.results.writer import Writer
 from ridgeline.core.run.cells import (
     AlignCell,
@@ -46,11 +47,11 @@ from ridgeline.core.run.cells import (
     resolve_device,
     train_cell,
 )
-from ridgeline.core.run.config import ExecutorConfig, ModelSetConfig, PipelineConfig
+from ridgeline.core.run.config import EntryConfig, ExecutorConfig, ModelSetConfig, PipelineConfig
 from ridgeline.core.run.recorder import Recorder
 from ridgeline.core.run.sweeps import expand_grids, pair_sets
 from ridgeline.core.run.trajectory import checkpoint_series
-from ridgeline.core.state import State, check_compatible
+from ridgeline.core.state import State, check_compatible, check_finite
 
 __all__ = ["Pipeline", "resolve_device", "run_pipeline"]
 
@@ -93,7 +94,40 @@ class Pipeline:
         self.timings: dict[str, float] = {}
         self.failures: dict[tuple[str, str], str] = {}
         """(model set, cell) -> error of every cell that failed for good (Ray executor)."""
+        self._check_entries()
         self._check_combinations()
+
+    def _check_entries(self) -> None:
+        """Build every aligner, metric and correction once, and every path on placeholder
+        endpoints (one per model of each model set), so that an option of the wrong type or out
+        of range fails here, naming the entry and the option, before any training or file."""
+        def where(kind: str, entry: EntryConfig) -> str:
+            label = f" ({entry.name})" if entry.label and entry.label != entry.name else ""
+            return f"{kind} {entry.key!r}{label}"
+
+        for kind in ("aligners", "metrics"):
+            for entry in getattr(self.config, kind):
+                self._build(where(kind[:-1], entry), kind, entry)
+        for corrections in self.config.corrections:
+            for entry in corrections:
+                self._build(where("correction", entry), "corrections", entry)
+        counts = sorted({len(s.checkpoints or s.seeds or s.series) for s in self.config.pairs})
+        for entry in self.config.paths:
+            self.registries.paths.check(entry.name, entry.options, skip=("endpoints",),
+                                        where=where("path", entry))
+            for count in counts:
+                placeholders = [self.model.init_state(seed) for seed in range(count)]
+                self._build(where("path", entry), "paths", entry, endpoints=placeholders)
+
+    def _build(self, where: str, kind: str, entry: EntryConfig, **arguments: Any) -> Any:
+        registry = self.registries.of(kind)
+        registry.check(entry.name, entry.options, skip=arguments, where=where)
+        try:
+            return registry.get(entry.name)(**arguments, **entry.options)
+        except ConfigError as error:
+            message = str(error)
+            raise ConfigError(message if entry.name in message or entry.key in message
+                              else f"{where}: {message}") from None
 
     def _check_combinations(self) -> None:
         """Refuse, before any work, entries that cannot run together or on this data."""
@@ -147,12 +181,46 @@ class Pipeline:
         return self.checkpoint_dir() / f"{self._model_tag()}-seed{seed}.safetensors"
 
     def save_trained(self, seed: int, trained: Trained) -> State:
-        """Cache a trained model (checkpoint and timing); returns its state."""
+        """Cache a trained model (checkpoint and timing, and what determined it: the thread
+        count it was trained with); returns its state."""
         self.timings[f"train_seed{seed}"] = trained.seconds
         save_state(self.checkpoint_path(seed), trained.state, {
             "model": self.model.config, "dataset": self.dataset.config, "seed": seed,
-            "train": self.config.to_dict()["train"]})
+            "train": self.config.to_dict()["train"], **trained.provenance})
         return trained.state
+
+    def sources(self, model_set: ModelSetConfig) -> list[Path]:
+        """The file each model of the set is read from: its checkpoint, or the cached training
+        result of its seed."""
+        if model_set.checkpoints:
+            return [Path(c) for c in model_set.checkpoints]
+        return [self.checkpoint_path(seed) for seed in model_set.seeds]
+
+    def provenance(self, model_set: ModelSetConfig) -> list[dict[str, Any]]:
+        """Where each model of the set comes from and what determined it, from its file's
+        metadata: the seed, the training thread count, torch's version (recorded with the
+        results; only the source for a checkpoint without ridgeline metadata)."""
+        records = []
+        for source in self.sources(model_set):
+            try:
+                meta = load_metadata(source)
+            except Exception:  # a foreign checkpoint: its provenance is unknown, not an error
+                meta = {}
+            keys = ("seed", "data_seed", "threads", "deterministic", "torch_version", "step")
+            records.append({"source": str(source), **{k: meta[k] for k in keys if k in meta}})
+        return records
+
+    def check_finite(self, model_set: ModelSetConfig, states: list[State | None]) -> None:
+        """Refuse, before any alignment, a model holding NaN or inf when an aligner of the run
+        needs finite weights: one error naming the file, the tensors and their counts. A run of
+        aligners that take any weights (``identity``) measures the path and flags it."""
+        needing = [e.key for e in self.config.aligners
+                   if getattr(self.registries.aligners.get(e.name), "needs_finite", True)]
+        if needing:
+            for source, state in zip(self.sources(model_set), states):
+                if state is not None:
+                    check_finite(state, f"model {str(source)!r} of model set {model_set.name!r}",
+                                 needed_by=" and ".join(needing))
 
     def load_models(self, model_set: ModelSetConfig, *, train_missing: bool = True) -> list[State | None]:
         """The set's states on the driver's device, keys in the module's order (safetensors
@@ -167,7 +235,9 @@ class Pipeline:
                 check_compatible(reference, state, names=(f"model {self.model.name!r}", str(path)))
                 ties.check(state, f"checkpoint {path}")
                 states.append(state)
-            return self.context.place(states)
+            states = self.context.place(states)
+            self.check_finite(model_set, states)
+            return states
         for seed in model_set.seeds:
             path = self.checkpoint_path(seed)
             if path.exists():
@@ -177,6 +247,7 @@ class Pipeline:
                 states.append(self.context.place([state])[0])
             else:
                 states.append(None)
+        self.check_finite(model_set, states)
         return states
 
     def model_sets(self) -> list[ModelSetConfig]:
@@ -217,7 +288,7 @@ class Pipeline:
         """Every cell in this process, one after another, each record written as measured."""
         for model_set in self.model_sets():
             states = self.load_models(model_set)
-            recorder.check_endpoints(model_set, states)
+            recorder.check_endpoints(model_set, states, self.provenance(model_set))
             for cell in self.align_cells(model_set):
                 alignment = recorder.stored_alignment(cell)
                 if alignment is None:
@@ -237,6 +308,7 @@ class Pipeline:
             "device": str(self.device),
             "points_per_batch": self.context.points_per_batch,
             "seed": self.config.seed,
+            "threads": torch.get_num_threads(),
             "torch_version": torch.__version__,
             "python": platform.python_version(),
             "plugin_versions": {"ridgeline": __version__, **self.host.versions},
@@ -261,7 +333,15 @@ class Pipeline:
                 store.write_timings(self.timings)
             else:
                 store.mark_complete(self.timings)
+        self._warn_about_regressions()
         return self.output
+
+    def _warn_about_regressions(self) -> None:
+        """Warn (at the run's end) about every aligned barrier above the identity barrier of the
+        same curve; ``ridgeline report`` flags them too."""
+        rows = report_rows(self.output)
+        for row, message in barriers_above_identity(rows, identity_labels(self.config.to_dict())):
+            warnings.warn(f"{curve_name(row)}: {message}", stacklevel=3)
 
 
 def run_pipeline(config: PipelineConfig | Mapping[str, Any] | str | Path, **kwargs: Any) -> Path:

@@ -296,7 +296,7 @@ class _Sweep:
                 self.training[seed] = self.submit(TrainCell(seed), None, None, None)
             refs.append(self.training[seed])
         if all(state is not None for state in states):
-            self.recorder.check_endpoints(model_set, states)
+            self.recorder.check_endpoints(model_set, states, self.pipeline.provenance(model_set))
         else:
             self.unchecked[model_set.name] = model_set
         return refs
@@ -325,7 +325,8 @@ class _Sweep:
         for seed in model_set.seeds:
             if seed in self.training and seed not in self.trained:
                 self.saved(seed, self.ray.get(self.training[seed]))
-        self.recorder.check_endpoints(model_set, self.pipeline.load_models(model_set))
+        self.recorder.check_endpoints(model_set, self.pipeline.load_models(model_set),
+                                      self.pipeline.provenance(model_set))
 
     def failed(self, cell: Cell, model_set: ModelSetConfig | None, error: BaseException) -> None:
         text = _error_text(error)

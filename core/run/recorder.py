@@ -7,7 +7,8 @@ whatever order they arrive, and reads back what a resumed cell needs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ridgeline.core.results.store import ResultsStore, Series
 from ridgeline.core.results.writer import Writer
@@ -21,6 +22,7 @@ from ridgeline.core.run.cells import (
     PathProgress,
     RecordWrite,
     SeriesFinish,
+    SeriesFollow,
     SeriesOpen,
     SeriesProgress,
     TrainCell,
@@ -40,10 +42,14 @@ class Recorder:
         self.failures: dict[tuple[str, str], str] = {}
 
     # -- reading back what is done -----------------------------------------------------
-    def check_endpoints(self, model_set: ModelSetConfig, states: Sequence[State]) -> None:
-        """Record the set's fingerprint, or refuse states that differ from the recorded ones;
-        the set's models exist now, so no training of theirs stays recorded as failed."""
+    def check_endpoints(self, model_set: ModelSetConfig, states: Sequence[State],
+                        models: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Record the set's fingerprint, or refuse states that differ from the recorded ones,
+        and record where its ``models`` come from (source, seed, threads); the set's models
+        exist now, so no training of theirs stays recorded as failed."""
         self.store.check_endpoints(model_set.name, fingerprint(list(states)))
+        if models:
+            self.store.record_models(model_set.name, models)
         for seed in model_set.seeds:
             self.store.clear_failure(model_set.name, TrainCell(seed).label)
 
@@ -71,7 +77,16 @@ class Recorder:
             self.store.write_fit(model_set, write.levels, write.report, write.states)
         elif isinstance(write, SeriesOpen):
             self._series[(model_set, write.levels)] = self.store.series(
-                model_set, write.levels, write.columns, write.labels)
+                model_set, write.levels, write.columns, write.labels, shares=write.shares)
+        elif isinstance(write, SeriesFollow):
+            series = self._series[(model_set, write.levels)]
+            self.writer.drain()
+            source = self.store.series(model_set, write.source, series.columns)
+            if series.shares is not None:
+                self.writer.submit(series.follow, source)
+            else:  # a series an earlier version stored with its own datasets: copy the rows
+                for record in source.records()[series.n_done:]:
+                    self.writer.append(series, record)
         elif isinstance(write, RecordWrite):
             self.writer.append(self._series[(model_set, write.levels)], write.record)
         elif isinstance(write, SeriesFinish):

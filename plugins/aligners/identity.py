@@ -14,6 +14,7 @@ class IdentityAligner(Aligner):
 
     name = "identity"
     supports_nested = True
+    needs_finite = False  # the naive path of a diverged model is measured and flagged
 
     def __init__(self) -> None:
         super().__init__()

@@ -71,6 +71,7 @@ class MergeManyAligner(Aligner):
 
     def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
               spec: PermutationSpec, context: AlignContext) -> Alignment:
+        self.check_inputs(reference, other, spec)
         start = time.perf_counter()
         seed = context.seed if self.seed is None else self.seed
         perms, merged, history = merge_many([reference, other], spec, max_iter=self.max_iter,

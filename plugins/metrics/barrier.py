@@ -35,6 +35,10 @@ class _CurveBarrier(Metric):
     def points(self, path: Path) -> list[float]:
         return self.grid
 
+    def records_key(self, path: Path) -> tuple:
+        """The loss and error barriers on one split and grid record the same rows."""
+        return ("curve", self.split, tuple(self.grid))
+
     def prefetch(self, points: Sequence[float], probe: PathProbe) -> None:
         probe.prefetch(points, self.split)
 

@@ -41,3 +41,22 @@ def test_installed_package_resolves_to_this_checkout():
 
     assert Path(ridgeline.core.__file__).parent == ROOT / "core"
     assert Path(ridgeline.plugins.__file__).parent == ROOT / "plugins"
+
+
+def test_dependencies_have_no_upper_bound():
+    """Users of newer releases (a newer torch) must be able to install ridgeline; the README's
+    install command pins the versions the suite is run with, the package does not."""
+    from packaging.requirements import Requirement
+
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    capped = [d for d in dependencies
+              if any(s.operator in ("<", "<=", "==", "~=") for s in Requirement(d).specifier)]
+    assert not capped
+
+
+def test_readme_and_ci_install_the_same_pinned_torch():
+    import re
+
+    pins = [re.findall(r"torch==[\d.]+ torchvision==[\d.]+", (ROOT / name).read_text())
+            for name in ("README.md", ".ci/run")]
+    assert pins[0] and pins[0][:1] == pins[1][:1]

@@ -67,3 +67,15 @@ def test_ties_drop_expand_retie_and_refuse_disagreeing_names():
     assert ties.retie(moved, keys=["shared.weight"])["head.weight"] is state["head.weight"]  # not chosen
     fixed = ties.retie(moved)
     assert fixed["head.weight"] is moved["embed.weight"] and not ties.disagreements(fixed)
+
+
+def test_non_finite_counts_nan_and_inf_per_floating_tensor():
+    from ridgeline.core.errors import NonFiniteStateError
+    from ridgeline.core.state import check_finite, non_finite
+
+    state = {"w": torch.tensor([1.0, float("nan"), float("inf")]), "b": torch.zeros(2),
+             "count": torch.tensor(3)}
+    assert non_finite(state) == {"w": 2}
+    check_finite({"b": torch.zeros(2)}, "fine")
+    with pytest.raises(NonFiniteStateError, match=r"m.pt holds non-finite .* 'w' \(2 of 3\); ste needs"):
+        check_finite(state, "m.pt", needed_by="ste")

@@ -37,10 +37,10 @@ def test_describe_shows_every_option_with_its_default(kind, name):
 def test_describe_weight_matching_names_its_choices_paper_and_snippet():
     text = describe(default_host(), "aligners", "weight_matching")
     order = next(line for line in text.splitlines() if line.strip().startswith("order"))
-    assert order.split()[:3] == ["order", "str", '"random"']
+    assert order.split()[:3] == ["order", "str", '"best"']
     assert '"random", "forward", "backward", "best"' in order
     assert "Ainsworth, Hayase & Srinivasa, ICLR 2023" in text  # the paper, from the module docstring
-    assert 'aligners = [{ name = "weight_matching", order = "random", max_iter = 100 }]' in text
+    assert 'aligners = [{ name = "weight_matching", order = "best", restarts = 3 }]' in text
 
 
 def test_describe_a_model_says_which_parameters_ridgeline_supplies():

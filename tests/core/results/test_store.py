@@ -135,3 +135,48 @@ def test_readers_explain_files_they_cannot_read(tmp_path):
         f["x"] = [1]
     with pytest.raises(ResultsReadError, match="not a ridgeline results file"):
         read_curves(tmp_path / "other.h5")
+
+
+class Failure(Exception):
+    pass
+
+
+def test_a_run_that_fails_before_its_first_record_leaves_no_file(tmp_path):
+    path = tmp_path / "r.h5"
+    with pytest.raises(Failure), ResultsStore(path, {"a": 1}, {"device": "cpu"}) as store:
+        store.check_endpoints("pair", "f" * 64)
+        store.series("pair", LEVELS, ("t", "loss"))  # created, but no point written
+        raise Failure
+    assert not path.exists()
+
+
+def test_a_failed_run_keeps_what_it_recorded_and_files_it_did_not_create(tmp_path):
+    recorded = tmp_path / "recorded.h5"
+    with pytest.raises(Failure), ResultsStore(recorded, {"a": 1}, {}) as store:
+        store.write_alignment("pair", "wm", [Alignment(perms={"g": torch.arange(3)})])
+        raise Failure
+    assert recorded.exists()
+    earlier = tmp_path / "earlier.h5"
+    ResultsStore(earlier, {"a": 1}, {}).close()  # an earlier run's file, empty as it may be
+    with pytest.raises(Failure), ResultsStore(earlier, {"a": 1}, {}):
+        raise Failure
+    assert earlier.exists()
+
+
+def test_a_series_sharing_another_ones_rows_links_its_columns_and_follows_its_points(tmp_path):
+    path = tmp_path / "r.h5"
+    error_levels = (*LEVELS[:-1], "error_barrier")
+    with ResultsStore(path, {"a": 1}, {}) as store:
+        first = store.series("pair", LEVELS, ("t", "loss"), labels=["a", "b"])
+        for i in range(2):
+            first.append({"t": i, "loss": 2.0 * i})
+        second = store.series("pair", error_levels, ("t", "loss"), shares=LEVELS)
+        assert second.shares == first.group.name and second.group["labels"] == first.group["labels"]
+        with pytest.raises(ResultsMismatchError, match="shares the columns"):
+            second.append({"t": 0, "loss": 0.0})
+        second.follow(first)
+        assert second.records() == first.records() == [{"t": 0.0, "loss": 0.0}, {"t": 1.0, "loss": 2.0}]
+        with pytest.raises(ResultsMismatchError, match="does not share"):
+            first.follow(second)
+    rows = read_curves(path)
+    assert [r["loss"] for r in rows if r["metric"] == "error_barrier"] == [0.0, 2.0]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import math
 
 import h5py
@@ -10,6 +11,7 @@ from ridgeline.core.checkpoint import save_state
 from ridgeline.core.errors import (
     ConfigError,
     DataError,
+    NonFiniteStateError,
     ResultsMismatchError,
     StateMismatchError,
     UnknownEntryError,
@@ -98,6 +100,67 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path):
     assert read_metadata(config.output)["complete"]
 
 
+def test_the_seed_and_training_threads_are_recorded_in_checkpoints_and_results(tmp_path):
+    from ridgeline.core.checkpoint import load_metadata
+
+    config = small_config(tmp_path, train={"steps": 10, "batch_size": 32, "lr": 0.01, "threads": 1})
+    output = run_pipeline(config, progress=False)
+    checkpoints = sorted((tmp_path / "checkpoints").glob("*.safetensors"))
+    assert [(load_metadata(c)["seed"], load_metadata(c)["threads"]) for c in checkpoints] == [(0, 1), (1, 1)]
+    with h5py.File(output) as f:
+        models = json.loads(f["pairs/ab"].attrs["models"])
+        assert f.attrs["threads"] == torch.get_num_threads()
+    assert [(m["source"], m["seed"], m["threads"], m["deterministic"]) for m in models] == [
+        (str(c), s, 1, True) for c, s in zip(checkpoints, (0, 1))]
+    assert read_metadata(output)["config"]["train"]["threads"] == 1
+
+
+def test_loss_and_error_barriers_of_one_path_store_their_rows_once(tmp_path):
+    from ridgeline.core.numerics.curves import barrier_summary
+
+    metrics = [{"name": "loss_barrier", "grid": 6}, {"name": "error_barrier", "grid": 6},
+               {"name": "error_barrier", "grid": 5, "label": "coarse"}]
+    output = run_pipeline(small_config(tmp_path, aligners=["identity"], metrics=metrics), progress=False)
+    base = "pairs/ab/curves/identity/none/linear/line"
+    with h5py.File(output) as f:
+        loss, error, coarse = (f[f"{base}/{m}"] for m in ("loss_barrier", "error_barrier", "coarse"))
+        for column in ("t", "loss", "accuracy", "error"):
+            assert loss[column] == error[column] and loss[column] != coarse[column]  # one dataset, two names
+        assert error.attrs["shares"] == loss.name
+        assert "shares" not in loss.attrs and "shares" not in coarse.attrs
+    rows = read_curves(output)
+    columns = ("index", "t", "loss", "accuracy", "error")
+    loss_rows, error_rows = ([tuple(r[c] for c in columns) for r in rows if r["metric"] == m]
+                             for m in ("loss_barrier", "error_barrier"))
+    assert loss_rows == error_rows and len(error_rows) == 7
+    summary = next(r for r in read_summaries(output) if r["metric"] == "error_barrier")
+    expected = barrier_summary([r[1] for r in error_rows], [r[4] for r in error_rows])
+    assert summary["complete"] and summary["points"] == 7 and summary["barrier"] == expected["barrier"]
+
+
+def test_a_file_of_an_earlier_version_with_its_own_error_barrier_columns_resumes(tmp_path):
+    from ridgeline.core.results.store import ResultsStore
+
+    config = small_config(tmp_path, aligners=["identity"])
+    output = run_pipeline(config, progress=False)
+    before = read_curves(output)
+    line = "pairs/ab/curves/identity/none/linear/line"
+    with h5py.File(output, "a") as f:  # as written before rows were shared: own datasets, 2 points
+        del f[f"{line}/error_barrier"]
+        f[line.rsplit("/", 1)[0]].attrs["complete"] = False
+        f.attrs["complete"] = False
+    with ResultsStore(output, config.to_dict(), {"device": "cpu"}) as store:
+        series = store.series("ab", ("identity", "none", "linear", "line", "error_barrier"),
+                              ("t", "loss", "accuracy", "error"))
+        for record in store.series("ab", ("identity", "none", "linear", "line", "loss_barrier"),
+                                   ("t", "loss", "accuracy", "error")).records()[:2]:
+            series.append(record)
+    run_pipeline(config, progress=False)
+    with h5py.File(output) as f:
+        assert "shares" not in f[f"{line}/error_barrier"].attrs and f.attrs["complete"]
+    assert read_curves(output) == before
+
+
 def test_rerunning_a_finished_pipeline_changes_nothing(tmp_path):
     config = small_config(tmp_path)
     run_pipeline(config, progress=False)
@@ -133,6 +196,22 @@ def test_nan_losses_are_recorded_and_flagged(tmp_path):
     assert "NaN/inf" in format_table(report_rows(output))
 
 
+def test_a_non_finite_checkpoint_is_refused_before_any_alignment_naming_file_and_tensor(tmp_path):
+    pipeline = Pipeline(small_config(tmp_path), progress=False)
+    good = pipeline.model.init_state(0)
+    bad = dict(pipeline.model.init_state(1))
+    bad["hidden.0.weight"] = bad["hidden.0.weight"].clone()
+    bad["hidden.0.weight"][:2, 0] = float("nan")  # 2 of 16 x 12 = 192 entries
+    paths = [str(save_state(tmp_path / name, state)) for name, state in
+             (("good.safetensors", good), ("diverged.safetensors", bad))]
+    config = small_config(tmp_path, pairs=[{"name": "bad", "checkpoints": paths}],
+                          aligners=["identity", "weight_matching"])
+    expected = r"diverged.safetensors.*'hidden.0.weight' \(2 of 192\).*weight_matching needs finite weights"
+    with pytest.raises(NonFiniteStateError, match=expected):
+        run_pipeline(config, progress=False)
+    assert not (tmp_path / "results.h5").exists()  # nothing was aligned or measured
+
+
 def test_checkpoints_of_another_architecture_name_key_and_shapes(tmp_path):
     config = small_config(tmp_path)
     state = Pipeline(config, progress=False).model.init_state(0)
@@ -156,10 +235,76 @@ def test_unknown_names_fail_before_any_work_with_close_matches(tmp_path):
     ({"aligners": ["identity", "identity"]}, "same label"),
     ({"bogus": 1}, "unknown pipeline keys"),
     ({"train": {"epoch": 3}}, "unknown training options"),
+    ({"train": {"epochs": "ten"}}, "train option epochs = 'ten' must be int"),
+    ({"train": {"lr": -1.0}}, "train option lr = -1.0 must be > 0"),
+    ({"batch_size": 0}, "pipeline option batch_size = 0 must be >= 1"),
 ])
 def test_bad_configs_are_explained(tmp_path, bad, message):
     with pytest.raises(ConfigError, match=message):
         small_config(tmp_path, **bad)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"metrics": [{"name": "loss_barrier", "grid": "ten"}]},
+     r"metric 'loss_barrier': option grid = 'ten' must be int \| Sequence\[float\]"),
+    ({"metrics": [{"name": "error_barrier", "grid": 1, "label": "coarse"}]},
+     r"metric 'coarse' \(error_barrier\).*at least 2 points"),
+    ({"metrics": [{"name": "loss_barrier", "grid": 25, "splt": "test"}]}, "loss_barrier.*no option 'splt'"),
+    ({"aligners": [{"name": "weight_matching", "max_iter": 0}]}, "weight_matching.*max_iter"),
+    ({"aligners": [{"name": "activation_matching", "examples": 2.5}]}, "activation_matching.*examples = 2.5"),
+    ({"paths": [{"name": "bezier", "steps": "many"}]}, "path 'bezier'.*steps = 'many' must be int"),
+    ({"paths": ["star"]}, "path 'star' needs at least 3 models, got 2"),
+    ({"corrections": [[{"name": "repair", "examples": "all"}]]}, "correction 'repair'.*examples = 'all'"),
+    ({"model": {"name": "mlp", "widths": "ten"}}, "model 'mlp'.*widths = 'ten'"),
+])
+def test_bad_options_fail_before_any_training_or_file(tmp_path, monkeypatch, change, message):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before the options were checked")
+
+    monkeypatch.setattr("ridgeline.core.run.cells.train", no_training)
+    with pytest.raises(ConfigError, match=message):
+        run_pipeline(small_config(tmp_path, **change), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_that_fails_in_training_leaves_no_results_file(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise Interrupt
+
+    monkeypatch.setattr("ridgeline.core.run.cells.train", interrupted)
+    with pytest.raises(Interrupt):
+        run_pipeline(small_config(tmp_path), progress=False)
+    assert not (tmp_path / "results.h5").exists()
+
+
+def test_an_alignment_that_raises_the_barrier_is_warned_about_and_flagged(tmp_path):
+    from ridgeline.core.interfaces.aligner import Aligner, Alignment
+    from ridgeline.core.results.tables import format_table, report_rows
+
+    class Scramble(Aligner):
+        """Permutes every group at random: a twin of the reference is no longer aligned."""
+
+        name = "scramble"
+
+        def align(self, reference, other, spec, context):
+            return Alignment(perms=spec.random(torch.Generator().manual_seed(0)))
+
+    class Plugin:
+        @hookimpl
+        def register_aligners(self, register):
+            register("scramble", Scramble)
+
+    config = small_config(tmp_path, pairs=[{"name": "twins", "seeds": [0, 0]}],
+                          aligners=["identity", "scramble", "weight_matching"])
+    host = load_plugins([("scramble", Plugin())], autoload=False)
+    expected = (r"twins/scramble/none/linear/line: loss barrier .* is above the unaligned \(identity\) "
+                r"barrier [-0-9.e]+: the alignment made the path worse")
+    with pytest.warns(UserWarning, match=expected):
+        run_pipeline(config, progress=False, host=host)
+    flagged = {r["aligner"]: r["flags"] for r in report_rows(config.output)}
+    assert flagged["identity"] == [] and flagged["weight_matching"] == []
+    assert any("above the unaligned (identity) barrier" in f for f in flagged["scramble"])
+    assert "WARNING twins/scramble/none/linear/line: loss barrier" in format_table(report_rows(config.output))
 
 
 def test_a_merging_aligners_product_is_stored_and_measured(tmp_path):

@@ -29,3 +29,21 @@ def test_spawned_children_share_their_parent_and_differ(small_mlp, synthetic, tm
     train(small_mlp, synthetic, config, seed=1, checkpoint_dir=tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step20.safetensors", "step40.safetensors"]
     assert isinstance(a["hidden.0.weight"], torch.Tensor)
+
+
+def test_training_runs_on_the_configured_threads_and_restores_the_callers_settings(small_mlp, synthetic):
+    config = TrainConfig(steps=20, batch_size=32, lr=1e-2, threads=1)
+    seen = []
+    torch.set_num_threads(2)
+    try:
+        a = train(small_mlp, synthetic, config, seed=0, progress=False,
+                  on_step=lambda step, state: seen.append((torch.get_num_threads(),
+                                                           torch.are_deterministic_algorithms_enabled())))
+        assert torch.get_num_threads() == 2 and not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(1)
+    assert set(seen) == {(1, True)}
+    assert distance(a, train(small_mlp, synthetic, config, seed=0, progress=False)) == 0.0
+    assert TrainConfig(threads=3).resolved_threads() == 3
+    assert TrainConfig().resolved_threads() == torch.get_num_threads() == 1
+    assert "threads" not in TrainConfig().to_dict() and TrainConfig(threads=2).to_dict()["threads"] == 2

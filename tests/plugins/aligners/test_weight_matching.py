@@ -46,7 +46,7 @@ def test_iteration_cap_is_respected(regs, small_mlp):
 
 
 def test_bad_options_and_mismatched_states_are_explained(regs, small_mlp):
-    with pytest.raises(ConfigError, match="order must be one of"):
+    with pytest.raises(ConfigError, match="order = 'sideways' must be one of 'random', 'forward'"):
         regs.aligners.create("weight_matching", order="sideways")
     a = small_mlp.init_state(0)
     b = dict(a, **{"hidden.0.weight": torch.zeros(8, 12)})
@@ -65,6 +65,32 @@ def test_best_order_recovers_a_resnet18_where_forward_sweeps_stop_early(regs):
     assert distance(a, forward.apply(spec, b)) > 0  # a local optimum of coordinate ascent
     assert distance(a, best.apply(spec, b)) == 0.0
     assert best.objective == max(best.diagnostics["objectives"].values())
+
+
+def test_the_default_keeps_the_best_of_several_orders_and_reports_their_spread(regs):
+    model = regs.models.create("mlp", input_shape=(20,), num_classes=5, widths=[32, 32, 32])
+    spec, a, b = model.spec(), model.init_state(0), model.init_state(1)
+    default = regs.aligners.create("weight_matching").align(a, b, spec, AlignContext(seed=0))
+    runs = [("forward", 0), ("backward", 0), ("random", 0), ("random", 1), ("random", 2)]
+    objectives = [weight_matching(spec, a, b, order=o, seed=s)[1][-1] for o, s in runs]
+    assert len(set(objectives)) > 1  # the sweep order decides which local optimum is reached
+    assert default.objective == max(objectives) > objectives[2]  # better than one random order
+    assert [(r["order"], r["seed"], r["objective"]) for r in default.diagnostics["runs"]] == [
+        (o, s, v) for (o, s), v in zip(runs, objectives)]
+    spread = default.diagnostics["objective_spread"]
+    assert (spread["min"], spread["max"]) == (min(objectives), max(objectives)) and spread["std"] > 0
+    chosen = runs[objectives.index(max(objectives))]
+    assert (default.diagnostics["order"], default.diagnostics["seed"]) == chosen
+
+
+def test_restarts_run_that_many_random_orders(regs, small_mlp):
+    spec, a, b = small_mlp.spec(), small_mlp.init_state(0), small_mlp.init_state(1)
+    alignment = regs.aligners.create("weight_matching", order="random", restarts=4, seed=7).align(
+        a, b, spec, AlignContext())
+    runs = [(r["order"], r["seed"]) for r in alignment.diagnostics["runs"]]
+    assert runs == [("random", s) for s in range(7, 11)]
+    with pytest.raises(ConfigError, match="restarts >= 1"):
+        regs.aligners.create("weight_matching", restarts=0)
 
 
 # -- the fast implementation against the pre-issue-9 one (benchmarks/weight_matching_reference.py) --
@@ -122,7 +148,8 @@ def test_weight_matching_on_cuda_gives_the_cpu_permutations(regs):
     assert all(torch.equal(gpu_perms[g], cpu_perms[g]) for g in spec.groups)
     assert gpu_history == pytest.approx(cpu_history, rel=1e-6)
     context = AlignContext(evaluator=_cuda_evaluator(regs))
-    alignment = regs.aligners.create("weight_matching", seed=2).align(a, b, spec, context)
+    alignment = regs.aligners.create("weight_matching", order="random", restarts=1, seed=2).align(
+        a, b, spec, context)
     assert all(torch.equal(alignment.perms[g], cpu_perms[g]) for g in spec.groups)
 
 

@@ -81,10 +81,12 @@ def test_label_selection_and_too_few_pairs(regs, ring):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"select": "random"}, "select must be one of predicted, label"),
-    ({"curve": "spline"}, "curve must be one of polychain, bezier"),
+    # closed sets and types are checked against the annotations (ridgeline.core.plugin_host.options)
+    ({"select": "random"}, "option select = 'random' must be one of 'predicted', 'label'"),
+    ({"curve": "spline"}, "option curve = 'spline' must be one of 'polychain', 'bezier'"),
     ({"pairs": 0}, "pairs must be an integer >= 1"),
-    ({"steps": "ten"}, "steps must be an integer >= 0"),
+    ({"steps": "ten"}, "option steps = 'ten' must be int"),
+    ({"steps": -1}, "steps must be an integer >= 0"),
     ({"t": 2.0}, r"t must lie in \[0, 1\]"),
     ({"lr": -1.0}, "lr must be a positive number"),
 ])

@@ -131,5 +131,5 @@ def test_second_differences_equal_the_quadratic_form_for_a_quadratic(synthetic):
 
 @pytest.mark.parametrize("steps", [[0.7], [0.0], "ten", [1e-2, -1e-3]])
 def test_bad_steps_are_refused_before_any_work(regs, steps):
-    with pytest.raises(ConfigError, match="taylor_barrier steps"):
+    with pytest.raises(ConfigError, match="taylor_barrier.*steps"):
         regs.metrics.create("taylor_barrier", steps=steps)
