@@ -22,15 +22,14 @@ leave the outputs unchanged in eval mode); a failing spec raises :class:`SpecErr
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import torch
 from torch import fx, nn
 
 from ridgeline.core.errors import SpecError
 from ridgeline.core.symmetry import layer_rules, op_rules, rules
+from ridgeline.core.symmetry.assemble import assemble
 from ridgeline.core.symmetry.labels import Unions
-from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
+from ridgeline.core.symmetry.spec import PermutationSpec
 from ridgeline.core.symmetry.walker import Walker
 
 RULE_MODULES = (layer_rules, op_rules)  # importing them fills the tables in ``rules``
@@ -109,7 +108,7 @@ def derive_spec(module: nn.Module, example_input: torch.Tensor, *, seeds: int = 
             walker.run(example_input[:1].clone())
     finally:
         module.train(was_training)
-    spec = _assemble(unions)
+    spec = assemble(unions)
     if check:
         result = spec.check(module, example_input, seeds=seeds, state=generic_state(module))
         if not result.passed:
@@ -140,56 +139,3 @@ def generic_state(module: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
                 tensor = tensor + noise.to(tensor) * 0.1 * (spread if spread > 0 else 0.1)
         state[key] = tensor
     return state
-
-
-def _assemble(unions: Unions) -> PermutationSpec:
-    """Turn union-find classes holding hidden units into named groups with their axes."""
-    members: dict[int, list[int]] = defaultdict(list)
-    for var in range(len(unions.vars)):
-        members[unions.find(var)].append(var)
-    refs: dict[int, list] = defaultdict(list)
-    for ref in unions.refs:
-        refs[unions.find(ref.var)].append(ref)
-    classes = sorted((min(v for v in vs if unions.vars[v].unit), root)
-                     for root, vs in members.items() if any(unions.vars[v].unit for v in vs))
-    names: dict[int, str] = {}
-    groups, axes, frozen, frozen_sizes, unit_sizes, nested = {}, {}, {}, {}, {}, {}
-    for first, root in classes:
-        first_var = unions.vars[first]
-        name = _unique(first_var.origin or "input", names.values())
-        names[root] = name
-        units, channels = unions.units[root], first_var.size
-        reason = unions.frozen.get(root)
-        parent = unions.find(first_var.parent) if first_var.parent is not None else None
-        if reason is None and parent is not None and names.get(parent) not in groups:
-            reason = f"its parent group {names.get(parent)!r} is frozen"
-        if reason is None and units == 1:
-            reason = "only one block of units is free to move (grouped layers around it)"
-        if reason is not None:
-            units_in_class = sum(1 for v in members[root] if unions.vars[v].unit)
-            if reason.startswith("network output") and units_in_class == 1:
-                continue  # the output layer: not a hidden unit
-            frozen[name], frozen_sizes[name] = reason, channels
-            continue
-        group_refs = {}
-        for ref in refs[root]:
-            block = unions.vars[ref.var].size // units
-            axis_ref = AxisRef(ref.key, ref.axis, ref.offset, ref.stride * block)
-            group_refs[axis_ref] = None
-        groups[name], axes[name] = units, tuple(group_refs)
-        if channels != units and parent is None:
-            unit_sizes[name] = channels
-        if parent is not None:
-            nested[name] = names[parent]
-    return PermutationSpec(groups, axes, frozen=frozen, frozen_sizes=frozen_sizes,
-                           unit_sizes=unit_sizes, nested=nested)
-
-
-def _unique(name: str, taken) -> str:
-    taken = set(taken)
-    if name not in taken:
-        return name
-    i = 2
-    while f"{name}#{i}" in taken:
-        i += 1
-    return f"{name}#{i}"

@@ -74,7 +74,7 @@ def _groups(spec: PermutationSpec) -> list[str]:
         if name in spec.nested:
             extra.append(f"within each unit of {spec.nested[name]!r}, blocks of {spec.block(name)}")
         if name in spec.unit_sizes:
-            extra.append(f"moves {spec.unit_sizes[name]} channels in blocks")
+            extra.append(f"moves {spec.unit_sizes[name]} hidden units")
         head = f"  {name}: {size}" + (f" ({'; '.join(extra)})" if extra else "")
         tensors = ", ".join(format_ref(ref, size) for ref in spec.axes[name])
         lines.append(f"{head}\n      {tensors}")

@@ -234,6 +234,10 @@ class PermutationSpec:
               state: Mapping[str, torch.Tensor] | None = None) -> SpecCheck:
         """Permute every group at random (``seeds`` times) and compare outputs in eval mode.
 
+        An output entry passes if its error is at most ``atol * max|reference| + rtol *
+        |reference|``: the absolute tolerance is relative to the output's scale, so a network
+        whose random outputs are tiny (a small head) cannot hide a wrong group under ``atol``.
+
         The module is not mutated: the permuted state (``state``, default the module's own) is
         evaluated with ``torch.func.functional_call`` on the module's own structure. Pass a
         generic state (:func:`ridgeline.core.tracing.generic_state`) when the module's
@@ -254,7 +258,7 @@ class PermutationSpec:
                     permuted = self.apply(state, self.random(generator))
                     output = torch.func.functional_call(module, permuted, (example_input,))
                     error = (output - reference).abs()
-                    scale = atol + rtol * reference.abs()
+                    scale = atol * float(reference.abs().max().clamp_min(1e-30)) + rtol * reference.abs()
                     worst = max(worst, float((error / scale).max()))
         finally:
             module.train(was_training)
