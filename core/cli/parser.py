@@ -20,15 +20,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'weight*'")
     p.set_defaults(func=commands.cmd_list)
 
-    def model_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--dataset", default="mnist1d")
+    def model_args(p: argparse.ArgumentParser, dataset: str | None = "mnist1d") -> None:
+        p.add_argument("--dataset", default=dataset,
+                       help=None if dataset else "the input shape and classes (default: the model's "
+                       "own input size, else mnist1d)")
         p.add_argument("--dataset-option", action="append", metavar="KEY=VALUE")
         p.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
                        help="model option, e.g. -o widths=[256,256] or -o arch=resnet18")
 
     p = sub.add_parser("spec", help="derive and check a model's permutation spec")
-    p.add_argument("model")
-    model_args(p)
+    p.add_argument("model", nargs="?", help="a registry entry, or an architecture name (resnet26d)")
+    p.add_argument("--all", metavar="PATTERN", dest="pattern",
+                   help="a table over every architecture matching PATTERN, e.g. 'cspres*'")
+    model_args(p, dataset=None)
     p.add_argument("--seeds", type=int, default=3)
     p.set_defaults(func=commands.cmd_spec)
 

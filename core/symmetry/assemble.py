@@ -46,7 +46,7 @@ class _Relation:
 class _Classes:
     """The classes of a finished walk with their cuts, nesting and freezing (step 1 and 3)."""
 
-    def __init__(self, unions: Unions) -> None:
+    def __init__(self, unions: Unions, keep: frozenset[int] = frozenset()) -> None:
         self.u = u = unions
         self.root = [u.find(v) for v in range(len(u.vars))]
         self.members: dict[int, list[int]] = defaultdict(list)
@@ -65,6 +65,13 @@ class _Classes:
         within = []
         for piece in u.pieces:
             whole, part = self.root[piece.whole], self.root[piece.part]
+            if piece.within and self.parent.get(whole) in keep:
+                reason = ("its heads' dimensions are cut into pieces (q, k and v inside each head) "
+                          "that cannot move on their own")
+                for r in (whole, part):
+                    if r not in self.frozen:
+                        self.frozen_within.setdefault(r, reason)
+                continue
             if piece.within:
                 within.append(piece)
                 self._unnest(self.parent.get(whole), "its heads' dimensions are cut into pieces")
@@ -143,6 +150,7 @@ class _Classes:
 class _Group:
     atoms: list[tuple[int, Fraction, Fraction]] = attrs.Factory(list)
     reason: str | None = None
+    within: bool = False  # the reason fixes only the order inside each parent block
     units: int = 0
     parent: int | None = None  # index of the parent group
     first: tuple[int, int] | None = None  # (first unit variable, index of its atom)
@@ -151,10 +159,35 @@ class _Group:
 
 def assemble(unions: Unions) -> PermutationSpec:
     """Groups (named after the layer that created their first unit, in forward order), their
-    axes, nesting, and frozen groups with reasons and sizes."""
+    axes, nesting, and frozen groups with reasons and sizes.
+
+    Heads whose dimensions are cut (q, k, v inside each head) are first unnested: each head's
+    pieces become groups of their own. Where none of those pieces could move anyway (a grouped
+    convolution fixes the order inside each block), the heads are kept instead, moving the
+    pieces with them."""
     c = _Classes(unions)
-    u = unions
-    # step 2: atoms and their union-find
+    groups = _atom_groups(unions, c)
+    stuck = _parents_with_only_frozen_children(c, groups)
+    if stuck:
+        c = _Classes(unions, keep=frozenset(stuck))
+        groups = _atom_groups(unions, c)
+    unit_vars = {r: [v for v in vs if unions.vars[v].unit] for r, vs in c.members.items()}
+    return _spec(unions, c, groups, unit_vars)
+
+
+def _parents_with_only_frozen_children(c: _Classes, groups: dict[int, _Group]) -> set[int]:
+    frozen_children: dict[int, bool] = {}
+    for group in groups.values():
+        for r, _, _ in group.atoms:
+            if r in c.unnested and r in c.parent:
+                parent = c.parent[r]
+                stuck = group.reason is not None or group.units <= 1
+                frozen_children[parent] = frozen_children.get(parent, True) and stuck
+    return {p for p, frozen in frozen_children.items() if frozen and p not in c.u.frozen}
+
+
+def _atom_groups(u: Unions, c: _Classes) -> dict[int, _Group]:
+    """Step 2: the atoms of every class, united along the pieces, as groups."""
     index: dict[tuple[int, int], int] = {}
     atoms: list[tuple[int, Fraction, Fraction]] = []
     for r in c.members:
@@ -182,32 +215,36 @@ def assemble(unions: Unions) -> PermutationSpec:
                 mapped = rel.lo + (lo - rel.plo) / (rel.phi - rel.plo) * (rel.hi - rel.lo)
                 a, b = find(atom_at(rel.part, lo)), find(atom_at(rel.whole, mapped))
                 up[max(a, b)] = min(a, b)
-    # the atom classes
     groups: dict[int, _Group] = {}
     for a, (r, lo, hi) in enumerate(atoms):
         group = groups.setdefault(find(a), _Group())
         group.atoms.append((r, lo, hi))
-    unit_vars = {r: [v for v in vs if u.vars[v].unit] for r, vs in c.members.items()}
     for group in groups.values():
+        within = True
         for r, lo, hi in group.atoms:
             blocks = c.units[r] * (hi - lo)
-            group.reason = group.reason or c.frozen.get(r) or c.frozen_within.get(r)
-            if blocks.denominator != 1:
-                group.reason = group.reason or "cut inside a block of grouped channels"
-            group.units = math.gcd(group.units, int(blocks))
-            if unit_vars[r]:
-                first = (min(unit_vars[r]), len(group.atoms))
-                if group.first is None or first[0] < group.first[0]:
-                    group.first = first
+            if group.reason is None or within:
+                full = c.frozen.get(r) or (None if blocks.denominator == 1 else
+                                           "cut inside a block of grouped channels")
+                if full:
+                    group.reason, within = full, False
+                elif group.reason is None and r in c.frozen_within:
+                    group.reason = c.frozen_within[r]
+            if blocks.denominator == 1:
+                group.units = math.gcd(group.units, int(blocks))
+            units = [v for v in c.members[r] if u.vars[v].unit]
+            if units and (group.first is None or min(units) < group.first[0]):
+                group.first = (min(units), 0)
+        group.within = within and group.reason is not None
     root_group = {r: find(index[(r, 0)]) for r in c.members if not c.cuts[r]}
     for group in groups.values():
         nested = [c.parent[r] for r, _, _ in group.atoms if r in c.parent and r not in c.unnested]
         parents = {root_group.get(p) for p in nested}
         if len(parents) > 1 or None in parents:
-            group.reason = group.reason or "its heads are tied to other heads"
+            group.reason, group.within = group.reason or "its heads are tied to other heads", False
         elif parents:
             group.parent = parents.pop()
-    return _spec(u, c, groups, unit_vars)
+    return groups
 
 
 def _spec(u: Unions, c: _Classes, groups: dict[int, _Group],
@@ -247,6 +284,10 @@ def _spec(u: Unions, c: _Classes, groups: dict[int, _Group],
             reason = f"its parent group {names.get(parent)!r} is frozen or does not fit its blocks"
         if parent is not None and names.get(parent) in spec_groups:
             _add_parent_refs(u, refs_of, group, axes, names[parent], spec_groups[names[parent]])
+            if reason is not None and group.within:  # its blocks move with the heads
+                unit_sizes[names[parent]] = unit_sizes.get(names[parent], 0) + channels
+                frozen[name], frozen_sizes[name] = f"moves only with its heads: {reason}", 0
+                continue
         if reason is not None:
             whole_units = sum(len(unit_vars[rr]) for rr, _, _ in group.atoms)
             if reason.startswith("network output") and whole_units == 1:
@@ -270,6 +311,9 @@ def _spec(u: Unions, c: _Classes, groups: dict[int, _Group],
             unit_sizes[name] = channels
         if parent is not None:
             nested[name] = names[parent]
+    for group in groups.values():  # pieces without units of their own still move with their heads
+        if group.first is None and group.parent is not None and names.get(group.parent) in spec_groups:
+            _add_parent_refs(u, refs_of, group, axes, names[group.parent], spec_groups[names[group.parent]])
     for name in [g for g, refs in axes.items() if not refs]:  # a parent no child acts through
         del spec_groups[name], axes[name]
         unit_sizes.pop(name, None)

@@ -22,6 +22,8 @@ leave the outputs unchanged in eval mode); a failing spec raises :class:`SpecErr
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import fx, nn
 
@@ -97,6 +99,7 @@ def derive_spec(module: nn.Module, example_input: torch.Tensor, *, seeds: int = 
     check uses all of it). Raises :class:`SpecError` if the module cannot be traced (naming the
     module) or if the derived spec fails its check (it is never returned silently).
     """
+    _check_single_input(module, example_input)
     was_training = module.training
     module.eval()
     try:
@@ -118,6 +121,28 @@ def derive_spec(module: nn.Module, example_input: torch.Tensor, *, seeds: int = 
                 "permutations): an op was labelled wrongly; please report it with the model"
             )
     return spec
+
+
+_HOW_TO = ("wrap the model in an nn.Module whose forward(x) takes one tensor and supplies the "
+           "other inputs itself, and give derive_spec that module with one example batch (a Model "
+           "plugin: return the wrapper from build() and the tensor from example_input())")
+
+
+def _check_single_input(module: nn.Module, example_input: object) -> None:
+    """Spec derivation feeds one example tensor: say how to give one to a model that wants more."""
+    name = type(module).__name__
+    if not isinstance(example_input, torch.Tensor):
+        raise SpecError(f"the example input for {name} is a {type(example_input).__name__}, not one "
+                        f"tensor: spec derivation feeds a single tensor batch; {_HOW_TO}")
+    try:
+        parameters = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return
+    required = [p.name for p in parameters if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if len(required) > 1:
+        raise SpecError(f"{name}.forward needs {len(required)} inputs ({', '.join(required)}) but "
+                        f"spec derivation feeds one example tensor; {_HOW_TO}")
 
 
 def generic_state(module: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:

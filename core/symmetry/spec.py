@@ -123,10 +123,11 @@ class PermutationSpec:
                                unit_sizes={g: n for g, n in self.unit_sizes.items() if g in keep})
 
     def hidden_units(self) -> int:
-        """Hidden units the free groups move (a nesting parent adds none of its own)."""
+        """Hidden units the free groups move. A nesting parent adds only ``unit_sizes[parent]``:
+        the units of children whose order inside each block is fixed, which move only in blocks
+        with it (as a block group's channels do)."""
         parents = set(self.nested.values())
-        return sum(self.unit_sizes.get(g, n) for g, n in self.groups.items()
-                   if g not in parents)
+        return sum(self.unit_sizes.get(g, 0 if g in parents else n) for g, n in self.groups.items())
 
     def coverage(self, frozen_sizes: Mapping[str, int] | None = None) -> float:
         """Permutable hidden units / all hidden units (permutable + frozen)."""

@@ -38,3 +38,16 @@ def test_pretrained_weights_are_refused_and_unknown_archs_get_close_matches(regs
         make(regs, pretrained=True)
     with pytest.raises(UnknownEntryError, match="resnet18"):
         regs.models.create("timm", input_shape=(3, 32, 32), num_classes=4, arch="resnet1")
+
+
+def test_without_an_input_shape_the_architecture_takes_its_own(regs):
+    from ridgeline.plugins.models.timm_models import TimmModel
+
+    assert TimmModel.native_input(arch="test_vit") == ((3, 160, 160), 1000)
+    assert TimmModel.native_input(arch="test_vit", img_size=32) == ((3, 32, 32), 1000)
+    assert TimmModel.resolve("resnet26d") == {"arch": "resnet26d"} and TimmModel.resolve("nope") is None
+    assert "resnet26d" in TimmModel.architectures("resnet2*")
+    model = regs.models.create("timm", arch="test_resnet")
+    assert model.input_shape == (3, 160, 160) and model.num_classes == 1000
+    with pytest.raises(ConfigError, match="takes only 160x160 inputs"):
+        regs.models.create("timm", input_shape=(3, 32, 32), num_classes=4, arch="test_vit")
