@@ -48,7 +48,8 @@ def main() -> None:
     parser.add_argument("--out", help="append one JSON line per model to this file")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    names = [n for pattern in args.names for n in (timm.list_models(pattern) if "*" in pattern else [pattern])]
+    names = [n for pattern in args.names
+             for n in (timm.list_models(pattern) if "*" in pattern else [pattern])]
     names = names or [*NAMED, *FAMILIES, *BEFORE]
     regs = registries()
     rows = []
@@ -69,8 +70,10 @@ def main() -> None:
             with Path(args.out).open("a") as out:
                 out.write(json.dumps(record) + "\n")
         table = format_spec_table([row]).splitlines()
-        extra = (f"  weight matching: distance {record['matching_distance']:.3g} ({record['matching_order']}, "
-                 f"{record['matching_seconds']:.1f} s)") if "matching_distance" in record else ""
+        extra = ""
+        if "matching_distance" in record:
+            extra = (f"  weight matching: distance {record['matching_distance']:.3g} "
+                     f"({record['matching_order']}, {record['matching_seconds']:.1f} s)")
         print(table[-1] + extra, flush=True)
     print()
     print(format_spec_table(rows))

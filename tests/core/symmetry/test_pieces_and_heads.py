@@ -153,8 +153,8 @@ class Heads(nn.Module):
         self.register_buffer("k_bias", torch.zeros(width), persistent=False)
         self.v_bias = nn.Parameter(torch.randn(width))
         self.table = nn.Parameter(torch.randn(2 * tokens - 1, heads))
-        self.register_buffer("index", (torch.arange(tokens)[:, None] - torch.arange(tokens)[None] + tokens - 1),
-                             persistent=False)
+        offsets = torch.arange(tokens)[:, None] - torch.arange(tokens)[None] + tokens - 1
+        self.register_buffer("index", offsets, persistent=False)
         self.register_buffer("angles", torch.randn(tokens, dim), persistent=False)
         self.mix_l, self.mix_w = nn.Linear(heads, heads), nn.Linear(heads, heads)
         self.proj = nn.Linear(width, width)
