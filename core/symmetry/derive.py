@@ -31,7 +31,7 @@ from ridgeline.core.errors import SpecError
 from ridgeline.core.symmetry import layer_rules, op_rules, rules
 from ridgeline.core.symmetry.assemble import assemble
 from ridgeline.core.symmetry.labels import Unions
-from ridgeline.core.symmetry.spec import PermutationSpec
+from ridgeline.core.symmetry.spec import PermutationSpec, SpecCheck
 from ridgeline.core.symmetry.walker import Walker
 
 RULE_MODULES = (layer_rules, op_rules)  # importing them fills the tables in ``rules``
@@ -95,32 +95,42 @@ def derive_spec(module: nn.Module, example_input: torch.Tensor, *, seeds: int = 
                 check: bool = True) -> PermutationSpec:
     """The permutation symmetries of ``module``, derived from its graph and checked.
 
-    ``example_input`` is one batch the module accepts (the walker uses its first example; the
-    check uses all of it). Raises :class:`SpecError` if the module cannot be traced (naming the
-    module) or if the derived spec fails its check (it is never returned silently).
+    ``example_input`` is one batch the module accepts; the walker and the check use its first
+    example (one is enough: every output entry of a perturbed network depends on every weight).
+    Raises :class:`SpecError` if the module cannot be traced (naming the module) or if the
+    derived spec fails its check (it is never returned silently).
     """
+    spec, _ = derive_and_check(module, example_input, seeds=seeds if check else 0)
+    return spec
+
+
+def derive_and_check(module: nn.Module, example_input: torch.Tensor, *,
+                     seeds: int = 3) -> tuple[PermutationSpec, SpecCheck | None]:
+    """:func:`derive_spec` with the result of its check (None if ``seeds`` is 0: unchecked)."""
     _check_single_input(module, example_input)
     was_training = module.training
     module.eval()
+    example = example_input[:1].clone()
     try:
         graph_module = trace(module)
         unions = Unions()
         shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
         walker = Walker(graph_module, unions, shapes)
         with torch.no_grad():
-            walker.run(example_input[:1].clone())
+            walker.run(example)
     finally:
         module.train(was_training)
     spec = assemble(unions)
-    if check:
-        result = spec.check(module, example_input, seeds=seeds, state=generic_state(module))
-        if not result.passed:
-            raise SpecError(
-                f"the spec derived for {type(module).__name__} changes the network's outputs "
-                f"(worst error {result.worst_ratio:.3g}x the tolerance over {seeds} random "
-                "permutations): an op was labelled wrongly; please report it with the model"
-            )
-    return spec
+    if not seeds:
+        return spec, None
+    result = spec.check(module, example, seeds=seeds, state=generic_state(module))
+    if not result.passed:
+        raise SpecError(
+            f"the spec derived for {type(module).__name__} changes the network's outputs "
+            f"(worst error {result.worst_ratio:.3g}x the tolerance over {seeds} random "
+            "permutations): an op was labelled wrongly; please report it with the model"
+        )
+    return spec, result
 
 
 _HOW_TO = ("wrap the model in an nn.Module whose forward(x) takes one tensor and supplies the "
@@ -145,22 +155,37 @@ def _check_single_input(module: nn.Module, example_input: object) -> None:
                         f"spec derivation feeds one example tensor; {_HOW_TO}")
 
 
+_NOISE_PERIOD = 1_000_003  # prime: two rows of a tensor never get the same stretch of noise
+
+
 def generic_state(module: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
     """``module``'s state with every floating tensor perturbed (running variances scaled by
     U(0.5, 1.5), the rest plus Gaussian noise of a tenth of its spread), so that no layer is
     degenerate: zero-initialised heads, layer scales or last BatchNorms would make a spec check
-    pass whatever the spec."""
+    pass whatever the spec. The noise is read from one stream of ``_NOISE_PERIOD`` samples, a
+    prime, cycled over the tensors (cheaper than fresh samples for every entry of a large model,
+    and no two rows of a tensor shorter than the period see the same noise)."""
     generator = torch.Generator().manual_seed(seed)
-    state = {}
+    gauss = torch.randn(_NOISE_PERIOD, generator=generator)
+    uniform = torch.rand(_NOISE_PERIOD, generator=generator)
+    state, at = {}, 0
     for key, tensor in module.state_dict().items():
         tensor = tensor.detach()
         if tensor.is_floating_point():
-            noise = torch.rand(tensor.shape, generator=generator) if key.endswith("running_var") \
-                else torch.randn(tensor.shape, generator=generator)
-            if key.endswith("running_var"):
+            variance = key.endswith("running_var")
+            noise = _cycled(uniform if variance else gauss, at, tensor.numel()).reshape(tensor.shape)
+            at += tensor.numel()
+            if variance:
                 tensor = tensor * (0.5 + noise.to(tensor))
             else:
                 spread = float(tensor.std()) if tensor.numel() > 1 else 0.0
-                tensor = tensor + noise.to(tensor) * 0.1 * (spread if spread > 0 else 0.1)
+                tensor = torch.add(tensor, noise.to(tensor), alpha=0.1 * (spread if spread > 0 else 0.1))
         state[key] = tensor
     return state
+
+
+def _cycled(stream: torch.Tensor, start: int, count: int) -> torch.Tensor:
+    """``count`` samples of ``stream`` read cyclically from position ``start``."""
+    start %= stream.numel()
+    repeats = -(-(start + count) // stream.numel())
+    return (stream.repeat(repeats) if repeats > 1 else stream)[start:start + count]

@@ -199,28 +199,40 @@ class PermutationSpec:
 
     def permute_axis(self, tensor: torch.Tensor, ref: AxisRef, perm: torch.Tensor) -> torch.Tensor:
         """``tensor`` with the group's units along ``ref`` reordered by ``perm``."""
+        return torch.index_select(tensor, ref.axis, self.axis_index(ref, perm, tensor.shape[ref.axis],
+                                                                    tensor.device))
+
+    @staticmethod
+    def axis_index(ref: AxisRef, perm: torch.Tensor, full: int, device: torch.device | str) -> torch.Tensor:
+        """The index along ``ref``'s whole axis (``full`` entries) that reorders its units by
+        ``perm`` and leaves the other entries in place."""
         n = perm.numel()
-        index = (perm.to(tensor.device)[:, None] * ref.stride
-                 + torch.arange(ref.stride, device=tensor.device)[None, :]).reshape(-1) + ref.offset
-        full = tensor.shape[ref.axis]
+        index = (perm.to(device)[:, None] * ref.stride
+                 + torch.arange(ref.stride, device=device)[None, :]).reshape(-1) + ref.offset
         if ref.offset or n * ref.stride != full:
-            index = torch.cat([
-                torch.arange(ref.offset, device=tensor.device), index,
-                torch.arange(ref.offset + n * ref.stride, full, device=tensor.device),
-            ])
-        return torch.index_select(tensor, ref.axis, index)
+            index = torch.cat([torch.arange(ref.offset, device=device), index,
+                               torch.arange(ref.offset + n * ref.stride, full, device=device)])
+        return index
 
     def apply(self, state: Mapping[str, torch.Tensor], perms: Mapping[str, torch.Tensor],
               skip: tuple[str, AxisRef] | None = None) -> State:
-        """A new state with every group's permutation applied (``skip``: leave one axis)."""
-        out = dict(state)
+        """A new state with every group's permutation applied (``skip``: leave one axis). The
+        groups act in the order given; those acting on the same axis of a tensor are composed
+        into one index first, so each axis of each tensor is copied once."""
+        indices: dict[tuple[str, int], torch.Tensor] = {}
         for group, refs in self.axes.items():
             if group not in perms:
                 continue
             for ref in refs:
                 if skip is not None and skip == (group, ref):
                     continue
-                out[ref.key] = self.permute_axis(out[ref.key], ref, perms[group])
+                tensor = state[ref.key]
+                index = self.axis_index(ref, perms[group], tensor.shape[ref.axis], tensor.device)
+                before = indices.get((ref.key, ref.axis))
+                indices[(ref.key, ref.axis)] = index if before is None else before[index]
+        out = dict(state)
+        for (key, axis), index in indices.items():
+            out[key] = torch.index_select(out[key], axis, index)
         return out
 
     def unit_view(self, tensor: torch.Tensor, ref: AxisRef, size: int) -> torch.Tensor:
