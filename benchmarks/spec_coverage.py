@@ -63,8 +63,9 @@ def main() -> None:
         if row.spec is not None and not args.no_matching:
             state = model.init_state(0)
             record["params"] = sum(t.numel() for t in state.values())
-            distance, order, seconds = recover_planted(row.spec, state)
-            record.update(matching_distance=distance, matching_order=order, matching_seconds=seconds)
+            distance, order, seconds, objective = recover_planted(row.spec, state)
+            record.update(matching_distance=distance, matching_order=order, matching_seconds=seconds,
+                          matching_objective=objective)
         rows.append(row)
         if args.out:
             with Path(args.out).open("a") as out:

@@ -160,9 +160,10 @@ _NOISE_PERIOD = 1_000_003  # prime: two rows of a tensor never get the same stre
 
 def generic_state(module: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
     """``module``'s state with every floating tensor perturbed (running variances scaled by
-    U(0.5, 1.5), the rest plus Gaussian noise of a tenth of its spread), so that no layer is
-    degenerate: zero-initialised heads, layer scales or last BatchNorms would make a spec check
-    pass whatever the spec. The noise is read from one stream of ``_NOISE_PERIOD`` samples, a
+    U(0.5, 1.5), the rest plus Gaussian noise of a tenth of its spread, a weight's spread being
+    at least 1/sqrt(fan-in)), so that no layer is degenerate: zero-initialised heads, layer
+    scales or last BatchNorms, or BEiT's head scaled by 0.001, would make a spec check pass
+    whatever the spec. The noise is read from one stream of ``_NOISE_PERIOD`` samples, a
     prime, cycled over the tensors (cheaper than fresh samples for every entry of a large model,
     and no two rows of a tensor shorter than the period see the same noise)."""
     generator = torch.Generator().manual_seed(seed)
@@ -179,6 +180,8 @@ def generic_state(module: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
                 tensor = tensor * (0.5 + noise.to(tensor))
             else:
                 spread = float(tensor.std()) if tensor.numel() > 1 else 0.0
+                if tensor.dim() >= 2:  # a weight: at least the spread of a default init
+                    spread = max(spread, (tensor.numel() // tensor.shape[0]) ** -0.5)
                 tensor = torch.add(tensor, noise.to(tensor), alpha=0.1 * (spread if spread > 0 else 0.1))
         state[key] = tensor
     return state
