@@ -146,13 +146,24 @@ class Walker(fx.Interpreter):
             largs, lkwargs = self.collapsed(largs, where), self.collapsed(lkwargs, where)
             if module_rule is not None:
                 return module_rule(self, where, module, args, largs, result)
-            return EagerLabeller(self, module, where).run(args, kwargs, largs, lkwargs)
+            return self.walk_eagerly(module, where, args, kwargs, largs, lkwargs, result)
         rule = rules.op_rule(n)
         if rule is None and n.op == "call_function" and inspect.isfunction(n.target):
             # a Python function fx kept whole (timm's notrace functions): walk it op by op
-            return EagerLabeller(self, n.target, where).run(args, kwargs, largs, lkwargs)
+            return self.walk_eagerly(n.target, where, args, kwargs, largs, lkwargs, result)
         return self.apply_op(rule, f"{n.op} {rules.target_name(n)}", where,
                              args, kwargs, largs, lkwargs, result)
+
+    def walk_eagerly(self, target: Any, where: str, args: tuple, kwargs: dict, largs: Any,
+                     lkwargs: Any, result: Any) -> Any:
+        """Labels of a module or function fx kept whole, walked op by op; if that fails (a
+        call the labeller cannot replay), its inputs freeze as for any op without a rule."""
+        try:
+            return EagerLabeller(self, target, where).run(args, kwargs, largs, lkwargs)
+        except Exception as error:  # the module itself ran fine in the graph: only labelling failed
+            what = getattr(target, "__name__", type(target).__name__)
+            self.freeze_inputs((largs, lkwargs), where, f"{what} (walked op by op: {type(error).__name__})")
+            return fixed_like(result)
 
     def apply_op(self, rule: rules.OpRule | None, what: str, where: str, args: tuple, kwargs: dict,
                  largs: tuple, lkwargs: dict, result: Any) -> Any:
