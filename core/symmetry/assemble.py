@@ -74,7 +74,8 @@ class _Classes:
                 continue
             if piece.within:
                 within.append(piece)
-                self._unnest(self.parent.get(whole), "its heads' dimensions are cut into pieces")
+                self._unnest(self.parent.get(whole), "the dimensions inside each head are cut into "
+                             "pieces (q, k and v): they permute per head, the heads stay in place")
                 continue
             size = u.vars[piece.whole].size
             self.relations.append(_Relation(whole, Fraction(piece.start, size), Fraction(piece.stop, size),
@@ -123,7 +124,9 @@ class _Classes:
                 if child in self.unnested:
                     continue
                 if self.cuts[child] or self.cuts[parent] or parent in self.frozen or child in self.frozen:
-                    reason = ("its heads are cut into pieces" if self.cuts[child] or self.cuts[parent]
+                    reason = ("a head is taken on its own (indexed, unbound or sliced): each head's "
+                              "dimensions permute on their own, the heads stay in place"
+                              if self.cuts[child] or self.cuts[parent]
                               else self.frozen.get(parent) or self.frozen[child])
                     changed |= self._unnest(parent, reason)
             for rel in self.relations:
@@ -171,8 +174,7 @@ def assemble(unions: Unions) -> PermutationSpec:
     if stuck:
         c = _Classes(unions, keep=frozenset(stuck))
         groups = _atom_groups(unions, c)
-    unit_vars = {r: [v for v in vs if unions.vars[v].unit] for r, vs in c.members.items()}
-    return _spec(unions, c, groups, unit_vars)
+    return _spec(unions, c, groups)
 
 
 def _parents_with_only_frozen_children(c: _Classes, groups: dict[int, _Group]) -> set[int]:
@@ -247,8 +249,7 @@ def _atom_groups(u: Unions, c: _Classes) -> dict[int, _Group]:
     return groups
 
 
-def _spec(u: Unions, c: _Classes, groups: dict[int, _Group],
-          unit_vars: dict[int, list[int]]) -> PermutationSpec:
+def _spec(u: Unions, c: _Classes, groups: dict[int, _Group]) -> PermutationSpec:
     refs_of: dict[int, list] = defaultdict(list)
     for ref in u.refs:
         refs_of[c.root[ref.var]].append(ref)
@@ -289,9 +290,8 @@ def _spec(u: Unions, c: _Classes, groups: dict[int, _Group],
                 frozen[name], frozen_sizes[name] = f"moves only with its heads: {reason}", 0
                 continue
         if reason is not None:
-            whole_units = sum(len(unit_vars[rr]) for rr, _, _ in group.atoms)
-            if reason.startswith("network output") and whole_units == 1:
-                continue  # the output layer: not a hidden unit
+            if reason.startswith("network output"):
+                continue  # the output layers (a head, or heads averaged): not hidden units
             frozen[name] = reason
             frozen_sizes[name] = 0 if k in parents else channels
             continue

@@ -162,6 +162,22 @@ def expand(w: Walker, where: str, args: tuple, kwargs: dict, largs: tuple, lkwar
                                       for i, label in enumerate(lx.axes))))
 
 
+def repeat(w: Walker, where: str, args: tuple, kwargs: dict, largs: tuple, lkwargs: dict,
+           result: Any) -> Any:
+    """x.repeat(*sizes): tiling. An axis tiled ``k`` times holds its label ``k`` times over (one
+    permutation acting on every copy); new leading axes are fixed."""
+    x, lx = args[0], largs[0]
+    sizes = tuple(args[1]) if len(args) == 2 and not isinstance(args[1], int) else tuple(args[1:])
+    sizes = sizes or tuple(kwargs["repeats"])
+    lead = len(sizes) - x.dim()
+    axes: list[Label] = [None] * lead
+    for label, times in zip(lx.axes, sizes[lead:]):
+        if label is not None and times > 1 and times * len(label) > 64:
+            raise ValueError("too many copies to follow")
+        axes.append(label * times if label is not None else None)
+    return Labels(tuple(axes))
+
+
 def concatenate(w: Walker, where: str, args: tuple, kwargs: dict, largs: tuple, lkwargs: dict,
                 result: Any) -> Any:
     """cat along an axis joins its segments (a block permutation); other axes are tied."""
@@ -484,7 +500,7 @@ add_method_rules({
     **dict.fromkeys(("chunk", "split", "unbind", "split_with_sizes", "tensor_split"), pieces),
     **dict.fromkeys(("expand", "expand_as"), expand),
     **dict.fromkeys(_CONSTANT_LIKE, constant_like),
-    "unflatten": layout, "roll": roll, "getitem": getitem, "norm": norm, "to": first_only,
+    "unflatten": layout, "roll": roll, "getitem": getitem, "norm": norm, "to": first_only, "repeat": repeat,
     "type_as": first_only,
     "permute": permute, "transpose": transpose, "matmul": matmul, "bmm": matmul,
     "size": shape_query, "dim": shape_query,
