@@ -66,7 +66,7 @@ class Model(abc.ABC):
 
     def spec(self) -> PermutationSpec:
         """The permutation symmetries of :meth:`build`'s state dict, derived from its traced
-        graph and checked (:func:`ridgeline.core.tracing.derive_spec`); cached per model class
+        graph and checked (:func:`ridgeline.core.symmetry.derive.derive_spec`); cached per model class
         and :attr:`config`. Raises :class:`~ridgeline.core.errors.SpecError` if the module cannot
         be traced or the derived spec fails its check."""
         key = json.dumps([type(self).__module__, type(self).__qualname__, self.config],

@@ -1,4 +1,4 @@
-"""Axis labels and the union-find behind spec derivation (see :mod:`ridgeline.core.tracing`).
+"""Axis labels and the union-find behind spec derivation (see :mod:`ridgeline.core.symmetry.derive`).
 
 Every tensor the traced graph computes gets one *label* per axis: ``None`` for an axis whose
 entries are fixed (batch, spatial positions, tokens, the network's input features), or a tuple
@@ -13,6 +13,17 @@ are tied to a unit. Tying two axes (a residual addition, a bias, a norm's weight
 variables. A class of variables may be *coarsened* to permute only whole blocks (grouped
 convolutions, GroupNorm) and may be *frozen* with a reason (an op the walker does not
 understand, the network output). Each class that holds a unit becomes one permutation group.
+
+Three refinements (:mod:`ridgeline.core.symmetry.assemble` resolves them into groups):
+
+- *pieces*: a cut through a variable (split, chunk, a slice, an axis tied to a concatenation)
+  makes new variables for its parts (:meth:`Unions.piece`); each part permutes on its own;
+- *nesting*: a reshape of units into ``(heads, head_dim)`` gives the heads a variable of their
+  own, the *parent* of the dimensions' class; on the head_dim axis the segment
+  ``(var, head_dim, 1)`` is *within* (``var`` is larger than ``n``): the dimensions of whichever
+  head the head axis selects. Freezing such a segment fixes only the order inside each head;
+- *stacks* (:class:`Stacked`): a leading factor of a reshape (``(3, heads, head_dim)``) whose
+  slices carry labels of their own (q, k, v), taken apart by ``unbind`` or indexing.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from ridgeline.core.symmetry.labels import (
     Labels,
     Stacked,
     broadcast,
+    collapse,
     fixed_like,
     free_like,
     freeze_all,
@@ -263,8 +264,6 @@ def _select_head(w: Walker, lx: Labels, axis: int, index: int) -> Labels | None:
 
 
 def _unstacked(w: Walker, lx: Stacked, where: str) -> tuple:
-    from ridgeline.core.symmetry.labels import collapse
-
     return collapse(w.unions, lx, where).axes
 
 

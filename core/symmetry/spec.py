@@ -253,7 +253,7 @@ class PermutationSpec:
 
         The module is not mutated: the permuted state (``state``, default the module's own) is
         evaluated with ``torch.func.functional_call`` on the module's own structure. Pass a
-        generic state (:func:`ridgeline.core.tracing.generic_state`) when the module's
+        generic state (:func:`ridgeline.core.symmetry.derive.generic_state`) when the module's
         initialisation zeroes a layer (a zero-initialised head makes any spec pass).
         """
         if state is None:

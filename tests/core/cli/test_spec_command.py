@@ -36,12 +36,14 @@ def test_all_prints_the_coverage_table_for_a_pattern(capsys):
     assert "| 3x160x160 | 100.0% |" in row and "| none |" in row
 
 
-def test_a_fixed_size_architecture_on_a_small_dataset_says_which_size_it_takes(capsys):
-    assert main(["spec", "test_vit", "--dataset", "digits"]) == 2
+@pytest.mark.parametrize(("arch", "size"),
+                         [("test_vit", 160), ("cait_xxs24_224", 224), ("resmlp_12_224", 224)])
+def test_a_fixed_size_architecture_on_a_small_dataset_says_which_size_it_takes(capsys, arch, size):
+    assert main(["spec", arch, "--dataset", "digits"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "'test_vit' takes only 160x160 inputs" in err and "img_size=8" in err
-    assert "`ridgeline spec test_vit`" in err
+    assert f"'{arch}' takes only {size}x{size} inputs" in err and "img_size=8" in err
+    assert f"`ridgeline spec {arch}`" in err
 
 
 def test_an_architecture_too_deep_for_the_input_names_its_native_size(capsys):
