@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ridgeline.core.errors import ConfigError
+from ridgeline.core.errors import ConfigError, RidgelineError
 from ridgeline.core.plugin_host.registry import KINDS
 
 TEMPLATES = ("quickstart", "compare", "landscape")
@@ -93,21 +93,76 @@ def _kind(word: str) -> str | None:
     return None
 
 
+def _resolve_model(regs, name: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A registry entry, or a name a model factory resolves (``resnet26d`` -> ``timm`` with
+    ``arch='resnet26d'``); unknown names get the registry's close matches."""
+    if name in regs.models:
+        return name, options
+    for entry in regs.models:
+        resolve = getattr(entry.factory, "resolve", None)
+        resolved = resolve(name) if callable(resolve) else None
+        if resolved is not None:
+            return entry.name, {**resolved, **options}
+    regs.models.entry(name)  # raises UnknownEntryError with close matches
+    raise AssertionError("unreachable")
+
+
 def _build_model(args: argparse.Namespace):
+    """The dataset (None when the model runs at its own input size) and the model."""
     from ridgeline.core.plugin_host.host import registries
 
     regs = registries()
-    dataset = regs.datasets.create(args.dataset, **_options(args.dataset_option))
-    model = regs.models.create(args.model, input_shape=dataset.input_shape,
-                               num_classes=dataset.num_classes, **_options(args.option))
+    name, options = _resolve_model(regs, args.model, _options(args.option))
+    dataset_name = args.dataset
+    if dataset_name is None:
+        native = getattr(regs.models.get(name), "native_input", None)
+        shape = native(**options) if callable(native) else None
+        if shape is not None:
+            return None, regs.models.create(name, input_shape=shape[0], num_classes=shape[1], **options)
+        dataset_name = "mnist1d"
+    dataset = regs.datasets.create(dataset_name, **_options(args.dataset_option))
+    model = regs.models.create(name, input_shape=dataset.input_shape,
+                               num_classes=dataset.num_classes, **options)
     return dataset, model
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
     from ridgeline.core.symmetry.report import format_spec_report
 
+    if args.pattern is not None:
+        return _spec_table(args)
+    if args.model is None:
+        raise ConfigError("ridgeline spec: give a model (a registry entry or an architecture name) "
+                          "or --all PATTERN")
     _, model = _build_model(args)
     print(format_spec_report(model, seeds=args.seeds))
+    return 0
+
+
+def _spec_table(args: argparse.Namespace) -> int:
+    """``ridgeline spec --all PATTERN``: one row per architecture a model factory knows, printed
+    as each is derived (the table of docs/specs.md)."""
+    from ridgeline.core.plugin_host.host import registries
+    from ridgeline.core.symmetry.report import format_spec_table, spec_row
+
+    regs = registries()
+    names = sorted({arch for entry in regs.models
+                    for arch in getattr(entry.factory, "architectures", lambda _: [])(args.pattern)})
+    if not names:
+        raise ConfigError(f"ridgeline spec --all: no architecture matches {args.pattern!r}")
+    header = True
+    for arch in names:
+        args.model = arch
+        try:
+            _, model = _build_model(args)
+            row = spec_row(arch, model, seeds=args.seeds)
+        except RidgelineError as error:
+            from ridgeline.core.symmetry.report import SpecRow
+
+            row = SpecRow(arch, (), error=str(error).splitlines()[0])
+        table = format_spec_table([row]).splitlines()
+        print("\n".join(table if header else table[2:]), flush=True)
+        header = False
     return 0
 
 

@@ -55,9 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern for names, e.g. 'weight*'")
     p.set_defaults(func=commands.cmd_list)
 
-    def model_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--dataset", default="mnist1d", help="dataset entry giving the input shape "
-                       "and classes (default: mnist1d)")
+    def model_args(p: argparse.ArgumentParser, dataset: str | None = "mnist1d") -> None:
+        p.add_argument("--dataset", default=dataset, help=(
+            f"dataset entry giving the input shape and classes (default: {dataset})" if dataset else
+            "dataset entry giving the input shape and classes (default: the model's own input size, "
+            "else mnist1d)"))
         p.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
                        help="dataset option, repeatable, e.g. --dataset-option num_samples=1000")
         p.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
@@ -66,12 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "spec", "derive and check a model's permutation spec",
                  "examples:\n"
                  "  ridgeline spec mlp -o widths=[64,64]\n"
+                 "  ridgeline spec resnet26d                 (a timm architecture at its own size)\n"
                  "  ridgeline spec timm -o arch=resnet18 --dataset synthetic "
                  "--dataset-option image_size=[3,32,32]\n"
+                 "  ridgeline spec --all 'cspres*'           (a coverage table over timm models)\n"
                  "A model's options: ridgeline describe models NAME. How specs are derived and\n"
                  "checked: docs/specs.md; a pipeline using a model: examples/compare_batchnorm.toml.")
-    p.add_argument("model", help="model entry, e.g. mlp, convnet or timm")
-    model_args(p)
+    p.add_argument("model", nargs="?", help="model entry (mlp, convnet, timm ...) or a timm architecture "
+                   "name (resnet26d)")
+    p.add_argument("--all", metavar="PATTERN", dest="pattern",
+                   help="a table over every timm architecture matching PATTERN, e.g. 'cspres*'")
+    model_args(p, dataset=None)
     p.add_argument("--seeds", type=int, default=3, help="random permutations the check tries (default: 3)")
     p.set_defaults(func=commands.cmd_spec)
 

@@ -37,6 +37,26 @@ class Model(abc.ABC):
         self.num_classes = int(num_classes)
         self.options = options
 
+    @classmethod
+    def native_input(cls, **options: Any) -> tuple[tuple[int, ...], int] | None:
+        """The input shape (one example) and number of classes the architecture that
+        ``options`` select is built for, if it has them (a timm architecture's pretrained
+        config), else None. ``ridgeline spec`` without ``--dataset`` builds the model for them."""
+        return None
+
+    @classmethod
+    def resolve(cls, name: str) -> dict[str, Any] | None:
+        """The options under which this factory builds ``name``, a name that is not a registry
+        entry (``ridgeline spec resnet26d`` is the ``timm`` model with ``arch='resnet26d'``), or
+        None if it does not know the name."""
+        return None
+
+    @classmethod
+    def architectures(cls, pattern: str) -> list[str]:
+        """The names :meth:`resolve` knows that match the fnmatch ``pattern`` (for
+        ``ridgeline spec --all PATTERN``); none by default."""
+        return []
+
     @property
     def config(self) -> dict[str, Any]:
         """Everything that determines the architecture (stored with results and checkpoints)."""
@@ -49,7 +69,7 @@ class Model(abc.ABC):
 
     def spec(self) -> PermutationSpec:
         """The permutation symmetries of :meth:`build`'s state dict, derived from its traced
-        graph and checked (:func:`ridgeline.core.tracing.derive_spec`); cached per model class
+        graph and checked (:func:`ridgeline.core.symmetry.derive.derive_spec`); cached per model class
         and :attr:`config`. Raises :class:`~ridgeline.core.errors.SpecError` if the module cannot
         be traced or the derived spec fails its check."""
         key = json.dumps([type(self).__module__, type(self).__qualname__, self.config],

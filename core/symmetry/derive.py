@@ -28,7 +28,7 @@ leave the outputs unchanged in eval mode); a failing spec raises :class:`SpecErr
 
 from __future__ import annotations
 
-from collections import defaultdict
+import inspect
 
 import attrs
 import torch
@@ -37,8 +37,9 @@ from torch import fx, nn
 from ridgeline.core.errors import SpecError
 from ridgeline.core.state import Ties
 from ridgeline.core.symmetry import layer_rules, op_rules, rules
+from ridgeline.core.symmetry.assemble import assemble
 from ridgeline.core.symmetry.labels import Unions
-from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
+from ridgeline.core.symmetry.spec import PermutationSpec, SpecCheck
 from ridgeline.core.symmetry.walker import Walker
 
 RULE_MODULES = (layer_rules, op_rules)  # importing them fills the tables in ``rules``
@@ -102,35 +103,71 @@ def derive_spec(module: nn.Module, example_input: torch.Tensor, *, seeds: int = 
                 check: bool = True) -> PermutationSpec:
     """The permutation symmetries of ``module``, derived from its graph and checked.
 
-    ``example_input`` is one batch the module accepts (the walker uses its first example; the
-    check uses all of it). Raises :class:`SpecError` if the module cannot be traced (naming the
-    module) or if the derived spec fails its check (it is never returned silently).
+    ``example_input`` is one batch the module accepts; the walker and the check use its first
+    example (one is enough: every output entry of a perturbed network depends on every weight).
+    Raises :class:`SpecError` if the module cannot be traced (naming the module) or if the
+    derived spec fails its check (it is never returned silently).
     """
+    spec, _ = derive_and_check(module, example_input, seeds=seeds if check else 0)
+    return spec
+
+
+def derive_and_check(module: nn.Module, example_input: torch.Tensor, *,
+                     seeds: int = 3) -> tuple[PermutationSpec, SpecCheck | None]:
+    """:func:`derive_spec` with the result of its check (None if ``seeds`` is 0: unchecked)."""
+    _check_single_input(module, example_input)
     was_training = module.training
     module.eval()
     ties = Ties.of(module)
+    example = example_input[:1].clone()
     try:
         graph_module = trace(module)
         unions = _TiedUnions(ties)
         shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
         walker = Walker(graph_module, unions, shapes)
         with torch.no_grad():
-            walker.run(example_input[:1].clone())
+            walker.run(example)
     finally:
         module.train(was_training)
-    spec = _assemble(unions)
+    spec = assemble(unions)
     if ties:
         spec = attrs.evolve(spec, ties=ties)
-    if check:
-        result = spec.check(module, example_input, seeds=seeds, state=generic_state(module))
-        if not result.passed:
-            why = f": {result.note}" if result.note else ""
-            raise SpecError(
-                f"the spec derived for {type(module).__name__} changes the network's outputs "
-                f"(worst error {result.worst_ratio:.3g}x the tolerance over {seeds} random "
-                f"permutations{why}): an op was labelled wrongly; please report it with the model"
-            )
-    return spec
+    if not seeds:
+        return spec, None
+    result = spec.check(module, example, seeds=seeds, state=generic_state(module))
+    if not result.passed:
+        why = f": {result.note}" if result.note else ""
+        raise SpecError(
+            f"the spec derived for {type(module).__name__} changes the network's outputs "
+            f"(worst error {result.worst_ratio:.3g}x the tolerance over {seeds} random "
+            f"permutations{why}): an op was labelled wrongly; please report it with the model"
+        )
+    return spec, result
+
+
+_HOW_TO = ("wrap the model in an nn.Module whose forward(x) takes one tensor and supplies the "
+           "other inputs itself, and give derive_spec that module with one example batch (a Model "
+           "plugin: return the wrapper from build() and the tensor from example_input())")
+
+
+def _check_single_input(module: nn.Module, example_input: object) -> None:
+    """Spec derivation feeds one example tensor: say how to give one to a model that wants more."""
+    name = type(module).__name__
+    if not isinstance(example_input, torch.Tensor):
+        raise SpecError(f"the example input for {name} is a {type(example_input).__name__}, not one "
+                        f"tensor: spec derivation feeds a single tensor batch; {_HOW_TO}")
+    try:
+        parameters = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return
+    required = [p.name for p in parameters if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if len(required) > 1:
+        raise SpecError(f"{name}.forward needs {len(required)} inputs ({', '.join(required)}) but "
+                        f"spec derivation feeds one example tensor; {_HOW_TO}")
+
+
+_NOISE_PERIOD = 1_000_003  # prime: two rows of a tensor never get the same stretch of noise
 
 
 class _TiedUnions(Unions):
@@ -148,76 +185,39 @@ class _TiedUnions(Unions):
 
 def generic_state(module: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
     """``module``'s state with every floating tensor perturbed (running variances scaled by
-    U(0.5, 1.5), the rest plus Gaussian noise of a tenth of its spread), so that no layer is
-    degenerate: zero-initialised heads, layer scales or last BatchNorms would make a spec check
-    pass whatever the spec. Every name of a tied tensor gets the same perturbed tensor."""
+    U(0.5, 1.5), the rest plus Gaussian noise of a tenth of its spread, a weight's spread being
+    at least 1/sqrt(fan-in)), so that no layer is degenerate: zero-initialised heads, layer
+    scales or last BatchNorms, or BEiT's head scaled by 0.001, would make a spec check pass
+    whatever the spec. The noise is read from one stream of ``_NOISE_PERIOD`` samples, a
+    prime, cycled over the tensors (cheaper than fresh samples for every entry of a large model,
+    and no two rows of a tensor shorter than the period see the same noise). Every name of a tied
+    tensor gets the same perturbed tensor."""
     generator = torch.Generator().manual_seed(seed)
+    gauss = torch.randn(_NOISE_PERIOD, generator=generator)
+    uniform = torch.rand(_NOISE_PERIOD, generator=generator)
+    state, at = {}, 0
     aliases = Ties.of(module).aliases
-    state = {}
     for key, tensor in module.state_dict().items():
         if key in aliases:
             continue
         tensor = tensor.detach()
         if tensor.is_floating_point():
-            noise = torch.rand(tensor.shape, generator=generator) if key.endswith("running_var") \
-                else torch.randn(tensor.shape, generator=generator)
-            if key.endswith("running_var"):
+            variance = key.endswith("running_var")
+            noise = _cycled(uniform if variance else gauss, at, tensor.numel()).reshape(tensor.shape)
+            at += tensor.numel()
+            if variance:
                 tensor = tensor * (0.5 + noise.to(tensor))
             else:
                 spread = float(tensor.std()) if tensor.numel() > 1 else 0.0
-                tensor = tensor + noise.to(tensor) * 0.1 * (spread if spread > 0 else 0.1)
+                if tensor.dim() >= 2:  # a weight: at least the spread of a default init
+                    spread = max(spread, (tensor.numel() // tensor.shape[0]) ** -0.5)
+                tensor = torch.add(tensor, noise.to(tensor), alpha=0.1 * (spread if spread > 0 else 0.1))
         state[key] = tensor
     return {key: state[aliases.get(key, key)] for key in module.state_dict()}
 
 
-def _assemble(unions: Unions) -> PermutationSpec:
-    """Turn union-find classes holding hidden units into named groups with their axes."""
-    members: dict[int, list[int]] = defaultdict(list)
-    for var in range(len(unions.vars)):
-        members[unions.find(var)].append(var)
-    refs: dict[int, list] = defaultdict(list)
-    for ref in unions.refs:
-        refs[unions.find(ref.var)].append(ref)
-    classes = sorted((min(v for v in vs if unions.vars[v].unit), root)
-                     for root, vs in members.items() if any(unions.vars[v].unit for v in vs))
-    names: dict[int, str] = {}
-    groups, axes, frozen, frozen_sizes, unit_sizes, nested = {}, {}, {}, {}, {}, {}
-    for first, root in classes:
-        first_var = unions.vars[first]
-        name = _unique(first_var.origin or "input", names.values())
-        names[root] = name
-        units, channels = unions.units[root], first_var.size
-        reason = unions.frozen.get(root)
-        parent = unions.find(first_var.parent) if first_var.parent is not None else None
-        if reason is None and parent is not None and names.get(parent) not in groups:
-            reason = f"its parent group {names.get(parent)!r} is frozen"
-        if reason is None and units == 1:
-            reason = "only one block of units is free to move (grouped layers around it)"
-        if reason is not None:
-            units_in_class = sum(1 for v in members[root] if unions.vars[v].unit)
-            if reason.startswith("network output") and units_in_class == 1:
-                continue  # the output layer: not a hidden unit
-            frozen[name], frozen_sizes[name] = reason, channels
-            continue
-        group_refs = {}
-        for ref in refs[root]:
-            block = unions.vars[ref.var].size // units
-            axis_ref = AxisRef(ref.key, ref.axis, ref.offset, ref.stride * block)
-            group_refs[axis_ref] = None
-        groups[name], axes[name] = units, tuple(group_refs)
-        if channels != units and parent is None:
-            unit_sizes[name] = channels
-        if parent is not None:
-            nested[name] = names[parent]
-    return PermutationSpec(groups, axes, frozen=frozen, frozen_sizes=frozen_sizes,
-                           unit_sizes=unit_sizes, nested=nested)
-
-
-def _unique(name: str, taken) -> str:
-    taken = set(taken)
-    if name not in taken:
-        return name
-    i = 2
-    while f"{name}#{i}" in taken:
-        i += 1
-    return f"{name}#{i}"
+def _cycled(stream: torch.Tensor, start: int, count: int) -> torch.Tensor:
+    """``count`` samples of ``stream`` read cyclically from position ``start``."""
+    start %= stream.numel()
+    repeats = -(-(start + count) // stream.numel())
+    return (stream.repeat(repeats) if repeats > 1 else stream)[start:start + count]

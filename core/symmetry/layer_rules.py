@@ -71,21 +71,56 @@ def linear(w: Walker, where: str, lx: Labels, weight: Param, bias: Param,
 def conv(w: Walker, where: str, lx: Labels, weight: Param, bias: Param,
          out_channels: int, groups: int, spatial: int) -> Labels:
     """Convolution over the channel axis (before ``spatial`` axes). Grouped (and depthwise)
-    convolutions tie the block permutation of their input channels to that of their outputs."""
+    convolutions tie the block permutation of their input channels to that of their outputs;
+    over concatenated inputs, each input segment moves its own blocks with the output channels
+    those blocks feed (a piece of the output)."""
     channel_axis = len(lx.axes) - spatial - 1
     freeze_all(w.unions, Labels(lx.axes[channel_axis + 1:]), f"spatial axes at {where}")
     lin = lx.axes[channel_axis]
     out = w.new_unit(out_channels, where, [weight, bias])
     if groups == 1:
         w.tie(lin, weight, 1, where)
-    elif lin is not None and len(lin) == 1 and lin[0][2] == 1 and lin[0][0] is not None:
-        w.unions.coarsen(lin[0][0], groups)
-        w.unions.coarsen(out[0][0], groups)
-        w.unions.union(lin[0][0], out[0][0])
-    else:
-        freeze_all(w.unions, Labels((lin, out)), f"grouped convolution {where} on an input "
-                   "whose channels are not one permutable block")
+    elif lin is not None:
+        _grouped(w, where, lin, out[0][0], out_channels, groups)
     return Labels((*lx.axes[:channel_axis], out, *(None,) * spatial))
+
+
+def _grouped(w: Walker, where: str, lin: Label, out: int, out_channels: int, groups: int) -> None:
+    u = w.unions
+    per_in = axis_entries(lin) // groups
+    per_out = out_channels // groups
+    at = 0
+    for var, n, stride in lin:
+        entries = n * stride
+        if entries % per_in or (var is not None and (stride != 1 or u.is_within((var, n, stride)))):
+            freeze_all(u, Labels((lin, ((out, out_channels, 1),))), f"grouped convolution {where} on "
+                       "an input whose channels do not fall into whole groups")
+            return
+        first, count = at // per_in, entries // per_in
+        at += entries
+        if var is None:  # fixed input channels: each group's outputs move only among themselves
+            if count > 64:
+                u.freeze(u.piece(out, first * per_out, (first + count) * per_out),
+                         f"grouped convolution {where} over fixed input channels")
+                continue
+            for g in range(first, first + count):
+                u.piece(out, g * per_out, (g + 1) * per_out)
+            continue
+        part = u.piece(out, first * per_out, (first + count) * per_out)
+        u.coarsen(var, count)
+        u.coarsen(part, count)
+        u.union(var, part)
+
+
+def weight_origin(w: Walker, weight: Param, where: str) -> str:
+    """The name a functional layer's units get: its weight's module (``blocks.0.attn.qkv`` for
+    ``F.linear(x, self.qkv.weight, ...)``), else ``where``."""
+    if isinstance(weight, Labels) and weight.axes and weight.axes[0]:
+        var = weight.axes[0][0][0]
+        origin = w.unions.vars[var].origin if var is not None else ""
+        if origin.endswith(".weight"):
+            return origin[: -len(".weight")]
+    return where
 
 
 def channel_affine(w: Walker, where: str, lx: Labels, params: list[Param]) -> Labels:

@@ -4,13 +4,17 @@ kind of symmetry the model declares (``Model.symmetries()``) with its own check.
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections import Counter
 from typing import Any, Protocol
 
+import attrs
 import torch
 from torch import nn
 
-from ridgeline.core.symmetry.derive import generic_state
+from ridgeline.core.errors import RidgelineError
+from ridgeline.core.symmetry.derive import derive_and_check, generic_state
 from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
 from ridgeline.core.symmetry.symmetry import Symmetry
 
@@ -98,8 +102,72 @@ def _groups(spec: PermutationSpec) -> list[str]:
         if name in spec.nested:
             extra.append(f"within each unit of {spec.nested[name]!r}, blocks of {spec.block(name)}")
         if name in spec.unit_sizes:
-            extra.append(f"moves {spec.unit_sizes[name]} channels in blocks")
+            extra.append(f"moves {spec.unit_sizes[name]} hidden units")
         head = f"  {name}: {size}" + (f" ({'; '.join(extra)})" if extra else "")
         tensors = ", ".join(format_ref(ref, size) for ref in spec.axes[name])
         lines.append(f"{head}\n      {tensors}")
     return lines
+
+
+# -- the coverage table of ``ridgeline spec --all PATTERN`` -------------------------------------
+@attrs.frozen
+class SpecRow:
+    """One model's line in the coverage table: where its spec stands and what it cost."""
+
+    model: str
+    input_shape: tuple[int, ...]
+    coverage: float | None = None
+    groups: int = 0
+    hidden_units: int = 0
+    frozen: tuple[tuple[str, int, int], ...] = ()  # (reason, groups, hidden units)
+    seconds: float | None = None  # trace, walk, assemble and check (one call of derive_spec)
+    worst_ratio: float | None = None  # the check's worst output error / tolerance
+    error: str | None = None
+    spec: PermutationSpec | None = attrs.field(default=None, repr=False, eq=False)
+
+
+def frozen_summary(spec: PermutationSpec) -> tuple[tuple[str, int, int], ...]:
+    """Frozen groups by reason (the place each happened left out), most hidden units first."""
+    groups: Counter[str] = Counter()
+    units: Counter[str] = Counter()
+    for name, reason in spec.frozen.items():
+        kind = re.sub(r" at \S+", "", reason)
+        groups[kind] += 1
+        units[kind] += spec.frozen_sizes.get(name, 0)
+    return tuple(sorted(((k, groups[k], units[k]) for k in groups), key=lambda r: (-r[2], -r[1], r[0])))
+
+
+def spec_row(name: str, model: SpecSource, *, seeds: int = 3) -> SpecRow:
+    """Derive and check ``model``'s spec on its example input, timed; an error (a module that
+    cannot be traced, a wrong input size) becomes the row's ``error``, one line."""
+    shape = tuple(getattr(model, "input_shape", ()))
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            module = model.build()
+        example = model.example_input()
+        start = time.perf_counter()
+        spec, check = derive_and_check(module, example, seeds=seeds)
+        seconds = time.perf_counter() - start
+    except (RidgelineError, RuntimeError, ValueError, TypeError, AssertionError) as error:
+        text = (str(error).splitlines() or [""])[0]
+        return SpecRow(name, shape, error=text if isinstance(error, RidgelineError)
+                       else f"{type(error).__name__}: {text}")
+    free = spec.hidden_units()
+    return SpecRow(name, shape, spec.coverage(), len(spec.groups), free + sum(spec.frozen_sizes.values()),
+                   frozen_summary(spec), seconds, check.worst_ratio if check else None, None, spec)
+
+
+def format_spec_table(rows: list[SpecRow]) -> str:
+    """A Markdown table: model, input, coverage, groups, frozen groups and reasons, derive time."""
+    lines = ["| model | input | coverage | groups | frozen groups (hidden units): reason "
+             "| derive + check (s) |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        shape = "x".join(str(n) for n in row.input_shape)
+        if row.coverage is None or row.error:
+            lines.append(f"| {row.model} | {shape} | - | - | {row.error} | - |")
+            continue
+        frozen = "; ".join(f"{n} ({u}): {reason}" for reason, n, u in row.frozen) or "none"
+        lines.append(f"| {row.model} | {shape} | {row.coverage:.1%} | {row.groups} | {frozen} | "
+                     f"{row.seconds:.2f} |")
+    return "\n".join(lines)

@@ -51,6 +51,7 @@ _MODULE_RULES: list[tuple[Callable[[nn.Module], bool], ModuleRule, bool]] = []
 _FUNCTION_RULES: dict[Any, OpRule] = {}
 _NAMED_FUNCTION_RULES: dict[str, OpRule] = {}
 _METHOD_RULES: dict[str, OpRule] = {}
+_STACK_AWARE: set[OpRule] = set()
 
 
 def add_module_rule(matches: Callable[[nn.Module], bool], rule: ModuleRule, *,
@@ -77,6 +78,16 @@ def add_method_rules(rules: Mapping[str, OpRule]) -> None:
     _METHOD_RULES.update(rules)
 
 
+def add_stack_aware(*rules: OpRule) -> None:
+    """Rules that accept :class:`~ridgeline.core.symmetry.labels.Stacked` labels (permute,
+    transpose, unbind, indexing); the walker collapses stacks before any other rule."""
+    _STACK_AWARE.update(rules)
+
+
+def accepts_stacks(rule: OpRule) -> bool:
+    return rule in _STACK_AWARE
+
+
 def module_rule(module: nn.Module) -> ModuleRule | None:
     """The rule for a module kept whole, or None (the walker then freezes its inputs)."""
     for matches, rule, _ in _MODULE_RULES:
@@ -100,5 +111,20 @@ def op_rule(n: fx.Node) -> OpRule | None:
     if n.op == "call_method":
         return _METHOD_RULES.get(n.target)
     if n.op == "call_function":
-        return _NAMED_FUNCTION_RULES.get(target_name(n)) or _FUNCTION_RULES.get(n.target)
+        return function_rule(n.target)
     return None
+
+
+def function_rule(function: Any) -> OpRule | None:
+    """The rule for a function object (by identity, else by ``__name__`` for wrapped ones)."""
+    name = getattr(function, "__name__", None)
+    named = _NAMED_FUNCTION_RULES.get(name) if isinstance(name, str) else None
+    try:
+        return named or _FUNCTION_RULES.get(function)
+    except TypeError:  # an unhashable callable
+        return named
+
+
+def method_rule(name: str) -> OpRule | None:
+    """The rule for a tensor method called by name (``reshape``, ``__getitem__``...)."""
+    return _METHOD_RULES.get(name)

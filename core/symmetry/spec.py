@@ -143,10 +143,11 @@ class PermutationSpec(Symmetry):
                                ties=self.ties)
 
     def hidden_units(self) -> int:
-        """Hidden units the free groups move (a nesting parent adds none of its own)."""
+        """Hidden units the free groups move. A nesting parent adds only ``unit_sizes[parent]``:
+        the units of children whose order inside each block is fixed, which move only in blocks
+        with it (as a block group's channels do)."""
         parents = set(self.nested.values())
-        return sum(self.unit_sizes.get(g, n) for g, n in self.groups.items()
-                   if g not in parents)
+        return sum(self.unit_sizes.get(g, 0 if g in parents else n) for g, n in self.groups.items())
 
     def coverage(self, frozen_sizes: Mapping[str, int] | None = None) -> float:
         """Permutable hidden units / all hidden units (permutable + frozen)."""
@@ -218,32 +219,42 @@ class PermutationSpec(Symmetry):
 
     def permute_axis(self, tensor: torch.Tensor, ref: AxisRef, perm: torch.Tensor) -> torch.Tensor:
         """``tensor`` with the group's units along ``ref`` reordered by ``perm``."""
+        return torch.index_select(tensor, ref.axis, self.axis_index(ref, perm, tensor.shape[ref.axis],
+                                                                    tensor.device))
+
+    @staticmethod
+    def axis_index(ref: AxisRef, perm: torch.Tensor, full: int, device: torch.device | str) -> torch.Tensor:
+        """The index along ``ref``'s whole axis (``full`` entries) that reorders its units by
+        ``perm`` and leaves the other entries in place."""
         n = perm.numel()
-        index = (perm.to(tensor.device)[:, None] * ref.stride
-                 + torch.arange(ref.stride, device=tensor.device)[None, :]).reshape(-1) + ref.offset
-        full = tensor.shape[ref.axis]
+        index = (perm.to(device)[:, None] * ref.stride
+                 + torch.arange(ref.stride, device=device)[None, :]).reshape(-1) + ref.offset
         if ref.offset or n * ref.stride != full:
-            index = torch.cat([
-                torch.arange(ref.offset, device=tensor.device), index,
-                torch.arange(ref.offset + n * ref.stride, full, device=tensor.device),
-            ])
-        return torch.index_select(tensor, ref.axis, index)
+            index = torch.cat([torch.arange(ref.offset, device=device), index,
+                               torch.arange(ref.offset + n * ref.stride, full, device=device)])
+        return index
 
     def apply(self, state: Mapping[str, torch.Tensor], perms: Mapping[str, torch.Tensor],
               skip: tuple[str, AxisRef] | None = None) -> State:
-        """A new state with every group's permutation applied (``skip``: leave one axis); the
-        aliases of a permuted tied tensor take its new value."""
-        out = dict(state)
-        moved = set()
+        """A new state with every group's permutation applied (``skip``: leave one axis). The
+        groups act in the order given; those acting on the same axis of a tensor are composed
+        into one index first, so each axis of each tensor is copied once; the aliases of a
+        permuted tied tensor take its new value."""
+        indices: dict[tuple[str, int], torch.Tensor] = {}
         for group, refs in self.axes.items():
             if group not in perms:
                 continue
             for ref in refs:
                 if skip is not None and skip == (group, ref):
                     continue
-                out[ref.key] = self.permute_axis(out[ref.key], ref, perms[group])
-                moved.add(ref.key)
-        return self.ties.retie(out, moved) if self.ties else out
+                tensor = state[ref.key]
+                index = self.axis_index(ref, perms[group], tensor.shape[ref.axis], tensor.device)
+                before = indices.get((ref.key, ref.axis))
+                indices[(ref.key, ref.axis)] = index if before is None else before[index]
+        out = dict(state)
+        for (key, axis), index in indices.items():
+            out[key] = torch.index_select(out[key], axis, index)
+        return self.ties.retie(out, {key for key, _ in indices}) if self.ties else out
 
     def unit_view(self, tensor: torch.Tensor, ref: AxisRef, size: int) -> torch.Tensor:
         """The units of ``ref`` as rows: shape (size, everything else)."""

@@ -110,6 +110,10 @@ class Symmetry(abc.ABC):
               state: Mapping[str, torch.Tensor] | None = None) -> SpecCheck:
         """Apply ``seeds`` random transforms and compare the outputs in eval mode.
 
+        An output entry passes if its error is at most ``atol * max|reference| + rtol *
+        |reference|``: the absolute tolerance is relative to the output's scale, so a network
+        whose random outputs are tiny (a small head) cannot hide a wrong transform under ``atol``.
+
         The module is not mutated: the transformed state (``state``, default the module's own) is
         evaluated with ``torch.func.functional_call`` on the module's own structure. Pass a
         generic state (:func:`ridgeline.core.generic_state`) when the module's initialisation
@@ -140,7 +144,7 @@ class Symmetry(abc.ABC):
                                          "another name of the same (tied) tensor")
                     output = torch.func.functional_call(module, ties.drop(moved), (example_input,))
                     error = (output - reference).abs()
-                    scale = atol + rtol * reference.abs()
+                    scale = atol * float(reference.abs().max().clamp_min(1e-30)) + rtol * reference.abs()
                     worst = max(worst, float((error / scale).max()))
         finally:
             module.train(was_training)

@@ -229,29 +229,27 @@ def test_nested_groups_must_fit_their_parent():
         PermutationSpec({"h": 3, "c": 7}, {"h": [("w", 0)], "c": [("w", 0)]}, nested={"c": "h"})
 
 
-def test_resnet50_spec_costs_a_few_dozen_forward_passes():
-    """Derivation (trace, one labelled pass, the check's four passes) measured against plain
-    forward passes of the same model in the same process, so the shared machine's load cancels
-    out (the absolute figure, 0.6 s on an idle core, is in docs/specs.md)."""
+def test_deriving_resnet50s_spec_costs_a_few_forward_passes():
+    """Speed as a ratio to a baseline in the same process (the machine is shared): tracing,
+    walking and assembling resnet50's spec costs about 3 forward passes (docs/specs.md has the
+    times of the full derivation, check included)."""
     timm = pytest.importorskip("timm")
-    torch.set_num_threads(1)
     module = timm.create_model("resnet50", pretrained=False, num_classes=3).eval()
-    x = torch.randn(2, 3, 32, 32)
+    x = torch.randn(1, 3, 32, 32)
 
-    def best(fn, repeats):
+    def best(fn, repeat):
         timings = []
-        for _ in range(repeats):
+        for _ in range(repeat):
             start = time.perf_counter()
             fn()
             timings.append(time.perf_counter() - start)
         return min(timings)
 
     with torch.no_grad():
-        forwards = best(lambda: [module(x) for _ in range(10)], 3)
-    spec = derive_spec(module, x)
-    derive = best(lambda: derive_spec(module, x), 2)
-    assert derive < 4.0 * forwards, (derive, forwards)  # measured: 2.1-2.2x ten forwards
-    assert spec.coverage() == 1.0
+        forward = best(lambda: module(x), 3)
+    derive = best(lambda: derive_spec(module, x, check=False), 2)
+    assert derive < 8 * forward, (derive, forward)
+    assert derive_spec(module, x).coverage() == 1.0
 
 
 class Shared(nn.Module):

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from ridgeline.core.symmetry.derive import generic_state
-from ridgeline.plugins.aligners.weight_matching import ORDERS, matching_objective, weight_matching
+from ridgeline.plugins.aligners.weight_matching import recover_planted
 
 
-def _case(arch: str, options: dict, coverage: float, *, slow: bool = False):
+def _case(arch: str, options: dict, coverage: float, *, slow: bool = False, size: int = 32):
+    options = {**options, "_size": size}
     return pytest.param(arch, options, coverage, id=arch, marks=[pytest.mark.slow] if slow else [])
 
 
@@ -38,32 +39,44 @@ ARCHITECTURES = [
     _case("deit_tiny_patch16_224", {"img_size": 32}, 1.0),
     # token-mixing outputs are added to the fixed token axis: frozen, the rest is free
     _case("mixer_s16_224", {"img_size": 32}, 0.99),
+    # issue 11's families, small: split channels, reshaped heads, concatenated qkv biases, padding,
+    # untraceable timm modules (docs/specs.md has them at native size: benchmarks/spec_coverage.py)
+    _case("cs3darknet_s", {}, 1.0, size=64),
+    _case("cspresnet50", {}, 1.0, size=64, slow=True),
+    _case("res2net50_14w_8s", {"layers": [1, 1, 1, 1], "channels": (16, 32, 64, 128), "stem_width": 16}, 1.0),
+    _case("cait_xxs24_224", {"img_size": 32, "depth": 2, "depth_token_only": 1}, 1.0),
+    _case("beit_base_patch16_224",
+          {"img_size": 32, "patch_size": 4, "depth": 2, "embed_dim": 64, "num_heads": 4, "init_values": None},
+          1.0),
+    _case("eva02_tiny_patch14_224", {"img_size": 28, "depth": 2}, 1.0, size=28),
+    _case("pvt_v2_b0", {}, 1.0, size=64),
+    _case("swin_tiny_patch4_window7_224",
+          {"img_size": 32, "window_size": 2, "depths": (1, 1, 1, 1), "embed_dim": 32}, 1.0),
+    _case("edgenext_xx_small", {}, 1.0, size=64),
+    _case("ghostnet_100", {}, 1.0),
+    _case("efficientvit_b0", {}, 1.0, size=64),
+    _case("mobilevit_xxs", {}, 1.0, size=64),
+    _case("hgnetv2_b0", {}, 1.0, size=64),
+    _case("dla34", {}, 1.0, size=64, slow=True),
+    # token mixing reaches the input's patch grid: frozen, as for the mixer
+    _case("resmlp_12_224", {"img_size": 32}, 0.88, slow=True),
 ]
 
 
 def _timm(regs, arch, options):
     pytest.importorskip("timm")
-    return regs.models.create("timm", input_shape=(3, 32, 32), num_classes=3, arch=arch, **options)
+    options = dict(options)
+    size = options.pop("_size", 32)
+    return regs.models.create("timm", input_shape=(3, size, size), num_classes=3, arch=arch, **options)
 
 
 def planted_recovery(model) -> tuple[float, str]:
     """Permute a model at random, re-align it with weight_matching; the largest entry-wise
-    distance left and the sweep order that reached it (orders tried in turn: coordinate
-    descent can stop in a local optimum on random weights)."""
-    spec = model.spec()
-    state = model.init_state(0)
-    planted = spec.apply(state, spec.random(torch.Generator().manual_seed(1)))
-    best = (float("inf"), "")
-    for order in ("forward", *(o for o in ORDERS if o != "forward")):
-        perms, history = weight_matching(spec, state, planted, order=order, seed=0)
-        aligned = spec.apply(planted, perms)
-        distance = max(float((aligned[k].double() - state[k].double()).abs().max()) for k in state)
-        best = min(best, (distance, order))
-        if distance == 0:
-            exact = matching_objective(spec, state, state, spec.identity())
-            assert history[-1] == pytest.approx(exact, rel=1e-9)
-            break
-    return best
+    distance left and the sweep order that reached it; an exact recovery reaches <A, A>."""
+    distance, order, _, objective = recover_planted(model.spec(), model.init_state(0), seed=1)
+    if distance == 0:
+        assert objective == pytest.approx(1.0, rel=1e-9)
+    return distance, order
 
 
 @pytest.mark.parametrize(("arch", "options", "coverage"), ARCHITECTURES)
@@ -71,7 +84,9 @@ def test_timm_spec_is_checked_covers_hidden_units_and_weight_matching_recovers_i
         regs, arch, options, coverage):
     model = _timm(regs, arch, options)
     spec = model.spec()
-    module = model.build()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        module = model.build()
     check = spec.check(module, model.example_input(4, seed=3), state=generic_state(module))
     assert check.passed and check.worst_ratio > 0  # outputs really depend on the weights
     assert spec.coverage() >= coverage

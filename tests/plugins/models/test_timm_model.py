@@ -59,3 +59,16 @@ def test_coat_lite_tiny_with_shared_position_encodings_derives_and_checks_at_nat
     with pytest.raises(StateMismatchError, match=refused):
         regs.models.create("timm", input_shape=(3, 224, 224), num_classes=10, arch="coat_lite_tiny",
                            checkpoint=str(path)).build()
+
+
+def test_without_an_input_shape_the_architecture_takes_its_own(regs):
+    from ridgeline.plugins.models.timm_models import TimmModel
+
+    assert TimmModel.native_input(arch="test_vit") == ((3, 160, 160), 1000)
+    assert TimmModel.native_input(arch="test_vit", img_size=32) == ((3, 32, 32), 1000)
+    assert TimmModel.resolve("resnet26d") == {"arch": "resnet26d"} and TimmModel.resolve("nope") is None
+    assert "resnet26d" in TimmModel.architectures("resnet2*")
+    model = regs.models.create("timm", arch="test_resnet")
+    assert model.input_shape == (3, 160, 160) and model.num_classes == 1000
+    with pytest.raises(ConfigError, match="takes only 160x160 inputs"):
+        regs.models.create("timm", input_shape=(3, 32, 32), num_classes=4, arch="test_vit")
