@@ -111,7 +111,8 @@ class Pipeline:
         for corrections in self.config.corrections:
             for entry in corrections:
                 self._build(where("correction", entry), "corrections", entry)
-        counts = sorted({len(s.checkpoints or s.seeds or s.series) for s in self.config.pairs})
+        counts = sorted({len(s.checkpoints or s.seeds or s.series)  # a sweep's sets are pairs
+                         for paired in self.config.pairs for s in pair_sets(paired)})
         for entry in self.config.paths:
             self.registries.paths.check(entry.name, entry.options, skip=("endpoints",),
                                         where=where("path", entry))

@@ -47,6 +47,15 @@ def test_seed_ranges_pair_off_into_model_sets(tmp_path, pairing, names):
     assert config(tmp_path, pairs=[{"seeds": "0..7", "pairs": pairing}]).pairs[0].name == "seeds0..7"
 
 
+def test_a_two_model_path_is_checked_on_the_pairs_a_sweep_makes(tmp_path):
+    # three seeds paired with the first are two pairs: a curve joining two models must be accepted
+    sweep = config(tmp_path, paths=["linear", {"name": "bezier", "steps": 2}])
+    Pipeline(sweep, progress=False)  # options checked on placeholder pairs, nothing run
+    with pytest.raises(ConfigError, match="joins two models, got 3"):
+        Pipeline(config(tmp_path, paths=[{"name": "bezier", "steps": 2}],
+                        pairs=[{"name": "three", "seeds": [0, 1, 2]}]), progress=False)
+
+
 def test_checkpoints_pair_off_too(tmp_path):
     files = [str(tmp_path / f"{n}.safetensors") for n in ("a", "b", "c")]
     model_set = config(tmp_path, pairs=[{"name": "ck", "checkpoints": files, "pairs": "all"}]).pairs[0]
