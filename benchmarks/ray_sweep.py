@@ -11,9 +11,11 @@ small MNIST-1D MLP, run through the command line:
 5. on Ray again, the driver killed with SIGKILL mid-sweep, then the same command again: it
    resumes (the cells finished before the kill are not redone), numbers equal, nothing lost.
 
-    .venv/bin/python benchmarks/ray_sweep.py [--out DIR] [--tiny]
+    .venv/bin/python benchmarks/ray_sweep.py [--out DIR] [--tiny | --heavy]
+        [--speed-only]
 
-``--tiny`` shrinks everything for a smoke test. Prints one line per figure and writes
+``--tiny`` shrinks everything for a smoke test; ``--heavy`` grows the cells (512-wide
+networks, 1000-step curve fits) to the size where two workers pay for Ray's fixed costs. Prints one line per figure and writes
 ``<out>/summary.json``.
 """
 
@@ -197,6 +199,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="ray-sweep-bench")
     parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--heavy", action="store_true",
+                        help="wider networks and longer curve fits (cells of seconds, not tenths): the "
+                        "size at which two workers can pay for Ray's start-up")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="only the serial (one thread) and Ray runs, not the kill checks")
     parser.add_argument("--no-default-threads", action="store_true",
                         help="skip the serial run with torch's default thread count (on a machine whose "
                         "cores are busy with other work, its threads mostly wait for each other)")
@@ -204,6 +211,8 @@ def main() -> None:
                         help="only the driver-kill check, against <out>/serial1 from an earlier run")
     args = parser.parse_args()
     sizes = (dict(bezier_steps=10, grid=5, samples=1000, width=32, epochs=2, last_seed=3) if args.tiny
+             else dict(bezier_steps=1000, grid=25, samples=4000, width=512, epochs=10, last_seed=7)
+             if args.heavy
              else dict(bezier_steps=200, grid=25, samples=4000, width=128, epochs=10, last_seed=7))
     bench = Bench(Path(args.out).resolve(), sizes)
     if args.driver_kill_only:
@@ -211,8 +220,9 @@ def main() -> None:
         return
     reference = bench.serial(not args.no_default_threads)
     bench.ray(reference)
-    bench.worker_kill(reference)
-    bench.driver_kill(reference)
+    if not args.speed_only:
+        bench.worker_kill(reference)
+        bench.driver_kill(reference)
     bench.summary["load_average_end"] = os.getloadavg()
     (bench.out / "summary.json").write_text(json.dumps(bench.summary, indent=2, default=str))
 
