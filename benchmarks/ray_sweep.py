@@ -15,8 +15,8 @@ small MNIST-1D MLP, run through the command line:
         [--speed-only]
 
 ``--tiny`` shrinks everything for a smoke test; ``--heavy`` grows the cells (512-wide
-networks, 1000-step curve fits) to the size where two workers pay for Ray's fixed costs. Prints one line per figure and writes
-``<out>/summary.json``.
+networks, 1000-step curve fits) to the size where two workers pay for Ray's fixed costs.
+Prints one line per figure and writes ``<out>/summary.json``.
 """
 
 from __future__ import annotations
