@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ridgeline.core.errors import ConfigError, RidgelineError
+from ridgeline.core.errors import ConfigError, RidgelineError, UnknownEntryError
 from ridgeline.core.plugin_host.registry import KINDS
 
 TEMPLATES = ("quickstart", "compare", "landscape")
@@ -103,8 +103,11 @@ def _resolve_model(regs, name: str, options: dict[str, Any]) -> tuple[str, dict[
         resolved = resolve(name) if callable(resolve) else None
         if resolved is not None:
             return entry.name, {**resolved, **options}
-    regs.models.entry(name)  # raises UnknownEntryError with close matches
-    raise AssertionError("unreachable")
+    known = set(regs.models.list())
+    for entry in regs.models:  # architecture names the factories know (timm's), for close matches
+        architectures = getattr(entry.factory, "architectures", None)
+        known.update(architectures("*") if callable(architectures) else ())
+    raise UnknownEntryError("models or architectures", name, known)
 
 
 def _build_model(args: argparse.Namespace):

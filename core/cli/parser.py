@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ridgeline.core.cli import commands
@@ -214,13 +215,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _plain_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                   line: str | None = None) -> str:
+    """A warning as the command line shows it: one line, no source file or code."""
+    return f"ridgeline: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    show = warnings.formatwarning
+    warnings.formatwarning = _plain_warning
     try:
         return args.func(args)
     except RidgelineError as error:
         print(f"ridgeline: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = show
 
 
 if __name__ == "__main__":

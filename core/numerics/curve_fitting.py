@@ -38,7 +38,7 @@ class FitSettings:
     batch_size: int = attrs.field(default=128, validator=checked(int, at_least=1))
     seed: int = attrs.field(default=0, validator=checked(int))
     split: str = attrs.field(default="train", validator=checked(str))
-    optimizer: str = attrs.field(default="adam", validator=checked(Literal["adam", "sgd"]))
+    optimizer: Literal["adam", "sgd"] = attrs.field(default="adam", validator=checked(Literal["adam", "sgd"]))
     momentum: float = attrs.field(default=0.9, validator=checked(float, at_least=0, below=1))
     weight_decay: float = attrs.field(default=0.0, validator=checked(float, at_least=0))
 
@@ -126,6 +126,8 @@ class FittedCurve(Path):
 
     trainable = True
     own_options: tuple[str, ...] = ("controls",)
+    settings_class: ClassVar[type] = FitSettings
+    """The fit settings it takes as options (``ridgeline describe`` lists them)."""
 
     def __init__(self, endpoints: Sequence[State], **options: Any) -> None:
         super().__init__(endpoints, **options)

@@ -9,6 +9,7 @@ information dictionary (``Title``, ``Subject``: the results file, ``Keywords``: 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from ridgeline.core import __version__
 from ridgeline.core.results.readers import read_metadata
 
 FORMATS = ("png", "pdf", "svg")
+_UNSAFE = re.compile(r'[<>:"\\|?*\x00-\x1f]')
+"""Characters a file name cannot hold on some systems (Windows) or that shells treat specially."""
 
 
 def provenance(results: str | Path) -> dict[str, str]:
@@ -51,6 +54,7 @@ def save_figure(fig: Any, out: str | Path, *, title: str = "", source: Mapping[s
     """Write ``fig`` to ``out`` (PNG when the suffix is not .png, .pdf or .svg) with ``title``
     and the :func:`provenance` ``source`` in its metadata; close it; return the path written."""
     out = Path(out)
+    out = out.with_name(_UNSAFE.sub("_", out.name))  # names come from model sets ("sweep:seed0-seed1")
     if out.suffix.lower().lstrip(".") not in FORMATS:
         out = out.with_name(out.name + ".png")
     out.parent.mkdir(parents=True, exist_ok=True)

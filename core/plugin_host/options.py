@@ -122,7 +122,25 @@ def factory_options(factory: Callable[..., Any], kind: str = "") -> FactoryOptio
         default = REQUIRED if parameter.default is inspect.Parameter.empty else parameter.default
         options.append(Option(parameter.name, type_text(annotation), default, choices_of(annotation),
                               annotation))
+    declared = {option.name for option in options}
+    options += [option for option in _settings_options(factory) if option.name not in declared]
     return FactoryOptions(tuple(options), tuple(given), more)
+
+
+def _settings_options(factory: Callable[..., Any]) -> list[Option]:
+    """The fields of the attrs class a factory names as ``settings_class``: options it takes
+    through ``**options`` and hands to that class (a fitted path's ``FitSettings``), described
+    and checked like its own."""
+    settings = getattr(factory, "settings_class", None)
+    if settings is None or not attrs.has(settings):
+        return []
+    hints = typing.get_type_hints(settings)
+    out = []
+    for field in attrs.fields(settings):
+        annotation = hints.get(field.name)
+        default = REQUIRED if field.default is attrs.NOTHING else field.default
+        out.append(Option(field.name, type_text(annotation), default, choices_of(annotation), annotation))
+    return out
 
 
 def check_options(where: str, factory: Callable[..., Any], options: Mapping[str, Any], kind: str = "",

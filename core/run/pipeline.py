@@ -72,6 +72,10 @@ class Pipeline:
         executor = executor or config.executor
         if address is not None:
             executor = attrs.evolve(executor, address=address)
+        if executor.address and executor.name != "ray":
+            raise ConfigError(f"a cluster address ({executor.address!r}) is for the ray executor, but this "
+                              "run is serial: add --executor ray (or name = \"ray\" in [executor]), or "
+                              "drop the address")
         self.config = config = attrs.evolve(config, executor=executor)
         self.output = Path(output or config.output)
         self.progress = progress

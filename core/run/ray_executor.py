@@ -17,6 +17,7 @@ plus the driver's in-process plugins (pickled). Docs: docs/cluster.md.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import traceback
@@ -162,17 +163,36 @@ def run_cell(recipe: WorkerRecipe, cell: Cell, progress: PathProgress | None,
 
 # -- the driver side -------------------------------------------------------------------
 def _reachable(address: str, timeout: float) -> None:
-    """Fail within ``timeout`` seconds when nothing listens at a ``host:port`` address."""
+    """Fail within ``timeout`` seconds when nothing listens at a ``host:port`` address, or when
+    what listens is not a gRPC server (a Ray head's GCS and a Ray Client server both are):
+    connecting Ray to anything else waits for many seconds behind a screen of retry logs.
+
+    The probe is HTTP/2's own handshake: after the client's connection preface a server must
+    send a SETTINGS frame first (RFC 9113, Sec. 3.4), so the fourth byte it sends is 0x04."""
     target = address.removeprefix("ray://")
     host, _, port = target.rpartition(":")
     if not host:
         host, port = target, "6379"
+    hint = f"Is `ray start --head` running there, and is port {port} open from here?"
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        connection = socket.create_connection((host, int(port)), timeout=timeout)
     except (OSError, ValueError) as error:
-        raise ConfigError(
-            f"cannot reach the Ray cluster at {address!r}: {error or type(error).__name__}. Is "
-            f"`ray start --head` running there, and is port {port} open from here?") from None
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {error or type(error).__name__}. "
+                          f"{hint}") from None
+    answer = b""
+    with connection:
+        try:
+            connection.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+            while len(answer) < 9:
+                chunk = connection.recv(9 - len(answer))
+                if not chunk:
+                    break
+                answer += chunk
+        except OSError:  # silent or closed: not a gRPC server
+            pass
+    if len(answer) < 9 or answer[3] != 0x04:
+        raise ConfigError(f"{address!r} answers, but not as a Ray cluster (no gRPC handshake within "
+                          f"{timeout:g} s). {hint}")
 
 
 def _error_text(error: BaseException) -> str:
@@ -220,8 +240,13 @@ class RayExecutor:
             else:
                 ray.init(include_dashboard=False)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
+            hint = ""
+            if address and os.environ.get("RAY_AUTH_MODE") != "token":
+                hint = (". If the cluster uses token authentication (the default for `ray start` from "
+                        "Ray 2.59), set RAY_AUTH_MODE=token here with its token in RAY_AUTH_TOKEN or "
+                        "~/.ray/auth_token (docs/cluster.md)")
             raise ConfigError(f"cannot connect to the Ray cluster at {address or 'a new local instance'!r}: "
-                              f"{error}") from None
+                              f"{error}{hint}") from None
         return True
 
     def check_resources(self) -> None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch.nn import functional as F
@@ -53,9 +53,10 @@ from ridgeline.core import (
     SymmetryProduct,
 )
 from ridgeline.core.numerics import Producer, assignment, hooked, unit_samples
-from ridgeline.plugins.aligners.weight_matching import weight_matching
+from ridgeline.plugins.aligners.weight_matching import Order, best_weight_matching
 
-WEIGHTINGS = ("frequency", "uniform", "dominant")
+Weighting = Literal["frequency", "uniform", "dominant"]
+WEIGHTINGS = get_args(Weighting)
 
 
 def expert_layers(symmetry: Symmetry) -> list[ExpertSymmetry]:
@@ -182,9 +183,9 @@ class MSMoEAligner(Aligner):
 
     Options: ``experts`` (experts kept per layer, default half), ``align`` (permute members' units
     onto the dominant expert first), ``weighting`` (``frequency``, ``uniform`` or ``dominant``),
-    ``samples`` (calibration examples of the context's split), and ``order``/``max_iter`` of the
-    expert-aware weight matching that aligns ``other`` to ``reference`` (as ``weight_matching``'s,
-    with the context's seed).
+    ``samples`` (calibration examples of the context's split), and ``order``/``restarts``/
+    ``max_iter`` of the expert-aware weight matching that aligns ``other`` to ``reference`` (as
+    ``weight_matching``'s: by default the best of five sweep orders; the context's seed).
     """
 
     name = "msmoe"
@@ -192,24 +193,29 @@ class MSMoEAligner(Aligner):
     supports_nested = True
     uses_symmetries = True
 
-    def __init__(self, *, experts: int | None = None, align: bool = True, weighting: str = "frequency",
-                 samples: int = 2048, order: str = "random", max_iter: int = 100) -> None:
+    def __init__(self, *, experts: int | None = None, align: bool = True, weighting: Weighting = "frequency",
+                 samples: int = 2048, order: Order = "best", restarts: int = 3,
+                 max_iter: int = 100) -> None:
         if weighting not in WEIGHTINGS:
             raise ConfigError(f"msmoe weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         if experts is not None and int(experts) < 1:
             raise ConfigError(f"msmoe experts must be at least 1, got {experts}")
+        if restarts < 1 or max_iter < 1:
+            raise ConfigError(f"msmoe needs restarts >= 1 and max_iter >= 1, got restarts={restarts}, "
+                              f"max_iter={max_iter}")
         super().__init__(experts=experts, align=align, weighting=weighting, samples=samples, order=order,
-                         max_iter=max_iter)
+                         restarts=restarts, max_iter=max_iter)
         self.keep = None if experts is None else int(experts)
         self.align_units, self.weighting, self.samples = bool(align), weighting, int(samples)
-        self.order, self.max_iter = order, int(max_iter)
+        self.order, self.restarts, self.max_iter = order, int(restarts), int(max_iter)
 
     def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
               spec: Symmetry, context: AlignContext) -> Alignment:
         self.check_inputs(reference, other, spec)
         start = time.perf_counter()
-        perms, history = weight_matching(spec.permutations(), reference, other, order=self.order,
-                                         max_iter=self.max_iter, seed=context.seed)
+        perms, history, _ = best_weight_matching(spec.permutations(), reference, other, order=self.order,
+                                                 restarts=self.restarts, max_iter=self.max_iter,
+                                                 seed=context.seed)
         layers = expert_layers(spec)
         merged, report = None, {}
         if not layers:

@@ -45,7 +45,7 @@ from ridgeline.core import (
     TreeSymmetry,
 )
 from ridgeline.core.numerics import assignment
-from ridgeline.plugins.aligners.weight_matching import weight_matching
+from ridgeline.plugins.aligners.weight_matching import Order, best_weight_matching
 
 CHUNK_ELEMENTS = 2 ** 22  # score entries computed at once while enumerating patterns
 
@@ -232,8 +232,8 @@ class TreeMatchingAligner(Aligner):
 
     Options: ``permutation``, ``flips``, ``orders`` (which invariances to use; all by default),
     ``exact_limit`` (search exactly when that examines at most this many candidates per tree pair,
-    else greedily level by level), and for other permutation groups ``order`` and ``max_iter`` of weight
-    matching.
+    else greedily level by level), and for other permutation groups ``order``, ``restarts`` and
+    ``max_iter`` of weight matching (as ``weight_matching``'s: by default the best of five orders).
     """
 
     name = "tree_matching"
@@ -241,13 +241,18 @@ class TreeMatchingAligner(Aligner):
     uses_symmetries = True
 
     def __init__(self, *, permutation: bool = True, flips: bool = True, orders: bool = True,
-                 exact_limit: int = 4096, order: str = "random", max_iter: int = 100) -> None:
+                 exact_limit: int = 4096, order: Order = "best", restarts: int = 3,
+                 max_iter: int = 100) -> None:
         if int(exact_limit) < 1:
             raise ConfigError(f"tree_matching exact_limit must be at least 1, got {exact_limit}")
+        if restarts < 1 or max_iter < 1:
+            raise ConfigError(f"tree_matching needs restarts >= 1 and max_iter >= 1, got "
+                              f"restarts={restarts}, max_iter={max_iter}")
         super().__init__(permutation=permutation, flips=flips, orders=orders, exact_limit=exact_limit,
-                         order=order, max_iter=max_iter)
+                         order=order, restarts=restarts, max_iter=max_iter)
         self.permutation, self.flips, self.orders = bool(permutation), bool(flips), bool(orders)
         self.exact_limit, self.order, self.max_iter = int(exact_limit), order, int(max_iter)
+        self.restarts = int(restarts)
 
     def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
               spec: Symmetry, context: AlignContext) -> Alignment:
@@ -257,8 +262,9 @@ class TreeMatchingAligner(Aligner):
         transform: Transform = {}
         objective, history, diagnostics = 0.0, [], {}
         if rest is not None and rest.groups:
-            perms, history = weight_matching(rest, reference, other, order=self.order,
-                                             max_iter=self.max_iter, seed=context.seed)
+            perms, history, _ = best_weight_matching(rest, reference, other, order=self.order,
+                                                     restarts=self.restarts, max_iter=self.max_iter,
+                                                     seed=context.seed)
             transform.update(perms)
             other = rest.apply(other, perms)
             objective += history[-1] if history else 0.0

@@ -305,10 +305,7 @@ class WeightMatchingAligner(Aligner):
 
     def runs(self, seed: int) -> list[tuple[str, int]]:
         """The (sweep order, seed) of every run :meth:`align` makes."""
-        randoms = [("random", seed + i) for i in range(self.restarts)]
-        if self.order == "best":
-            return [("forward", seed), ("backward", seed), *randoms]
-        return randoms if self.order == "random" else [(self.order, seed)]
+        return sweep_runs(self.order, self.restarts, seed)
 
     def align(self, reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor],
               spec: PermutationSpec, context: AlignContext) -> Alignment:
@@ -316,24 +313,46 @@ class WeightMatchingAligner(Aligner):
         start = time.perf_counter()
         seed = context.seed if self.seed is None else self.seed
         reference, other = context.place(reference), context.place(other)  # the evaluator's device
-        runs = []
-        for order, run_seed in self.runs(seed):
-            perms, history = weight_matching(spec, reference, other, order=order, max_iter=self.max_iter,
-                                             seed=run_seed)
-            runs.append((order, run_seed, perms, history))
-        order, run_seed, perms, history = max(runs, key=lambda r: r[3][-1])
-        objectives = np.array([r[3][-1] for r in runs])
+        perms, history, diagnostics = best_weight_matching(spec, reference, other, order=self.order,
+                                                           restarts=self.restarts, max_iter=self.max_iter,
+                                                           seed=seed)
         return Alignment(perms=perms, objective=history[-1], history=tuple(history),
-                         seconds=time.perf_counter() - start,
-                         diagnostics={
-                             "sweeps": len(history), "order": order, "seed": run_seed,
-                             "runs": [{"order": o, "seed": s, "objective": h[-1], "sweeps": len(h)}
-                                      for o, s, _, h in runs],
-                             "objectives": {_label(o, s): h[-1] for o, s, _, h in runs},
-                             "objective_spread": {"min": float(objectives.min()),
-                                                  "max": float(objectives.max()),
-                                                  "std": float(objectives.std())},
-                         })
+                         seconds=time.perf_counter() - start, diagnostics=diagnostics)
+
+
+def sweep_runs(order: str, restarts: int, seed: int) -> list[tuple[str, int]]:
+    """The (sweep order, seed) of every run an ``order`` option asks for: ``best`` is
+    ``forward``, ``backward`` and ``restarts`` random orders; ``random`` the random orders alone;
+    ``forward`` or ``backward`` that order once."""
+    randoms = [("random", seed + i) for i in range(restarts)]
+    if order == "best":
+        return [("forward", seed), ("backward", seed), *randoms]
+    return randoms if order == "random" else [(order, seed)]
+
+
+def best_weight_matching(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
+                         *, order: str = "best", restarts: int = 3, max_iter: int = 100,
+                         seed: int = 0) -> tuple[Perms, list[float], dict]:
+    """:func:`weight_matching` in every sweep order ``order`` asks for (:func:`sweep_runs`), the
+    run of highest objective kept: its permutations, its objective per sweep, and diagnostics
+    listing every run's objective and their spread. Shared by every aligner of this family that
+    weight-matches (``weight_matching``, ``msmoe``, ``tree_matching``)."""
+    runs = []
+    for run_order, run_seed in sweep_runs(order, restarts, seed):
+        perms, history = weight_matching(spec, a, b, order=run_order, max_iter=max_iter, seed=run_seed)
+        runs.append((run_order, run_seed, perms, history))
+    kept_order, kept_seed, perms, history = max(runs, key=lambda r: r[3][-1] if r[3] else -np.inf)
+    objectives = np.array([r[3][-1] if r[3] else np.nan for r in runs])
+    diagnostics = {
+        "sweeps": len(history), "order": kept_order, "seed": kept_seed,
+        "runs": [{"order": o, "seed": s, "objective": h[-1] if h else float("nan"), "sweeps": len(h)}
+                 for o, s, _, h in runs],
+        "objectives": {_label(o, s): h[-1] if h else float("nan") for o, s, _, h in runs},
+        "objective_spread": {"min": float(np.nanmin(objectives)) if len(objectives) else float("nan"),
+                             "max": float(np.nanmax(objectives)) if len(objectives) else float("nan"),
+                             "std": float(np.nanstd(objectives)) if len(objectives) else float("nan")},
+    }
+    return perms, history, diagnostics
 
 
 def _label(order: str, seed: int) -> str:

@@ -124,6 +124,9 @@ class ZipItAligner(Aligner):
 
     def __init__(self, *, stop: str | int | None = None, within: bool = True,
                  split: str | None = None, examples: int = 2000, batch_size: int = 500) -> None:
+        if examples < 1 or batch_size < 1:
+            raise ConfigError(f"zipit needs examples >= 1 and batch_size >= 1, got examples={examples}, "
+                              f"batch_size={batch_size}")
         super().__init__(stop=stop, within=within, split=split, examples=examples,
                          batch_size=batch_size)
         self.stop, self.within = stop, bool(within)

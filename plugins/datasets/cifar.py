@@ -20,7 +20,7 @@ import struct
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -178,7 +178,8 @@ class Cifar100Dataset(CifarDataset):
 
     name = "cifar100"
 
-    def __init__(self, *, root: str, labels: str = "fine", image_size: int | list[int] | None = None,
+    def __init__(self, *, root: str, labels: Literal["fine", "coarse"] = "fine",
+                 image_size: int | list[int] | None = None,
                  normalize: Any = "dataset", max_examples: int | dict[str, int] | None = None,
                  augment: bool = False, cache: bool | str = True) -> None:
         if labels not in ("fine", "coarse"):

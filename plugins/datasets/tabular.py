@@ -9,6 +9,8 @@ standard deviation.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from ridgeline.core import DataError, Dataset
@@ -22,7 +24,8 @@ class TabularDataset(Dataset):
 
     name = "tabular"
 
-    def __init__(self, *, table: str = "breast_cancer", test_fraction: float = 0.25, seed: int = 0) -> None:
+    def __init__(self, *, table: Literal["breast_cancer", "wine", "iris"] = "breast_cancer",
+                 test_fraction: float = 0.25, seed: int = 0) -> None:
         if table not in SETS:
             raise DataError(f"tabular table must be one of {sorted(SETS)}, got {table!r}")
         if not 0.0 < test_fraction < 1.0:

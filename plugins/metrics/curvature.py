@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ridgeline.core import Metric, Path, PathProbe, Record
+from ridgeline.core import ConfigError, Metric, Path, PathProbe, Record
 from ridgeline.core.numerics import LossSurface, norm, restrict, subtract, t_grid
 
 
@@ -25,6 +25,9 @@ class Curvature(Metric):
 
     def __init__(self, *, grid: int | Sequence[float] = (0.0, 0.5, 1.0), split: str = "test",
                  examples: int | None = None, iters: int = 20, tol: float = 1e-3, seed: int = 0) -> None:
+        if iters < 1 or tol <= 0 or (examples is not None and examples < 1):
+            raise ConfigError(f"curvature needs iters >= 1, tol > 0 and examples >= 1 (or none: all), got "
+                              f"iters={iters}, tol={tol}, examples={examples}")
         super().__init__(grid=grid, split=split, examples=examples, iters=iters, tol=tol, seed=seed)
         self.grid = t_grid(list(grid) if not isinstance(grid, int) else grid)
         self.split, self.examples, self.iters, self.tol, self.seed = split, examples, iters, tol, seed

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from ridgeline.core import Metric, Path, PathProbe, Record, load_state
+from ridgeline.core import ConfigError, Metric, Path, PathProbe, Record, load_state
 from ridgeline.core.numerics import angle, flatten, module_groups, parameter_keys
 
 
@@ -31,6 +31,9 @@ class Geometry(Metric):
 
     def __init__(self, *, origin: Mapping[str, torch.Tensor] | str | None = None,
                  length_points: int = 65) -> None:
+        if length_points < 2:
+            raise ConfigError(f"geometry length_points must be at least 2 (a path's two ends), got "
+                              f"{length_points}")
         super().__init__(origin=origin if not isinstance(origin, Mapping) else "<state>",
                          length_points=length_points)
         self.origin = load_state(origin) if isinstance(origin, str) else origin

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from ridgeline.core import Metric, Path, PathProbe, Record
+from ridgeline.core import ConfigError, Metric, Path, PathProbe, Record
 from ridgeline.core.numerics import LossSurface, dot, module_groups, norm, restrict, t_grid, tangent
 
 BASE_COLUMNS = ("t", "grad_norm", "cos_tangent", "slope")
@@ -34,6 +34,8 @@ class Gradient(Metric):
 
     def __init__(self, *, grid: int | Sequence[float] = 11, split: str = "test",
                  examples: int | None = None) -> None:
+        if examples is not None and examples < 1:
+            raise ConfigError(f"gradient examples must be at least 1 (or none: all), got {examples}")
         super().__init__(grid=grid, split=split, examples=examples)
         self.grid = t_grid(grid if isinstance(grid, int) else list(grid))
         self.split, self.examples = split, examples

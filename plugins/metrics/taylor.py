@@ -73,6 +73,8 @@ class TaylorBarrier(Metric):
         bad = [h for h in steps if not 0.0 < h <= 0.5]
         if bad:
             raise ConfigError(f"taylor_barrier steps are fractions of Delta in (0, 0.5], got {bad}")
+        if examples is not None and examples < 1:
+            raise ConfigError(f"taylor_barrier examples must be at least 1 (or none: all), got {examples}")
         super().__init__(split=split, examples=examples, steps=steps)
         self.split, self.examples, self.steps = split, examples, steps
         spread = ("fd_spread", "fd_relative_spread") if steps else ()

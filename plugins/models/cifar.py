@@ -19,12 +19,15 @@ the tracer (``Model.spec``) like every model's.
 
 from __future__ import annotations
 
+from typing import Any, Literal, get_args
+
 import torch
 from torch import nn
 
 from ridgeline.core import ConfigError, Model
 
-NORMS = ("batchnorm", "layernorm", "none")
+Norm = Literal["batchnorm", "layernorm", "none"]
+NORMS = get_args(Norm)
 VGG_STAGES = {
     11: [[64], [128], [256, 256], [512, 512], [512, 512]],
     13: [[64, 64], [128, 128], [256, 256], [512, 512], [512, 512]],
@@ -118,7 +121,8 @@ class CifarVGG(nn.Module):
 
 def _check_options(entry: str, input_shape: tuple[int, ...], width: int, norm: str) -> None:
     if len(input_shape) != 3:
-        raise ConfigError(f"{entry} needs C x H x W image inputs, got input_shape {tuple(input_shape)}")
+        raise ConfigError(f"{entry} needs C x H x W image inputs (CIFAR's are 3x32x32), but the dataset's "
+                          f"examples have shape {tuple(input_shape)}")
     if not isinstance(width, int) or isinstance(width, bool) or width < 1:
         raise ConfigError(f"{entry} width is a positive integer multiplier of the channels, got {width!r}")
     if norm not in NORMS:
@@ -131,8 +135,13 @@ class CifarResNetModel(Model):
 
     name = "cifar_resnet"
 
+    @classmethod
+    def native_input(cls, **options: Any) -> tuple[tuple[int, ...], int]:
+        """CIFAR-10's images: 3x32x32, 10 classes (``ridgeline spec`` without ``--dataset``)."""
+        return (3, 32, 32), 10
+
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, *, depth: int = 20,
-                 width: int = 1, norm: str = "batchnorm") -> None:
+                 width: int = 1, norm: Norm = "batchnorm") -> None:
         _check_options("cifar_resnet", input_shape, width, norm)
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
             raise ConfigError(f"cifar_resnet depth is 6n + 2 (20, 32, 44, 56, 110), got {depth!r}")
@@ -150,8 +159,13 @@ class CifarVGGModel(Model):
 
     name = "cifar_vgg"
 
+    @classmethod
+    def native_input(cls, **options: Any) -> tuple[tuple[int, ...], int]:
+        """CIFAR-10's images: 3x32x32, 10 classes (``ridgeline spec`` without ``--dataset``)."""
+        return (3, 32, 32), 10
+
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, *, depth: int = 11,
-                 width: int = 1, norm: str = "batchnorm") -> None:
+                 width: int = 1, norm: Norm = "batchnorm") -> None:
         _check_options("cifar_vgg", input_shape, width, norm)
         if depth not in VGG_STAGES:
             raise ConfigError(f"cifar_vgg depth must be one of {sorted(VGG_STAGES)}, got {depth!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -50,6 +51,12 @@ class ConvNetModel(Model):
     ``batchnorm`` (default True); a max-pool after every ``pool_every`` blocks (0: never)."""
 
     name = "convnet"
+
+    @classmethod
+    def native_input(cls, **options: Any) -> tuple[tuple[int, ...], int]:
+        """scikit-learn's digits, the images it is sized for: 1x8x8, 10 classes (``ridgeline spec``
+        without ``--dataset``)."""
+        return (1, 8, 8), 10
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, *,
                  widths: Sequence[int] = (32, 64, 64), batchnorm: bool = True, pool_every: int = 2) -> None:

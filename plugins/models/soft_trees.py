@@ -16,13 +16,15 @@ so permutation aligners see the trees as one group.
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 from ridgeline.core import ConfigError, Model, PermutationSpec, TreeSymmetry, tree_leaf_paths
 
-STRUCTURES = ("oblivious", "tree", "decision_list")
+Structure = Literal["oblivious", "tree", "decision_list"]
+STRUCTURES = get_args(Structure)
 
 
 class SoftTreeEnsemble(nn.Module):
@@ -57,7 +59,7 @@ class SoftTreesModel(Model):
     name = "soft_trees"
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, *, trees: int = 16, depth: int = 3,
-                 structure: str = "oblivious") -> None:
+                 structure: Structure = "oblivious") -> None:
         if structure not in STRUCTURES:
             raise ConfigError(f"soft_trees structure must be one of {STRUCTURES}, got {structure!r}")
         if int(trees) < 1 or int(depth) < 1:

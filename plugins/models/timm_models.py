@@ -77,9 +77,11 @@ class TimmModel(Model):
                 and tuple(input_shape)[-2:] != native[0][-2:]):
             raise ConfigError(
                 f"model 'timm': {arch!r} takes only {_shape(native[0][-2:])} inputs (timm's fixed "
-                f"input size), not {_shape(tuple(input_shape)[-2:])}: use its native size (no "
-                f"--dataset: `ridgeline spec {arch}`) or build it for yours with -o "
-                f"img_size={tuple(input_shape)[-1]}")
+                f"input size), not {_shape(tuple(input_shape)[-2:])}: use data of its native size "
+                f"(`ridgeline spec {arch}` without --dataset), or build it for yours with the model "
+                f"option img_size={tuple(input_shape)[-1]} (`img_size = {tuple(input_shape)[-1]}` in a "
+                "pipeline's [model] table, -o on the command line; patch-based models may also need a "
+                "patch_size that divides it)")
         super().__init__(input_shape, num_classes, arch=arch, checkpoint=checkpoint, **timm_kwargs)
         self.arch = arch
         self.checkpoint = checkpoint
@@ -104,7 +106,13 @@ class TimmModel(Model):
         kwargs = dict(self.timm_kwargs)
         if len(self.input_shape) == 3:
             kwargs.setdefault("in_chans", self.input_shape[0])
-        module = timm.create_model(self.arch, pretrained=False, num_classes=self.num_classes, **kwargs)
+        try:
+            module = timm.create_model(self.arch, pretrained=False, num_classes=self.num_classes, **kwargs)
+        except Exception as error:  # timm's own checks (a patch larger than the image, ...) as one line
+            cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError(f"model 'timm': timm cannot build {self.arch!r} with "
+                              f"{kwargs or 'its defaults'} for {self.num_classes} classes: "
+                              f"{type(error).__name__}: {cause}") from None
         if self.checkpoint:
             from ridgeline.core import Ties, load_state
 

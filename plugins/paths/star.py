@@ -9,7 +9,7 @@ fitting). It starts at the mean of the models. Metrics run along each line centr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -24,6 +24,8 @@ class StarPath(Path):
 
     name = "star"
     trainable = True
+    settings_class: ClassVar[type] = FitSettings
+    """The fit settings it takes as options (``ridgeline describe`` lists them)."""
 
     def __init__(self, endpoints: Sequence[State], **options: Any) -> None:
         super().__init__(endpoints, **options)

@@ -23,9 +23,11 @@ def test_an_architecture_name_is_shorthand_for_the_timm_model(capsys):
     assert "model 'timm'" in out and '"arch": "test_resnet"' in out and "coverage: 100.0%" in out
 
 
-def test_an_unknown_name_gets_close_registry_matches(capsys):
+def test_an_unknown_name_gets_close_registry_and_architecture_matches(capsys):
     assert main(["spec", "mpl"]) == 2
-    assert "no models named 'mpl'; did you mean 'mlp'" in capsys.readouterr().err
+    assert "no models or architectures named 'mpl'; did you mean 'mlp'" in capsys.readouterr().err
+    assert main(["spec", "resnet26x"]) == 2
+    assert "'resnet26d'" in capsys.readouterr().err  # a timm architecture
 
 
 def test_all_prints_the_coverage_table_for_a_pattern(capsys):

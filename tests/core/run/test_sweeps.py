@@ -130,3 +130,25 @@ def test_a_sweep_is_reported_grouped_and_plotted(tmp_path, capsys):
     assert f"{groups[1]['loss_barrier_mean']:.4g} ± {groups[1]['loss_barrier_std']:.4g}" in printed
     assert main(["plot", str(output), "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs" / "sw_barriers.png").stat().st_size > 10_000
+
+
+def test_a_cluster_address_without_the_ray_executor_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="cluster address .* is for the ray executor"):
+        Pipeline(config(tmp_path), address="127.0.0.1:6379", progress=False)
+    assert not (tmp_path / "results.h5").exists()
+
+
+def test_an_address_that_answers_but_is_not_ray_is_refused_quickly():
+    import socket
+    import threading
+
+    from ridgeline.core.run.ray_executor import _reachable
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    with pytest.raises(ConfigError, match="answers, but not as a Ray cluster"):
+        _reachable(f"127.0.0.1:{server.getsockname()[1]}", 1.0)  # silent: no HTTP/2 SETTINGS frame
+    server.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ridgeline.core import DataError
+from ridgeline.core import ConfigError, DataError
 
 
 @pytest.mark.parametrize(("name", "features", "classes", "size"),
@@ -23,7 +23,7 @@ def test_each_set_is_split_stratified_and_standardised(regs, name, features, cla
 
 
 def test_unknown_sets_and_fractions_are_refused(regs):
-    with pytest.raises(DataError, match=r"one of \['breast_cancer', 'iris', 'wine'\], got 'adult'"):
+    with pytest.raises(ConfigError, match=r"table = 'adult' must be one of 'breast_cancer', 'wine', 'iris'"):
         regs.datasets.create("tabular", table="adult")
     with pytest.raises(DataError, match="test_fraction must lie in"):
         regs.datasets.create("tabular", test_fraction=1.5)

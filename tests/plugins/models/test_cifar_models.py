@@ -71,8 +71,10 @@ def test_weight_matching_recovers_a_planted_permutation_of_resnet20(regs):
 @pytest.mark.parametrize(("name", "options", "shape", "message"), [
     ("cifar_resnet", {"depth": 21}, (3, 32, 32), r"depth is 6n \+ 2 \(20, 32, 44, 56, 110\), got 21"),
     ("cifar_resnet", {"width": 0}, (3, 32, 32), "width is a positive integer multiplier"),
-    ("cifar_resnet", {"norm": "groupnorm"}, (3, 32, 32), "norm must be one of batchnorm, layernorm, none"),
-    ("cifar_resnet", {}, (40,), r"needs C x H x W image inputs, got input_shape \(40,\)"),
+    ("cifar_resnet", {"norm": "groupnorm"}, (3, 32, 32),
+     "norm = 'groupnorm' must be one of 'batchnorm', 'layernorm', 'none'"),
+    ("cifar_resnet", {}, (40,), r"needs C x H x W image inputs \(CIFAR's are 3x32x32\), but the dataset's "
+                                r"examples have shape \(40,\)"),
     ("cifar_vgg", {"depth": 12}, (3, 32, 32), r"depth must be one of \[11, 13, 16, 19\]"),
     ("cifar_vgg", {}, (1, 8, 8), r"needs at least 32 x 32 inputs, got input_shape \(1, 8, 8\)"),
 ])

@@ -59,7 +59,7 @@ def test_the_spec_report_lists_every_kind_of_tree_symmetry(regs):
 
 
 def test_bad_options_are_refused(regs):
-    with pytest.raises(ConfigError, match="structure must be one of"):
+    with pytest.raises(ConfigError, match="structure = .forest. must be one of"):
         make(regs, "forest")
     with pytest.raises(ConfigError, match="trees >= 1 and depth >= 1"):
         make(regs, "tree", depth=0)
