@@ -14,6 +14,7 @@ re-runs in seconds. Trained models are cached as checkpoints beside the results.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import json
 import platform
@@ -101,28 +102,50 @@ class Pipeline:
         self._check_entries()
         self._check_combinations()
 
-    def _check_entries(self) -> None:
-        """Build every aligner, metric and correction once, and every path on placeholder
-        endpoints (one per model of each model set), so that an option of the wrong type or out
-        of range fails here, naming the entry and the option, before any training or file."""
+    def _entries(self) -> Iterator[tuple[str, str, EntryConfig]]:
+        """(registry kind, where, entry) for every aligner, metric, correction and path of the
+        run; ``where`` names the entry in messages (``aligner 'zip' (zipit)``)."""
         def where(kind: str, entry: EntryConfig) -> str:
             label = f" ({entry.name})" if entry.label and entry.label != entry.name else ""
             return f"{kind} {entry.key!r}{label}"
 
         for kind in ("aligners", "metrics"):
             for entry in getattr(self.config, kind):
-                self._build(where(kind[:-1], entry), kind, entry)
+                yield kind, where(kind[:-1], entry), entry
         for corrections in self.config.corrections:
             for entry in corrections:
-                self._build(where("correction", entry), "corrections", entry)
+                yield "corrections", where("correction", entry), entry
+        for entry in self.config.paths:
+            yield "paths", where("path", entry), entry
+
+    def _check_entries(self) -> None:
+        """Build every aligner, metric and correction once, and every path on placeholder
+        endpoints (one per model of each model set), so that an option of the wrong type or out
+        of range fails here, naming the entry and the option, before any training or file."""
         counts = sorted({len(s.checkpoints or s.seeds or s.series)  # a sweep's sets are pairs
                          for paired in self.config.pairs for s in pair_sets(paired)})
-        for entry in self.config.paths:
-            self.registries.paths.check(entry.name, entry.options, skip=("endpoints",),
-                                        where=where("path", entry))
+        for kind, where, entry in self._entries():
+            if kind != "paths":
+                self._build(where, kind, entry)
+                continue
+            self.registries.paths.check(entry.name, entry.options, skip=("endpoints",), where=where)
             for count in counts:
                 placeholders = [self.model.init_state(seed) for seed in range(count)]
-                self._build(where("path", entry), "paths", entry, endpoints=placeholders)
+                self._build(where, "paths", entry, endpoints=placeholders)
+        self._check_splits()
+
+    def _check_splits(self) -> None:
+        """Refuse a ``split`` option (of any entry: a metric, an aligner, a correction, a path's
+        fit settings) that the dataset does not have, naming the entry and close matches."""
+        splits = tuple(self.dataset.splits)
+        for _, where, entry in self._entries():
+            split = entry.options.get("split")
+            if split is None or split in splits:
+                continue
+            close = difflib.get_close_matches(str(split), splits, n=2, cutoff=0.5)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise ConfigError(f"{where}: dataset {self.dataset.name!r} has no split {split!r}; it has "
+                              f"{', '.join(splits)}{hint}")
 
     def _build(self, where: str, kind: str, entry: EntryConfig, **arguments: Any) -> Any:
         registry = self.registries.of(kind)
@@ -143,10 +166,6 @@ class Pipeline:
                 raise ConfigError(
                     f"metric {entry.key!r} reads the uncorrected loss surface and cannot run under "
                     f"corrections ({', '.join(corrected)}); run it in a pipeline without corrections")
-            split = entry.options.get("split")
-            if split is not None and split not in self.dataset.splits:
-                raise ConfigError(f"metric {entry.key!r}: dataset {self.dataset.name!r} has no split "
-                                  f"{split!r}; it has {', '.join(self.dataset.splits)}")
         module = self.model.build()
         self._check_input(module)
         if has_batchnorm(module) and not any(

@@ -256,6 +256,19 @@ def test_bad_configs_are_explained(tmp_path, bad, message):
     ({"paths": ["star"]}, "path 'star' needs at least 3 models, got 2"),
     ({"corrections": [[{"name": "repair", "examples": "all"}]]}, "correction 'repair'.*examples = 'all'"),
     ({"model": {"name": "mlp", "widths": "ten"}}, "model 'mlp'.*widths = 'ten'"),
+    ({"metrics": [{"name": "loss_barrier", "split": "tset"}]},
+     r"metric 'loss_barrier': dataset 'synthetic' has no split 'tset'.*did you mean 'test'"),
+    ({"aligners": [{"name": "activation_matching", "split": "tarin"}]},
+     r"aligner 'activation_matching': dataset 'synthetic' has no split 'tarin'; it has train, test; "
+     r"did you mean 'train'\?"),
+    ({"aligners": ["identity", {"name": "zipit", "split": "val", "label": "zip"}]},
+     r"aligner 'zip' \(zipit\): dataset 'synthetic' has no split 'val'"),
+    ({"corrections": [[], [{"name": "bn_reset", "split": "tarin"}]]},
+     r"correction 'bn_reset': dataset 'synthetic' has no split 'tarin'.*did you mean 'train'"),
+    ({"corrections": [[{"name": "repair", "split": "Test"}]]},
+     r"correction 'repair': dataset 'synthetic' has no split 'Test'.*did you mean 'test'"),
+    ({"paths": [{"name": "polychain", "steps": 5, "split": "tarin"}]},
+     r"path 'polychain': dataset 'synthetic' has no split 'tarin'.*did you mean 'train'"),
 ])
 def test_bad_options_fail_before_any_training_or_file(tmp_path, monkeypatch, change, message):
     def no_training(*args, **kwargs):
