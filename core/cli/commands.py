@@ -114,6 +114,9 @@ def _build_model(args: argparse.Namespace):
     """The dataset (None when the model runs at its own input size) and the model."""
     from ridgeline.core.plugin_host.host import registries
 
+    from ridgeline.core.plugin_host.options import check_not_supplied
+    from ridgeline.core.run.cells import dataset_supplies
+
     regs = registries()
     name, options = _resolve_model(regs, args.model, _options(args.option))
     dataset_name = args.dataset
@@ -121,9 +124,13 @@ def _build_model(args: argparse.Namespace):
         native = getattr(regs.models.get(name), "native_input", None)
         shape = native(**options) if callable(native) else None
         if shape is not None:
+            check_not_supplied(f"model {name!r}", "models", options, {
+                "num_classes": f"the architecture's own size ({shape[1]} classes) or --dataset",
+                "input_shape": f"the architecture's own size ({shape[0]}) or --dataset"})
             return None, regs.models.create(name, input_shape=shape[0], num_classes=shape[1], **options)
         dataset_name = "mnist1d"
     dataset = regs.datasets.create(dataset_name, **_options(args.dataset_option))
+    check_not_supplied(f"model {name!r}", "models", options, dataset_supplies(dataset))
     model = regs.models.create(name, input_shape=dataset.input_shape,
                                num_classes=dataset.num_classes, **options)
     return dataset, model

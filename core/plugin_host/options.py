@@ -22,8 +22,8 @@ import attrs
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.validation import choices_of, describe, matches, type_text
 
-__all__ = ["REQUIRED", "SUPPLIED", "FactoryOptions", "Option", "check_options", "choices_of",
-           "factory_options", "type_text"]
+__all__ = ["REQUIRED", "SUPPLIED", "FactoryOptions", "Option", "check_options", "check_not_supplied",
+           "choices_of", "factory_options", "type_text"]
 
 SUPPLIED: dict[str, tuple[str, ...]] = {
     "models": ("input_shape", "num_classes"),
@@ -166,3 +166,15 @@ def check_options(where: str, factory: Callable[..., Any], options: Mapping[str,
         if option is not None and not matches(value, option.annotation):
             raise ConfigError(f"{where}: option {name} = {value!r} must be {describe(option.annotation)} "
                               f"(got {type(value).__name__})")
+
+
+def check_not_supplied(where: str, kind: str, options: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Refuse a user's option that ridgeline itself passes to an entry of ``kind``
+    (:data:`SUPPLIED`: a model's ``num_classes`` and ``input_shape``, a path's ``endpoints``),
+    which would otherwise be passed twice. ``sources`` says where each comes from (``dataset
+    'digits' (10 classes)``), for the message. Raises :class:`ConfigError`."""
+    for name in SUPPLIED.get(kind, ()):
+        if name in options:
+            source = sources.get(name, "ridgeline")
+            raise ConfigError(f"{where}: {name} is not an option: it comes from {source}; remove "
+                              f"{name} = {options[name]!r}")

@@ -32,6 +32,7 @@ from ridgeline.core.interfaces.dataset import Dataset
 from ridgeline.core.interfaces.evaluator import Evaluator
 from ridgeline.core.interfaces.metric import PathProbe
 from ridgeline.core.interfaces.model import Model
+from ridgeline.core.plugin_host.options import check_not_supplied
 from ridgeline.core.plugin_host.registry import Registries
 from ridgeline.core.results.store import safe_name
 from ridgeline.core.run.config import EntryConfig, PipelineConfig
@@ -195,6 +196,13 @@ Write = FitWrite | SeriesOpen | SeriesFollow | RecordWrite | SeriesFinish | Path
 
 
 # -- where cells run ---------------------------------------------------------------------
+def dataset_supplies(dataset: Dataset) -> dict[str, str]:
+    """Where a model's ``num_classes`` and ``input_shape`` come from, for a message refusing
+    them as model options (:func:`~ridgeline.core.plugin_host.options.check_not_supplied`)."""
+    return {"num_classes": f"dataset {dataset.name!r} ({dataset.num_classes} classes)",
+            "input_shape": f"dataset {dataset.name!r} (inputs of shape {tuple(dataset.input_shape)})"}
+
+
 class CellContext:
     """What every cell of one pipeline shares in one process: the registries, the dataset,
     the model, its permutation spec and an evaluator on ``device``. Built once per process
@@ -209,6 +217,8 @@ class CellContext:
         self.dataset: Dataset = registries.datasets.create(config.dataset.name, **config.dataset.options)
         if data_cache is not None:  # decoded splits are kept beside the results
             self.dataset.use_cache(data_cache)
+        check_not_supplied(f"model {config.model.name!r}", "models", config.model.options,
+                           dataset_supplies(self.dataset))
         self.model: Model = registries.models.create(
             config.model.name, input_shape=self.dataset.input_shape,
             num_classes=self.dataset.num_classes, **config.model.options)

@@ -32,6 +32,7 @@ from ridgeline.core.checkpoint import load_metadata, load_state, save_state
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.evaluator import check_evaluation_options, has_batchnorm
 from ridgeline.core.plugin_host.host import PluginHost, default_host
+from ridgeline.core.plugin_host.options import check_not_supplied
 from ridgeline.core.results.store import ResultsStore
 from ridgeline.core.results.tables import barriers_above_identity, curve_name, identity_labels, report_rows
 from ridgeline.core.results.writer import Writer
@@ -128,6 +129,7 @@ class Pipeline:
             if kind != "paths":
                 self._build(where, kind, entry)
                 continue
+            check_not_supplied(where, "paths", entry.options, {"endpoints": "the model set"})
             self.registries.paths.check(entry.name, entry.options, skip=("endpoints",), where=where)
             for count in counts:
                 placeholders = [self.model.init_state(seed) for seed in range(count)]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ridgeline.core import AxisRef, Model, PermutationSpec
+from ridgeline.core import AxisRef, ConfigError, Model, PermutationSpec
 
 
 class MLP(nn.Module):
@@ -39,9 +39,16 @@ class MLPModel(Model):
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, *,
                  widths: Sequence[int] | None = None, width: int = 512, depth: int = 3) -> None:
-        widths = [int(w) for w in widths] if widths is not None else [int(width)] * int(depth)
-        if not widths or any(w <= 0 for w in widths):
-            raise ValueError(f"mlp widths must be positive integers, got {widths}")
+        if widths is not None:
+            if not widths or any(int(w) < 1 for w in widths):
+                raise ConfigError(f"model 'mlp': option widths = {list(widths)} must be positive integers "
+                                  "(units per hidden layer, at least one layer)")
+            widths = [int(w) for w in widths]
+        else:
+            for name, value in (("width", width), ("depth", depth)):
+                if int(value) < 1:
+                    raise ConfigError(f"model 'mlp': option {name} = {value} must be >= 1")
+            widths = [int(width)] * int(depth)
         super().__init__(input_shape, num_classes, widths=widths)
         self.widths = widths
 

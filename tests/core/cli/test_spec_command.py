@@ -3,6 +3,8 @@ coverage table of ``--all PATTERN``, and one-line errors for inputs an architect
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ridgeline.core.cli import main
@@ -53,3 +55,14 @@ def test_an_architecture_too_deep_for_the_input_names_its_native_size(capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "built for 3x224x224 inputs, not 1x8x8" in err and "`ridgeline spec dla34`" in err
+
+
+@pytest.mark.parametrize(("argv", "source"), [
+    (["spec", "mlp", "--dataset", "digits", "-o", "num_classes=2"], r"dataset 'digits' \(10 classes\)"),
+    (["spec", "test_resnet", "-o", "num_classes=2"], r"the architecture's own size \(1000 classes\)"),
+])
+def test_num_classes_as_a_model_option_is_refused_naming_where_it_comes_from(capsys, argv, source):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert re.search(f"num_classes is not an option: it comes from {source}", err)
