@@ -82,8 +82,10 @@ def barriers_above_identity(rows: Sequence[dict[str, Any]], identity: set[str]) 
             naive = base.get(f"{quantity}_barrier", math.nan)
             # float noise of an equivalent network is no regression; False whenever either is NaN
             if aligned > naive + 1e-6 * max(1.0, abs(naive)):
-                found.append((row, f"{quantity} barrier {_fmt(aligned)} is above the unaligned (identity) "
-                                   f"barrier {_fmt(naive)}: the alignment made the path worse"))
+                shown = ((_fmt(aligned), _fmt(naive)) if quantity == "loss"  # error barriers in points
+                         else (f"{_fmt(100 * aligned)} pp", f"{_fmt(100 * naive)} pp"))
+                found.append((row, f"{quantity} barrier {shown[0]} is above the unaligned (identity) "
+                                   f"barrier {shown[1]}: the alignment made the path worse"))
     return found
 
 
@@ -249,8 +251,25 @@ def format_table(rows: Sequence[dict[str, Any]], *, wide: bool = False,
                                                          break_long_words=False))
     for row in rows:
         for flag in row["flags"]:
-            lines.append(f"WARNING {'/'.join(str(row[k]) for k in CURVE_KEYS)}: {flag}")
+            lines.append(_warning(row, flag, None if wide else width))
     return "\n".join(lines)
+
+
+def _warning(row: dict[str, Any], flag: str, width: int | None) -> str:
+    """``WARNING <curve name>: <flag>``, filled to ``width`` (None: one line) with indented
+    continuation lines; a curve name too long for a line breaks after a ``/``."""
+    parts = [str(row[k]) for k in CURVE_KEYS]
+    if width is None:
+        return f"WARNING {'/'.join(parts)}: {flag}"
+    tokens = [(f"{p}/", " " if i == 0 else "") for i, p in enumerate(parts[:-1])]
+    tokens += [(f"{parts[-1]}:", "" if tokens else " ")] + [(word, " ") for word in flag.split()]
+    lines, line = [], "WARNING"
+    for text, joiner in tokens:
+        if len(line) + len(joiner) + len(text) > width and line.strip():
+            lines.append(line)
+            line, joiner = "    ", ""
+        line += joiner + text
+    return "\n".join([*lines, line])
 
 
 def to_json(rows: Sequence[dict[str, Any]]) -> str:

@@ -76,3 +76,27 @@ def test_report_cli_table_and_complete_json(tiny_results, capsys):
         assert key in keys  # --json keeps every column the table leaves out
     assert main(["report", str(tiny_results), "--columns", "align_objective"]) == 0
     assert "align objective" in capsys.readouterr().out
+
+
+def test_warnings_are_wrapped_to_the_width_and_error_barriers_are_in_points():
+    from ridgeline.core.results.tables import barriers_above_identity
+
+    rows = _rows()
+    for row in rows:
+        row["error_barrier"] = 0.0 if row["aligner"] == "identity" else 0.0293
+    for row, flag in barriers_above_identity(rows, {"identity"}):
+        row["flags"].append(flag)
+    flagged = [f for r in rows for f in r["flags"] if f.startswith("error barrier")]
+    assert flagged and all(f.startswith("error barrier 2.93 pp is above the unaligned (identity) "
+                                        "barrier 0 pp") for f in flagged)
+    text = format_table(rows)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    warnings = [line for line in text.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == len([f for r in rows for f in r["flags"]])
+    joined = " ".join(line.strip() for line in text.splitlines()[text.splitlines().index(warnings[0]):])
+    assert "error barrier 2.93 pp is above" in joined
+    narrow = format_table(rows, width=60).splitlines()
+    tail = narrow[next(i for i, line in enumerate(narrow) if line.startswith("WARNING")):]
+    assert max(len(line) for line in tail) <= 60  # the warnings follow the width asked for
+    assert any(len(line) > 100 for line in format_table(rows, wide=True).splitlines()
+               if line.startswith("WARNING"))  # --wide leaves them whole, one per line
