@@ -113,7 +113,6 @@ def _resolve_model(regs, name: str, options: dict[str, Any]) -> tuple[str, dict[
 def _build_model(args: argparse.Namespace):
     """The dataset (None when the model runs at its own input size) and the model."""
     from ridgeline.core.plugin_host.host import registries
-
     from ridgeline.core.plugin_host.options import check_not_supplied
     from ridgeline.core.run.cells import dataset_supplies
 

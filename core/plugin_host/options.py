@@ -22,7 +22,7 @@ import attrs
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.validation import choices_of, describe, matches, type_text
 
-__all__ = ["REQUIRED", "SUPPLIED", "FactoryOptions", "Option", "check_options", "check_not_supplied",
+__all__ = ["REQUIRED", "SUPPLIED", "FactoryOptions", "Option", "check_not_supplied", "check_options",
            "choices_of", "factory_options", "type_text"]
 
 SUPPLIED: dict[str, tuple[str, ...]] = {

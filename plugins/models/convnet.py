@@ -66,7 +66,8 @@ class ConvNetModel(Model):
         if not widths or any(w <= 0 for w in widths):
             raise ConfigError(f"convnet widths must be positive integers, got {widths}")
         if int(pool_every) < 0:
-            raise ConfigError(f"model 'convnet': option pool_every = {pool_every} must be >= 0 (0: never pool)")
+            raise ConfigError(f"model 'convnet': option pool_every = {pool_every} must be >= 0 "
+                              "(0: never pool)")
         super().__init__(input_shape, num_classes, widths=widths, batchnorm=bool(batchnorm),
                          pool_every=int(pool_every))
         self.widths, self.batchnorm, self.pool_every = widths, bool(batchnorm), int(pool_every)

@@ -269,15 +269,18 @@ def test_bad_configs_are_explained(tmp_path, bad, message):
      r"correction 'repair': dataset 'synthetic' has no split 'Test'.*did you mean 'test'"),
     ({"paths": [{"name": "polychain", "steps": 5, "split": "tarin"}]},
      r"path 'polychain': dataset 'synthetic' has no split 'tarin'.*did you mean 'train'"),
-    ({"model": {"name": "mlp", "widths": [16, 0]}}, r"model 'mlp': option widths = \[16, 0\] must be positive"),
+    ({"model": {"name": "mlp", "widths": [16, 0]}},
+     r"model 'mlp': option widths = \[16, 0\] must be positive"),
     ({"model": {"name": "mlp", "width": 8, "depth": 0}}, r"model 'mlp': option depth = 0 must be >= 1"),
     ({"model": {"name": "mlp", "width": -8}}, r"model 'mlp': option width = -8 must be >= 1"),
     ({"model": {"name": "mlp", "num_classes": 2}},
      r"model 'mlp': num_classes is not an option: it comes from dataset 'synthetic' \(3 classes\)"),
     ({"model": {"name": "timm", "arch": "resnet18", "num_classes": 2}},
-     r"model 'timm': num_classes is not an option: it comes from dataset 'synthetic' \(3 classes\)"),
+     r"model 'timm': num_classes is not an option: it comes from dataset 'synthetic' "
+     r"\(3 classes\)"),
     ({"model": {"name": "mlp", "input_shape": [4, 3]}},
-     r"model 'mlp': input_shape is not an option: it comes from dataset 'synthetic' \(inputs of shape \(12,\)\)"),
+     r"model 'mlp': input_shape is not an option: it comes from dataset 'synthetic' "
+     r"\(inputs of shape \(12,\)\)"),
     ({"paths": [{"name": "linear", "endpoints": []}]}, r"path 'linear': endpoints is not an option"),
 ])
 def test_bad_options_fail_before_any_training_or_file(tmp_path, monkeypatch, change, message):
