@@ -3,7 +3,8 @@
 Four tables, one file each, named after the results file (``results_report.csv`` ...):
 
 * ``report``: :func:`~ridgeline.core.results.tables.report_rows`, one row per curve, the
-  numbers ``ridgeline report`` prints (every column, as ``--json``); ``flags`` joined by ``; ``;
+  numbers ``ridgeline report`` prints (every column, as ``--json``); ``flags`` joined by ``; ``,
+  ``align_objectives`` (weight matching's objective per run) as ``forward=463.9; ...``;
 * ``summaries``: :func:`~ridgeline.core.results.readers.read_summaries`, one row per series;
 * ``curves``: :func:`~ridgeline.core.results.readers.read_curves`, one row per measured point;
 * ``alignments``: :func:`~ridgeline.core.results.readers.read_alignments`, one row per unit.
@@ -36,8 +37,11 @@ FORMATS = ("csv", "parquet")
 
 
 def _cell(value: Any) -> Any:
+    """A list (``flags``) as ``a; b``, a mapping (``align_objectives``) as ``key=value; ...``."""
     if isinstance(value, list):
         return "; ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}={_csv_text(v)}" for k, v in value.items())
     return value
 
 

@@ -81,7 +81,8 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def read_summaries(path: str | Path) -> Rows:
     """Tidy rows, one per (pair, aligner, correction, path, segment, metric): the metric's
-    summary numbers, ``complete``, and the alignment's objective and seconds."""
+    summary numbers, ``complete``, and the alignment's objective, its spread over the
+    aligner's runs (:func:`_objective_runs`) and seconds."""
     rows = Rows()
     with _open(path) as file:
         for keys, group in _curve_groups(file):
@@ -94,12 +95,31 @@ def read_summaries(path: str | Path) -> Rows:
                 objectives = json.loads(alignment.attrs.get("objective", "[]"))
                 finite = [o for o in objectives if math.isfinite(o)]
                 row["align_objective"] = float(sum(finite)) if finite else math.nan
+                row.update(_objective_runs(json.loads(alignment.attrs.get("diagnostics", "[]"))))
                 row["align_seconds"] = float(alignment.attrs.get("seconds", math.nan))
                 for key, value in alignment.attrs.items():
                     if key.startswith("merged_"):
                         row[key] = float(value)
             rows.append(row)
     return rows
+
+
+def _objective_runs(diagnostics: list[dict[str, Any]]) -> dict[str, Any]:
+    """From an alignment's diagnostics (one dict per aligned model), how much its objective
+    depended on the runs the aligner made (weight matching's sweep orders and restarts):
+    ``align_objective_spread``, the sum over the aligned models of (highest - lowest) final
+    objective of their runs (NaN for an aligner that makes no runs), and, where every model
+    reports them, ``align_objectives``, each run's final objective ({"forward": ...,
+    "random:0": ...}) summed over the aligned models like ``align_objective``."""
+    spreads = [d["objective_spread"] for d in diagnostics if isinstance(d.get("objective_spread"), dict)]
+    out: dict[str, Any] = {"align_objective_spread": math.nan}
+    if spreads and len(spreads) == len(diagnostics):
+        out["align_objective_spread"] = float(sum(s["max"] - s["min"] for s in spreads))
+    runs = [d["objectives"] for d in diagnostics if isinstance(d.get("objectives"), dict)]
+    if runs and len(runs) == len(diagnostics):
+        out["align_objectives"] = {label: float(sum(r.get(label, math.nan) for r in runs))
+                                   for label in runs[0]}
+    return out
 
 
 def read_curves(path: str | Path) -> Rows:

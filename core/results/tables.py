@@ -29,6 +29,9 @@ def report_rows(path: str | Path) -> Rows:
         row = rows.setdefault(key, {**dict(zip(CURVE_KEYS, key)), "flags": []})
         row["align_seconds"] = summary.get("align_seconds", math.nan)
         row["align_objective"] = summary.get("align_objective", math.nan)
+        row["align_objective_spread"] = summary.get("align_objective_spread", math.nan)
+        if "align_objectives" in summary:
+            row["align_objectives"] = summary["align_objectives"]
         row.update({k: v for k, v in summary.items() if k.startswith("merged_")})
         metric = summary["metric"]
         if not summary["complete"]:
@@ -45,7 +48,7 @@ def report_rows(path: str | Path) -> Rows:
         else:
             for name, value in summary.items():
                 if name not in (*CURVE_KEYS, "metric", "complete", "points", "align_seconds",
-                                "align_objective"):
+                                "align_objective", "align_objective_spread", "align_objectives"):
                     row[f"{metric}.{name}"] = value
     identity = identity_labels(read_metadata(path).get("config", {}))
     for row, flag in barriers_above_identity(list(rows.values()), identity):
@@ -139,7 +142,8 @@ TABLE_COLUMNS = (
     ("loss mid", "loss_midpoint", False), ("err barrier pp", "error_barrier", True),
     ("err barrier (mean) pp", "error_barrier_mean", True), ("acc mid %", "error_midpoint", "acc"),
     ("merged acc %", "merged_test_accuracy", "merged"),
-    ("align objective", "align_objective", False), ("align s", "align_seconds", False),
+    ("align objective", "align_objective", False), ("objective spread", "align_objective_spread", False),
+    ("align s", "align_seconds", False),
 )
 """(header, report key, how to show it) of every column ``--wide`` prints: ``"acc"`` shows
 1 - error in percent, ``True`` a fraction in percent (points), ``"merged"`` a merged model's

@@ -90,3 +90,34 @@ def test_without_pandas_the_error_names_the_extra(tiny_results, tmp_path, monkey
         Rows([{"a": 1}]).to_pandas()
     assert main(["export", str(tiny_results), "--format", "parquet", "--out", str(tmp_path)]) == 2
     assert "pip install 'ridgeline[pandas]'" in capsys.readouterr().err
+
+
+def test_weight_matchings_per_run_objectives_and_their_spread_are_columns(tiny_results, tmp_path, capsys):
+    import json
+
+    import h5py
+
+    with h5py.File(tiny_results) as f:
+        stored = json.loads(f["pairs/seed0-seed1/alignments/weight_matching"].attrs["diagnostics"])[0]
+    rows = {r["aligner"]: r for r in report_rows(tiny_results)}
+    matched, identity = rows["weight_matching"], rows["identity"]
+    assert matched["align_objectives"] == stored["objectives"]  # forward, backward, random:0, ...
+    assert set(matched["align_objectives"]) >= {"forward", "backward", "random:0"}
+    spread = stored["objective_spread"]["max"] - stored["objective_spread"]["min"]
+    assert matched["align_objective_spread"] == pytest.approx(spread) and spread >= 0
+    assert max(matched["align_objectives"].values()) == pytest.approx(matched["align_objective"])
+    assert math.isnan(identity["align_objective_spread"]) and "align_objectives" not in identity
+    assert all("align_objective_spread" in r for r in read_summaries(tiny_results))
+
+    assert main(["report", str(tiny_results), "--json"]) == 0
+    emitted = {r["aligner"]: r for r in json.loads(capsys.readouterr().out)}
+    assert emitted["weight_matching"]["align_objectives"] == stored["objectives"]
+    assert emitted["identity"]["align_objective_spread"] is None
+    assert main(["report", str(tiny_results), "--wide"]) == 0
+    assert "objective spread" in capsys.readouterr().out.splitlines()[0]
+
+    export_tables(tiny_results, tmp_path)
+    back = {r["aligner"]: r for r in _read_csv(tmp_path / "results_report.csv")}
+    assert float(back["weight_matching"]["align_objective_spread"]) == matched["align_objective_spread"]
+    assert back["weight_matching"]["align_objectives"].startswith("forward=")
+    assert back["identity"]["align_objectives"] == ""

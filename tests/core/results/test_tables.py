@@ -23,6 +23,7 @@ def _rows():
                 rows.append({
                     "pair": "seed0-seed1", "aligner": aligner, "correction": correction, "path": path,
                     "segment": "line", "flags": [], "align_seconds": 0.5, "align_objective": 100.0 + i,
+                    "align_objective_spread": 2.5 * i,
                     "loss_barrier": 0.123456 * i, "loss_barrier_mean": 0.2, "loss_midpoint": 1.3,
                     "loss_start": 0.3, "loss_end": 0.31, "error_barrier": 0.0812, "error_barrier_mean": 0.09,
                     "error_midpoint": 0.4, "error_start": 0.31, "error_end": 0.314,
