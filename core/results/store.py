@@ -158,6 +158,9 @@ class ResultsStore:
     def __init__(self, path: str | Path, config: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
         self.path = Path(path)
         self.config = json.loads(json.dumps(config))
+        self.made_folders = [f for f in (self.path.parent, *self.path.parent.parents) if not f.exists()]
+        """The folders this store creates for the file, deepest first (removed again when empty
+        and the run leaves nothing, :meth:`discard_if_empty`)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         exists = self.path.exists()
         self.created = not exists
@@ -227,13 +230,18 @@ class ResultsStore:
         """Remove the file if this store created it and it holds no results (no alignment, fit
         or point), so that a run that failed before its first record leaves nothing behind, nor
         a configuration a corrected re-run would be refused by. A file that existed before, or
-        that holds any result, stays."""
+        that holds any result, stays; so do its folders, unless this store created them and they
+        are empty (the run wrote nothing else there)."""
         if not self.created or not self.path.exists():
             return
         with h5py.File(self.path, "r") as file:
             empty = not _holds_results(file)
         if empty:
             self.path.unlink()
+            for folder in self.made_folders:
+                if not folder.is_dir() or any(folder.iterdir()):
+                    break
+                folder.rmdir()
 
     # -- alignments --------------------------------------------------------------------
     def _alignment_group(self, pair: str, aligner: str) -> str:

@@ -212,6 +212,29 @@ def test_a_non_finite_checkpoint_is_refused_before_any_alignment_naming_file_and
     assert not (tmp_path / "results.h5").exists()  # nothing was aligned or measured
 
 
+def test_a_refused_run_removes_the_empty_output_folders_it_created_and_keeps_others(tmp_path):
+    pipeline = Pipeline(small_config(tmp_path), progress=False)
+    bad = {k: torch.full_like(v, float("nan")) for k, v in pipeline.model.init_state(1).items()}
+    paths = [str(save_state(tmp_path / "a.safetensors", pipeline.model.init_state(0))),
+             str(save_state(tmp_path / "b.safetensors", bad))]
+    pairs = [{"name": "bad", "checkpoints": paths}]
+    with pytest.raises(NonFiniteStateError):
+        run_pipeline(small_config(tmp_path, output=str(tmp_path / "new" / "run1" / "results.h5"),
+                                  pairs=pairs), progress=False)
+    assert not (tmp_path / "new").exists()  # both folders were made by the run and hold nothing
+    kept = tmp_path / "kept"
+    (kept / "notes").mkdir(parents=True)
+    with pytest.raises(NonFiniteStateError):
+        run_pipeline(small_config(tmp_path, output=str(kept / "run2" / "results.h5"), pairs=pairs),
+                     progress=False)
+    assert sorted(p.name for p in kept.iterdir()) == ["notes"]  # the folder existed: it stays
+    (kept / "run3").mkdir()
+    with pytest.raises(NonFiniteStateError):
+        run_pipeline(small_config(tmp_path, output=str(kept / "run3" / "results.h5"), pairs=pairs),
+                     progress=False)
+    assert (kept / "run3").is_dir()  # an empty folder the user made stays too
+
+
 def test_checkpoints_of_another_architecture_name_key_and_shapes(tmp_path):
     config = small_config(tmp_path)
     state = Pipeline(config, progress=False).model.init_state(0)
