@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -311,10 +312,35 @@ def cmd_init(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise ConfigError(f"{out} exists; choose another --out, or add --force to overwrite it")
     text = (files("ridgeline.core.cli") / "templates" / f"{args.template}.toml").read_text()
+    text = _name_in_comments(text, args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    print(f"wrote {out} (template {args.template}); edit it, then: ridgeline run {out}")
+    command = next((line.split()[2] for line in text.splitlines()  # the header's first command
+                    if line.startswith("#   ridgeline ")), "run")
+    print(f"wrote {out} (template {args.template}); edit it, then: ridgeline {command} {out}")
     return 0
+
+
+def _name_in_comments(text: str, out: str) -> str:
+    """A template's comments with its own name (``pipeline.toml``) replaced by the file written
+    and its ``output`` path seen from the current folder (it is relative to the file's folder)."""
+    import tomllib
+
+    output = tomllib.loads(text).get("output")
+    shown = str(Path(out).parent / output) if output else None
+    def swap(line: str, old: str, new: str) -> str:  # a trailing comment keeps its column
+        return re.sub(re.escape(old) + r"( +)(?=#)|" + re.escape(old),
+                      lambda m: new + " " * max(1, len(m.group(1)) + len(old) - len(new)) if m.group(1)
+                      else new, line)
+
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if line.lstrip().startswith("#"):
+            line = swap(line, "pipeline.toml", out)
+            if shown and not Path(output).is_absolute():
+                line = swap(line, output, shown)
+        lines.append(line)
+    return "".join(lines)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

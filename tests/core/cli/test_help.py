@@ -56,7 +56,7 @@ def test_pipeline_commands_point_to_example_files_that_exist(command):
 def test_init_writes_a_commented_pipeline_that_parses(template, tmp_path, capsys, regs):
     out = tmp_path / "pipeline.toml"
     assert main(["init", "--template", template, "--out", str(out)]) == 0
-    assert f"ridgeline run {out}" in capsys.readouterr().out
+    assert f"then: ridgeline {'compare' if template == 'compare' else 'run'} {out}" in capsys.readouterr().out
     text = out.read_text()
     comments = [line for line in text.splitlines() if line.lstrip().startswith("#")]
     assert len(comments) >= 8, "a template explains itself"
@@ -69,6 +69,21 @@ def test_init_writes_a_commented_pipeline_that_parses(template, tmp_path, capsys
         for entry in corrections:
             regs.corrections.create(entry.name, **entry.options)
     assert Path(config.output).parent.parent == tmp_path  # outputs sit beside the file
+
+
+@pytest.mark.parametrize(("template", "command"), [("quickstart", "run"), ("compare", "compare"),
+                                                   ("landscape", "run")])
+def test_init_header_names_the_file_written_and_its_results(template, command, tmp_path, capsys,
+                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exp").mkdir()
+    assert main(["init", "--template", template, "--out", "exp/c.toml"]) == 0
+    assert f"then: ridgeline {command} exp/c.toml" in capsys.readouterr().out
+    text = (tmp_path / "exp" / "c.toml").read_text()
+    header = [line for line in text.splitlines() if line.startswith("#   ridgeline")]
+    assert f"#   ridgeline {command} exp/c.toml" in text and "pipeline.toml" not in text
+    output = tomllib.loads(text)["output"]
+    assert all(f"exp/{output}" in line for line in header[1:])  # results paths from where you are
 
 
 def test_init_quickstart_is_the_quickstart_pipeline(tmp_path, capsys):
