@@ -139,15 +139,23 @@ class Pipeline:
     def _check_splits(self) -> None:
         """Refuse a ``split`` option (of any entry: a metric, an aligner, a correction, a path's
         fit settings) that the dataset does not have, naming the entry and close matches."""
+        def found(options: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+            for key, value in options.items():  # nested: a plane's curve_options
+                if key == "split":
+                    yield prefix + key, value
+                elif isinstance(value, Mapping):
+                    yield from found(value, f"{prefix}{key}.")
+
         splits = tuple(self.dataset.splits)
         for _, where, entry in self._entries():
-            split = entry.options.get("split")
-            if split is None or split in splits:
-                continue
-            close = difflib.get_close_matches(str(split), splits, n=2, cutoff=0.5)
-            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise ConfigError(f"{where}: dataset {self.dataset.name!r} has no split {split!r}; it has "
-                              f"{', '.join(splits)}{hint}")
+            for option, split in found(entry.options):
+                if split is None or split in splits:
+                    continue
+                close = difflib.get_close_matches(str(split), splits, n=2, cutoff=0.5)
+                hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                nested = f" (option {option})" if option != "split" else ""
+                raise ConfigError(f"{where}{nested}: dataset {self.dataset.name!r} has no split {split!r}; "
+                                  f"it has {', '.join(splits)}{hint}")
 
     def _build(self, where: str, kind: str, entry: EntryConfig, **arguments: Any) -> Any:
         registry = self.registries.of(kind)

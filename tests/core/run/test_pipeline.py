@@ -292,6 +292,8 @@ def test_bad_configs_are_explained(tmp_path, bad, message):
      r"correction 'repair': dataset 'synthetic' has no split 'Test'.*did you mean 'test'"),
     ({"paths": [{"name": "polychain", "steps": 5, "split": "tarin"}]},
      r"path 'polychain': dataset 'synthetic' has no split 'tarin'.*did you mean 'train'"),
+    ({"paths": [{"name": "plane", "curve": "bezier", "curve_options": {"steps": 5, "split": "tarin"}}]},
+     r"path 'plane' \(option curve_options.split\): dataset 'synthetic' has no split 'tarin'"),
     ({"model": {"name": "mlp", "widths": [16, 0]}},
      r"model 'mlp': option widths = \[16, 0\] must be positive"),
     ({"model": {"name": "mlp", "width": 8, "depth": 0}}, r"model 'mlp': option depth = 0 must be >= 1"),
