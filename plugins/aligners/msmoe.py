@@ -18,9 +18,13 @@ symmetries), on ``samples`` examples of the context's split:
 
 The router is kept: an input still picks its top-k experts by the original logits, and every member
 of a group now holds the group's merged expert, so the merged network is the original architecture
-with ``experts`` distinct experts per layer ("redirect to the merged expert"). Its unique parameter
-count is reported (``parameters_after``); the compression step of the paper (low-rank and sparse
-decomposition) is not part of this entry.
+with ``experts`` distinct experts per layer ("redirect to the merged expert"). ``parameters_after``
+(in the diagnostics, with each layer's ``groups``) is the parameter count of that network with one
+copy per group; ``smoe_mlp``'s ``compress(merged, groups)`` builds it as a smaller model (one expert
+per group, the router's routes dispatched to their groups) with the same outputs, whose counted
+parameters are this figure. The compression step of the paper (low-rank and sparse decomposition)
+is not part of this entry. A model whose router scores more routes than it has experts (a
+compressed ``smoe_mlp``) is refused: merge the uncompressed one.
 
 Registry kind: an aligner that merges (``merges = True``, ``uses_symmetries = True``). M-SMoE is
 intra-model, the seam is a pair: ``align(reference, other)`` returns the expert-aware weight
@@ -85,6 +89,11 @@ def router_logits(evaluator: Evaluator, state: Mapping[str, torch.Tensor], layer
     found: dict[str, list[torch.Tensor]] = {p.group: [] for p in producers}
 
     def capture(producer: Producer, output: torch.Tensor) -> None:
+        if output.shape[producer.unit_axis] != producer.size:
+            raise ConfigError(f"msmoe reads one router logit per expert from module {producer.module!r}, "
+                              f"whose output has {output.shape[producer.unit_axis]} features for the "
+                              f"{producer.size} experts of {producer.group!r} (a compressed model, whose "
+                              "router scores more routes than it has experts? merge the uncompressed model)")
         found[producer.group].append(unit_samples(output.detach(), producer).double().cpu())
 
     with torch.no_grad(), hooked(evaluator.module, producers, capture):
