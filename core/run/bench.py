@@ -139,21 +139,24 @@ def bench_pipeline(config: PipelineConfig, *, device: str | None = None, points:
     rows: list[BenchRow] = []
     start = time.perf_counter()
     pipeline = Pipeline(config, device=device, progress=False, host=host)
-    spec = pipeline.model.spec()
-    module = pipeline.model.build()
+    context = pipeline.context
+    spec = context.spec
+    base = context.evaluator  # the pipeline's own evaluator (its module, data, ties)
     setup = time.perf_counter() - start
     run_device = pipeline.device
     states, used = _bench_states(pipeline)
     a, b = states[0], states[1]
     split = _split(config, tuple(pipeline.dataset.splits))
 
-    def evaluator(points_per_batch: int | None = config.points_per_batch) -> Evaluator:
-        return Evaluator(module, pipeline.dataset, device=run_device, batch_size=config.batch_size,
+    def evaluator(points_per_batch: int | None) -> Evaluator:
+        return Evaluator(base.module, pipeline.dataset, device=run_device, batch_size=config.batch_size,
                          points_per_batch=points_per_batch, precision=config.precision)
 
-    base = evaluator()
     x, _ = base.data(split)
-    midpoint = lerp(a, b, 0.5)
+    # paths see each tied tensor once, as the pipeline's measure cells build them (Ties.drop);
+    # functional_call takes one value per tied tensor
+    endpoints = [base.ties.drop(a), base.ties.drop(b)]
+    midpoint = base.on_device(lerp(endpoints[0], endpoints[1], 0.5))
 
     def bare_forward() -> None:
         with torch.no_grad():
@@ -166,7 +169,7 @@ def bench_pipeline(config: PipelineConfig, *, device: str | None = None, points:
                          note=f"batch_size {config.batch_size}"))
 
     ts = t_grid(points)
-    path = pipeline.registries.paths.create("linear", endpoints=[a, b])
+    path = pipeline.registries.paths.create("linear", endpoints=endpoints)
 
     def along(probe_evaluator: Evaluator, corrections: list | None = None) -> tuple[float, list]:
         def measure() -> list:
@@ -215,12 +218,12 @@ def bench_pipeline(config: PipelineConfig, *, device: str | None = None, points:
                          f"{100 * overhead:.1f}% of evaluation; each record flushed (the crash-safe "
                          "commit marker)"))
 
-    context = AlignContext(evaluator=base, seed=config.seed)
+    align_context = AlignContext(evaluator=base, seed=config.seed)
     for entry in config.aligners:
         aligner = pipeline.registries.aligners.create(entry.name, **entry.options)
         aligner_spec = spec if aligner.supports_nested else spec.without_nested()
         seconds, alignment = _timed(
-            lambda aligner=aligner, aligner_spec=aligner_spec: aligner.align(a, b, aligner_spec, context),
+            lambda aligner=aligner, aligner_spec=aligner_spec: aligner.align(a, b, aligner_spec, align_context),
             run_device)
         sweeps = alignment.diagnostics.get("sweeps", len(alignment.history))
         rows.append(BenchRow(f"aligner {entry.key}", seconds, seconds / per_point, "path points",
