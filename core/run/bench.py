@@ -28,21 +28,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 import torch
 
-from ridgeline.core.interfaces.aligner import AlignContext
+from ridgeline.core.interfaces.aligner import Alignment
 from ridgeline.core.interfaces.evaluator import Evaluator
 from ridgeline.core.interfaces.metric import PathProbe
 from ridgeline.core.numerics.curves import t_grid
 from ridgeline.core.plugin_host.host import PluginHost
 from ridgeline.core.results.store import ResultsStore
 from ridgeline.core.results.writer import Writer
-from ridgeline.core.run.config import PipelineConfig
+from ridgeline.core.run.cells import AlignCell, align_cell
+from ridgeline.core.run.config import ExecutorConfig, PipelineConfig
 from ridgeline.core.run.pipeline import Pipeline
 from ridgeline.core.state import State, lerp
 
@@ -50,13 +51,16 @@ from ridgeline.core.state import State, lerp
 @attrs.frozen
 class BenchRow:
     """One measurement: ``seconds`` of ``what``, and ``ratio`` = seconds / the ``against``
-    baseline's seconds (None where no baseline applies); ``note`` says what to do about it."""
+    baseline's seconds (None where no baseline applies); ``note`` says what to do about it or
+    what was done in that time."""
 
     what: str
     seconds: float
     ratio: float | None = None
     against: str = ""
     note: str = ""
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+    """For scripts (``--json``): an aligner's transform components and its whole diagnostics."""
 
 
 @attrs.frozen
@@ -113,6 +117,35 @@ def startup_seconds(repeats: int = 3) -> tuple[float, float]:
     return (run("from ridgeline.core.cli import main; main(['list'])"), run("import torch"))
 
 
+def aligner_work(alignment: Alignment) -> str:
+    """What an aligner did in its time, read from its diagnostics: every list of runs (``runs``,
+    or ``<what>_runs``: one record per run with its ``sweeps``, as weight matching's sweep orders)
+    as its run count and total sweeps; else ``sweeps``, else the length of the objective history
+    as iterations; and each per-group report with a ``search`` (tree_matching's) as the search
+    made and its candidates per pair."""
+    diagnostics = alignment.diagnostics
+    parts = []
+    for key, value in diagnostics.items():
+        if (key == "runs" or key.endswith("_runs")) and isinstance(value, list):
+            what = key[:-len("runs")].replace("_", " ")
+            sweeps = sum(int(run.get("sweeps", 0)) for run in value)
+            parts.append(f"{len(value)} {what}runs, {sweeps} sweeps")
+    if not parts and "sweeps" in diagnostics:
+        parts.append(f"{diagnostics['sweeps']} sweeps")
+    elif not parts and alignment.history:
+        parts.append(f"{len(alignment.history)} iterations")
+    for key, value in diagnostics.items():
+        if isinstance(value, Mapping) and "search" in value:
+            candidates = value.get("transforms_per_pair")
+            per_pair = f", {_count(candidates, 'transform')} per pair" if candidates is not None else ""
+            parts.append(f"{key}: {value['search']} search{per_pair}")
+    return "; ".join(parts) or "0 iterations"
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'s' if number != 1 else ''}"
+
+
 def _bench_states(pipeline: Pipeline) -> tuple[list[State], str]:
     """Two states of the first model set without training (see the module docstring)."""
     model_set = pipeline.model_sets()[0]
@@ -138,9 +171,10 @@ def bench_pipeline(config: PipelineConfig, *, device: str | None = None, points:
     measurement, the median of ``repeats`` for the bare forward pass and start-up."""
     rows: list[BenchRow] = []
     start = time.perf_counter()
-    pipeline = Pipeline(config, device=device, progress=False, host=host)
+    # one process: a Ray pipeline's cells are benched here, as its serial executor would run them
+    pipeline = Pipeline(config, device=device, progress=False, host=host, executor=ExecutorConfig())
     context = pipeline.context
-    spec = context.spec
+    groups = len(context.spec.groups)  # the spec derived now, so that set-up includes it
     base = context.evaluator  # the pipeline's own evaluator (its module, data, ties)
     setup = time.perf_counter() - start
     run_device = pipeline.device
@@ -218,19 +252,20 @@ def bench_pipeline(config: PipelineConfig, *, device: str | None = None, points:
                          f"{100 * overhead:.1f}% of evaluation; each record flushed (the crash-safe "
                          "commit marker)"))
 
-    align_context = AlignContext(evaluator=base, seed=config.seed)
-    for entry in config.aligners:
-        aligner = pipeline.registries.aligners.create(entry.name, **entry.options)
-        aligner_spec = spec if aligner.supports_nested else spec.without_nested()
-        seconds, alignment = _timed(
-            lambda aligner=aligner, aligner_spec=aligner_spec: aligner.align(a, b, aligner_spec, align_context),
-            run_device)
-        sweeps = alignment.diagnostics.get("sweeps", len(alignment.history))
-        rows.append(BenchRow(f"aligner {entry.key}", seconds, seconds / per_point, "path points",
-                             f"{sweeps} sweeps/iterations"))
+    for entry in config.aligners:  # the pipeline's align cell: each aligner's own symmetry and spec
+        cell = AlignCell(pipeline.model_sets()[0].name, entry)
+        seconds, outcome = _timed(lambda cell=cell: align_cell(context, cell, [a, b]), run_device)
+        alignment = outcome.alignments[0]
+        work = aligner_work(alignment)
+        if outcome.merged is not None:
+            work += "; merged state evaluated on every split"
+        rows.append(BenchRow(f"aligner {entry.key}", seconds, seconds / per_point, "path points", work,
+                             {"components": sorted(alignment.perms),
+                              "diagnostics": dict(alignment.diagnostics)}))
 
     rows.append(BenchRow("pipeline set-up (config, dataset, model, spec)", setup, setup / per_point,
-                         "path points", "in this process, plugins already loaded"))
+                         "path points", "in this process, plugins already loaded; a spec of "
+                         f"{_count(groups, 'permutation group')}"))
     if startup:
         listing, torch_import = startup_seconds(repeats)
         rows.append(BenchRow("start-up: `ridgeline list`", listing, listing / torch_import,
