@@ -6,11 +6,15 @@ beside it:
 * path evaluation per point on the linear path between the first two models (the pipeline's
   ``points_per_batch``, and the other choice) against a bare forward pass of its midpoint on the
   same data (``torch.func.functional_call`` over the metrics' split in ``batch_size`` batches):
-  what the path, the loss and the bookkeeping add;
+  what the path, the loss and the bookkeeping add. Path and midpoint hold each tied tensor once,
+  as the pipeline's measure cells build paths (``Ties.drop``);
 * each correction set per point against the same bare forward pass (BatchNorm reset and REPAIR
   run statistics passes at every point);
 * HDF5 writes of the measured records, as a percentage of their evaluation time;
-* each aligner's time and sweeps on the first model set, in path points' worth of evaluation;
+* each aligner's time on the first two models, in path points' worth of evaluation, aligned as
+  the pipeline aligns them (:func:`ridgeline.core.run.cells.align_cell`: the model's symmetries
+  for aligners with ``uses_symmetries``, a merging aligner's merged state evaluated), and what
+  the time covered (:func:`aligner_work`: every run and sweep, a tree search);
 * start-up: ``ridgeline list`` in a fresh interpreter against ``python -c "import torch"``, and
   the pipeline's set-up (config, dataset, model, spec) in this process.
 
@@ -102,19 +106,34 @@ def _timed(function: Callable[[], Any], device: torch.device, repeats: int = 1) 
     return statistics.median(times), result
 
 
-def startup_seconds(repeats: int = 3) -> tuple[float, float]:
-    """Median wall seconds of ``ridgeline list`` and of ``python -c "import torch"``, each in a
-    fresh interpreter (what a user waits for before anything happens)."""
+STARTUP_COMMANDS = {
+    "ridgeline list": "from ridgeline.core.cli import main; main(['list'])",
+    "ridgeline --help": "from ridgeline.core.cli import main; main(['--help'])",
+    "import torch": "import torch",
+}
+"""What start-up is measured on: Python code run with ``python -c`` (``--help`` exits through
+SystemExit(0), as the command does)."""
 
-    def run(code: str) -> float:
-        times = []
-        for _ in range(repeats):
+
+def fresh_interpreter_seconds(codes: Mapping[str, str], repeats: int = 3) -> dict[str, list[float]]:
+    """Wall seconds of each ``python -c CODE`` in a fresh interpreter, ``repeats`` rounds with the
+    commands interleaved, so that every command sees the same machine load (``import torch``
+    alone varies 1.5-5 s with the load of a shared machine; docs/performance.md)."""
+    times: dict[str, list[float]] = {name: [] for name in codes}
+    for _ in range(repeats):
+        for name, code in codes.items():
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+            times[name].append(time.perf_counter() - start)
+    return times
 
-    return (run("from ridgeline.core.cli import main; main(['list'])"), run("import torch"))
+
+def startup_seconds(repeats: int = 3) -> tuple[float, float]:
+    """Median wall seconds of ``ridgeline list`` and of ``python -c "import torch"``, each in a
+    fresh interpreter, interleaved (what a user waits for before anything happens)."""
+    times = fresh_interpreter_seconds({name: STARTUP_COMMANDS[name]
+                                       for name in ("ridgeline list", "import torch")}, repeats)
+    return statistics.median(times["ridgeline list"]), statistics.median(times["import torch"])
 
 
 def aligner_work(alignment: Alignment) -> str:

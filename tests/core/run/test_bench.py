@@ -6,6 +6,7 @@ import pytest
 
 from ridgeline.core.cli.parser import main
 from ridgeline.core.interfaces.aligner import Alignment
+from ridgeline.core.run import bench
 from ridgeline.core.run.bench import aligner_work, bench_pipeline, format_bench, startup_seconds
 from ridgeline.core.run.config import PipelineConfig
 from ridgeline.core.run.pipeline import run_pipeline
@@ -110,3 +111,10 @@ def test_the_aligner_note_counts_every_run_and_sweep_the_time_covers():
     assert aligner_work(trees) == ("2 weight matching runs, 10 sweeps; "
                                    "trees: greedy search, 1 transform per pair")
     assert aligner_work(Alignment(perms={}, history=(1.0, 2.0, 3.0))) == "3 iterations"
+
+
+def test_start_up_commands_are_interleaved_so_that_they_see_the_same_load(monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench.subprocess, "run", lambda command, **kwargs: calls.append(command[-1]))
+    times = bench.fresh_interpreter_seconds({"a": "code a", "b": "code b"}, repeats=3)
+    assert calls == ["code a", "code b"] * 3 and [len(t) for t in times.values()] == [3, 3]
