@@ -152,7 +152,7 @@ def aligner_work(alignment: Alignment) -> str:
     if not parts and "sweeps" in diagnostics:
         parts.append(f"{diagnostics['sweeps']} sweeps")
     elif not parts and alignment.history:
-        parts.append(f"{len(alignment.history)} iterations")
+        parts.append(_count(len(alignment.history), "iteration"))
     for key, value in diagnostics.items():
         if isinstance(value, Mapping) and "search" in value:
             candidates = value.get("transforms_per_pair")
@@ -171,8 +171,7 @@ def _bench_states(pipeline: Pipeline) -> tuple[list[State], str]:
     if model_set.checkpoints or all(pipeline.checkpoint_path(s).exists() for s in model_set.seeds):
         states = pipeline.load_models(model_set)[:2]
         return states, f"model set {model_set.name!r}: trained checkpoints"
-    states = [{k: v.to(pipeline.device) for k, v in pipeline.model.init_state(seed).items()}
-              for seed in model_set.seeds[:2]]
+    states = pipeline.context.place([pipeline.model.init_state(seed) for seed in model_set.seeds[:2]])
     return states, (f"model set {model_set.name!r}: freshly initialised seeds {list(model_set.seeds[:2])} "
                     "(no trained checkpoints yet; run the pipeline first to bench trained states)")
 

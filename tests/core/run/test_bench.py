@@ -111,6 +111,7 @@ def test_the_aligner_note_counts_every_run_and_sweep_the_time_covers():
     assert aligner_work(trees) == ("2 weight matching runs, 10 sweeps; "
                                    "trees: greedy search, 1 transform per pair")
     assert aligner_work(Alignment(perms={}, history=(1.0, 2.0, 3.0))) == "3 iterations"
+    assert aligner_work(Alignment(perms={}, history=(1.0,))) == "1 iteration"
 
 
 def test_start_up_commands_are_interleaved_so_that_they_see_the_same_load(monkeypatch):
