@@ -262,13 +262,14 @@ class TreeMatchingAligner(Aligner):
         transform: Transform = {}
         objective, history, diagnostics = 0.0, [], {}
         if rest is not None and rest.groups:
-            perms, history, _ = best_weight_matching(rest, reference, other, order=self.order,
-                                                     restarts=self.restarts, max_iter=self.max_iter,
-                                                     seed=context.seed)
+            perms, history, matched = best_weight_matching(rest, reference, other, order=self.order,
+                                                           restarts=self.restarts, max_iter=self.max_iter,
+                                                           seed=context.seed)
             transform.update(perms)
             other = rest.apply(other, perms)
             objective += history[-1] if history else 0.0
-            diagnostics["weight_matching_sweeps"] = len(history)
+            diagnostics["weight_matching_sweeps"] = len(history)  # the kept run's
+            diagnostics["weight_matching_runs"] = matched["runs"]  # every run made (order, seed, sweeps)
         for tree in trees:
             found, value, report = match_trees(
                 tree, reference, other, permutation=self.permutation, flips=self.flips,

@@ -21,6 +21,7 @@ from ridgeline.core.interfaces.metric import PathProbe
 from ridgeline.core.numerics.curve_fitting import FitSettings, fit_free_states
 from ridgeline.core.plugin_host.host import hookimpl, load_plugins, registries
 from ridgeline.core.results.readers import read_curves, read_metadata, read_summaries
+from ridgeline.core.run.bench import bench_pipeline
 from ridgeline.core.run.config import PipelineConfig
 from ridgeline.core.run.pipeline import Pipeline, run_pipeline
 from ridgeline.core.state import combine
@@ -372,6 +373,17 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path, name):
 
     assert key(read_curves(cut.output)) == key(read_curves(reference))
     assert len(read_curves(reference)) == 2 * 2 * 2 * 5
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_bench_measures_a_model_with_tied_tensors(tmp_path, name):
+    report = bench_pipeline(config(tmp_path, name, corrections=[[], ["repair"]]), points=3, repeats=1,
+                            startup=False, host=host())
+    rows = {row.what: row for row in report.rows}
+    assert {"aligner identity", "aligner weight_matching",
+            "path evaluation per point with repair"} <= set(rows)
+    assert all(row.seconds > 0 and (row.ratio is None or math.isfinite(row.ratio)) for row in report.rows)
+    assert not (tmp_path / "results.h5").exists()  # nothing written
 
 
 def test_a_checkpoint_whose_tied_names_disagree_is_refused_naming_them(tmp_path, data):
