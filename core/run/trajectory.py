@@ -4,7 +4,7 @@ Given checkpoints of two runs at common training steps (for instance two childre
 one parent, Frankle et al. 2020, or two seeds), build a path between the two states of every
 step and run metrics along it, exactly as the pipeline does for one pair. The result is tidy
 rows (one per step, segment, metric and point) and one summary row per (step, segment,
-metric), ready for tables or :mod:`ridgeline.core.landscape_plots` (e.g. the layer-wise barrier
+metric), ready for tables or :mod:`ridgeline.core.plots.landscape` (e.g. the layer-wise barrier
 heatmap of layers x training time).
 """
 
@@ -31,7 +31,7 @@ Series = Mapping[int, State] | str | Path
 
 def checkpoint_series(directory: str | Path) -> dict[int, Path]:
     """The ``step<N>.safetensors`` files in ``directory`` (as written by
-    :func:`ridgeline.core.training.train`), by step, in step order."""
+    :func:`ridgeline.core.run.training.train`), by step, in step order."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ConfigError(f"checkpoint series {str(directory)!r} is not a directory")
