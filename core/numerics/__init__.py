@@ -5,7 +5,8 @@
 * vectors over state keys: :func:`dot`, :func:`norm`, :func:`flatten`, :func:`angle`;
 * curves on a t grid: :func:`t_grid`, :func:`barrier_summary`, :func:`tangent`, and the
   Bezier / polygonal-chain coefficients :func:`bernstein`, :func:`chain_coefficients`;
-* linear assignment: :func:`assignment`;
+* linear assignment: :func:`assignment`, one problem per leading index :func:`batched_assignment`,
+  and weight matching's step :func:`improving_assignment`;
 * soft permutations of a state: :func:`soft_apply`, :func:`multiply_axis`;
 * streamed activation statistics of permutation groups: :class:`Moments`, :func:`stream_moments`,
   before or after the nonlinearity that follows the units (:func:`post_activations`);
@@ -33,7 +34,8 @@ _EXPORTS = {
                     "ridgeline.core.numerics.vectors"),
     **dict.fromkeys(("t_grid", "barrier_summary", "tangent", "bernstein", "chain_coefficients"),
                     "ridgeline.core.numerics.curves"),
-    "assignment": "ridgeline.core.numerics.assignment",
+    **dict.fromkeys(("assignment", "batched_assignment", "improving_assignment"),
+                    "ridgeline.core.numerics.assignment"),
     **dict.fromkeys(("soft_apply", "multiply_axis"), "ridgeline.core.numerics.soft_permutation"),
     **dict.fromkeys(("Producer", "producers", "module_producers", "unit_samples", "hooked", "Moments",
                      "collect_moments", "stream_moments", "cross_similarity"),
@@ -64,7 +66,7 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
         stream_moments,
         unit_samples,
     )
-    from ridgeline.core.numerics.assignment import assignment
+    from ridgeline.core.numerics.assignment import assignment, batched_assignment, improving_assignment
     from ridgeline.core.numerics.curve_fitting import FitSettings, FittedCurve, fit_free_states, train_mode
     from ridgeline.core.numerics.curves import barrier_summary, bernstein, chain_coefficients, t_grid, tangent
     from ridgeline.core.numerics.hessian import LossSurface, parameter_keys

@@ -73,6 +73,38 @@ def test_plugins_import_only_the_public_api_and_their_own_family(path):
     assert not offenders, "\n".join(offenders)
 
 
+def _solver_imports(path: Path):
+    """Imports of scipy's linear assignment solver (``from scipy.optimize import
+    linear_sum_assignment``, ``import scipy.optimize``, ``from scipy import optimize``), anywhere."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module in ("scipy.optimize", "scipy.optimize._lsap"):
+            yield node.lineno, f"from {node.module} import {', '.join(a.name for a in node.names)}"
+        elif isinstance(node, ast.ImportFrom) and node.module == "scipy" and any(
+                a.name == "optimize" for a in node.names):
+            yield node.lineno, "from scipy import optimize"
+        elif isinstance(node, ast.Import) and any(a.name.startswith("scipy.optimize") for a in node.names):
+            yield node.lineno, "import scipy.optimize"
+        elif isinstance(node, ast.Attribute) and node.attr == "linear_sum_assignment":
+            yield node.lineno, f"{ast.unparse(node)}"
+
+
+@pytest.mark.parametrize("path", PLUGIN_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_plugins_match_through_the_shared_assignment(path):
+    """Linear assignment lives in ridgeline.core.numerics (assignment, batched_assignment,
+    improving_assignment): one solver, one place to make it faster or change its tie-breaking."""
+    offenders = [f"{path.name}:{line}: {text}" for line, text in _solver_imports(path)]
+    assert not offenders, ("use ridgeline.core.numerics' assignment functions instead of scipy's solver:\n"
+                           + "\n".join(offenders))
+
+
+def test_the_solver_check_sees_every_spelling(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from scipy.optimize import linear_sum_assignment\nimport scipy.optimize\n"
+                      "def f(x):\n    from scipy import optimize\n    import scipy\n"
+                      "    return scipy.optimize.linear_sum_assignment(x)\n")
+    assert sorted(line for line, _ in _solver_imports(module)) == [1, 2, 4, 6]
+
+
 EXAMPLES = sorted((ROOT / "examples").rglob("*.py"))
 SCRIPT_API = PUBLIC | {"ridgeline.core.plots"}
 
