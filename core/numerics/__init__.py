@@ -35,12 +35,13 @@ _EXPORTS = {
     **dict.fromkeys(("t_grid", "barrier_summary", "tangent", "bernstein", "chain_coefficients"),
                     "ridgeline.core.numerics.curves"),
     **dict.fromkeys(("assignment", "batched_assignment", "improving_assignment"),
-                    "ridgeline.core.numerics.assignment"),
+                    "ridgeline.core.numerics.linear_assignment"),
     **dict.fromkeys(("soft_apply", "multiply_axis"), "ridgeline.core.numerics.soft_permutation"),
-    **dict.fromkeys(("Producer", "producers", "module_producers", "unit_samples", "hooked", "Moments",
-                     "collect_moments", "stream_moments", "cross_similarity"),
+    **dict.fromkeys(("Producer", "producers", "module_producers", "unit_samples", "hooked"),
+                    "ridgeline.core.numerics.unit_producers"),
+    **dict.fromkeys(("Moments", "collect_moments", "stream_moments", "cross_similarity"),
                     "ridgeline.core.numerics.activations"),
-    **dict.fromkeys(("PostActivation", "post_activations"), "ridgeline.core.numerics.post_activations"),
+    **dict.fromkeys(("PostActivation", "post_activations"), "ridgeline.core.numerics.nonlinearities"),
     "PooledMoments": "ridgeline.core.interfaces.statistics",
     **dict.fromkeys(("select_layers", "blend_layers"), "ridgeline.core.numerics.layers"),
     **dict.fromkeys(("LossSurface", "parameter_keys"), "ridgeline.core.numerics.hessian"),
@@ -55,18 +56,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     from ridgeline.core.interfaces.statistics import PooledMoments
-    from ridgeline.core.numerics.activations import (
-        Moments,
-        Producer,
-        collect_moments,
-        cross_similarity,
-        hooked,
-        module_producers,
-        producers,
-        stream_moments,
-        unit_samples,
-    )
-    from ridgeline.core.numerics.assignment import assignment, batched_assignment, improving_assignment
+    from ridgeline.core.numerics.activations import Moments, collect_moments, cross_similarity, stream_moments
     from ridgeline.core.numerics.curve_fitting import FitSettings, FittedCurve, fit_free_states, train_mode
     from ridgeline.core.numerics.curves import barrier_summary, bernstein, chain_coefficients, t_grid, tangent
     from ridgeline.core.numerics.hessian import LossSurface, parameter_keys
@@ -78,8 +68,16 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
         same_class_pairs,
     )
     from ridgeline.core.numerics.layers import blend_layers, select_layers
-    from ridgeline.core.numerics.post_activations import PostActivation, post_activations
+    from ridgeline.core.numerics.linear_assignment import assignment, batched_assignment, improving_assignment
+    from ridgeline.core.numerics.nonlinearities import PostActivation, post_activations
     from ridgeline.core.numerics.soft_permutation import multiply_axis, soft_apply
+    from ridgeline.core.numerics.unit_producers import (
+        Producer,
+        hooked,
+        module_producers,
+        producers,
+        unit_samples,
+    )
     from ridgeline.core.numerics.vectors import Vector, angle, dot, flatten, norm, restrict
     from ridgeline.core.state import (
         State,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -131,6 +132,16 @@ def test_every_public_name_resolves(facade):
     assert set(facade.__all__) <= set(dir(facade))
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
         facade.not_a_name  # noqa: B018
+
+
+@pytest.mark.parametrize("facade", FACADES, ids=lambda m: m.__name__)
+def test_no_public_name_is_also_a_submodule_of_its_facade(facade):
+    """Importing a submodule sets it as an attribute of its package, which would hide a lazy
+    facade name of the same spelling for the rest of the process (``from ridgeline.core.numerics
+    import assignment`` would give a module)."""
+    submodules = {info.name for info in pkgutil.iter_modules(facade.__path__)}
+    clashes = sorted(set(facade.__all__) & submodules)
+    assert not clashes, f"{facade.__name__} exports {clashes}, which are also its submodules' names"
 
 
 def test_importing_the_public_api_is_lazy():

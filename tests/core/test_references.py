@@ -88,7 +88,8 @@ def test_the_scans_find_the_references():
 
 def test_the_resolver_tells_stale_references_from_good_ones():
     assert resolve("ridgeline.core.Model.data_config") is None
-    assert resolve("ridgeline.core.numerics.assignment") is None
+    assert resolve("ridgeline.core.numerics.assignment") is None  # a facade name
+    assert resolve("ridgeline.core.numerics.linear_assignment.batched_assignment") is None
     assert resolve("ridgeline.core.cli:main") is None
     assert resolve("ridgeline.core.landscape_plots") == (
         "ridgeline.core has no module or attribute 'landscape_plots'")
