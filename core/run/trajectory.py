@@ -22,6 +22,7 @@ from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.correction import Correction
 from ridgeline.core.interfaces.evaluator import Evaluator
 from ridgeline.core.interfaces.metric import Metric, PathProbe
+from ridgeline.core.interfaces.path import path_arguments
 from ridgeline.core.plugin_host.host import registries
 from ridgeline.core.state import State, check_compatible
 
@@ -104,7 +105,7 @@ def measure_trajectory(run_a: Series, run_b: Series, evaluator: Evaluator,
         # checkpoint files sort their keys; layer-wise metrics need the module's (input-to-output) order;
         # paths see a tied tensor once (as in the pipeline's measure cells)
         states = [ties.drop({k: s[k] for k in reference}) for s in states]
-        curve = factory(endpoints=states, **dict(path_options or {}))
+        curve = factory(**path_arguments(factory, states, ties), **dict(path_options or {}))
         if curve.trainable:
             fits[step] = curve.fit(evaluator)
         for segment_label, segment in curve.segments().items():
