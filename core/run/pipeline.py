@@ -30,6 +30,7 @@ from ridgeline.core import __version__
 from ridgeline.core.checkpoint import load_metadata, load_state, save_state
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.evaluator import check_evaluation_options, has_batchnorm
+from ridgeline.core.interfaces.path import path_arguments
 from ridgeline.core.plugin_host.host import PluginHost, default_host
 from ridgeline.core.results.store import ResultsStore
 from ridgeline.core.results.tables import barriers_above_identity, curve_name, identity_labels, report_rows
@@ -117,12 +118,14 @@ class Pipeline:
                 self._build(where("correction", entry), "corrections", entry)
         counts = sorted({len(s.checkpoints or s.seeds or s.series)  # a sweep's sets are pairs
                          for paired in self.config.pairs for s in pair_sets(paired)})
+        ties = self.model.ties()
         for entry in self.config.paths:
             self.registries.paths.check(entry.name, entry.options, skip=("endpoints",),
                                         where=where("path", entry))
-            for count in counts:
-                placeholders = [self.model.init_state(seed) for seed in range(count)]
-                self._build(where("path", entry), "paths", entry, endpoints=placeholders)
+            for count in counts:  # as a measure cell builds it: each tied tensor once, with the ties
+                placeholders = [ties.drop(self.model.init_state(seed)) for seed in range(count)]
+                self._build(where("path", entry), "paths", entry,
+                            **path_arguments(self.registries.paths.get(entry.name), placeholders, ties))
 
     def _build(self, where: str, kind: str, entry: EntryConfig, **arguments: Any) -> Any:
         registry = self.registries.of(kind)

@@ -14,7 +14,7 @@ corrected units upstream), scale = sigma_t / sigma_I, shift = mu_t - scale * mu_
 
 Units are the outputs of every Linear, convolution and BatchNorm / LayerNorm / GroupNorm module
 with a weight and a bias, except the module that produces the network's output (see
-:func:`~ridgeline.plugins.aligners.activations.module_producers`); a convolution without bias
+:func:`~ridgeline.core.numerics.module_producers`); a convolution without bias
 (followed by BatchNorm) is corrected through its norm layer. One forward pass measures every
 unit, renormalising each producer's output with the batch's statistics on the way (as Jordan et
 al. do with temporary BatchNorm layers), so downstream units see the corrected network; the

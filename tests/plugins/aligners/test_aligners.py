@@ -11,7 +11,7 @@ import torch
 from ridgeline.core.errors import ConfigError, DataError, NonFiniteStateError, SpecError, StateMismatchError
 from ridgeline.core.interfaces.aligner import AlignContext
 from ridgeline.core.interfaces.evaluator import Evaluator
-from ridgeline.core.numerics.activations import producers, stream_moments, unit_samples
+from ridgeline.core.numerics import producers, stream_moments, unit_samples
 from ridgeline.core.numerics.soft_permutation import soft_apply
 from ridgeline.core.plugin_host.host import registries
 from ridgeline.core.run.training import TrainConfig, train

@@ -7,7 +7,7 @@ import torch
 
 from ridgeline.core.errors import ConfigError, DataError
 from ridgeline.core.interfaces.evaluator import Evaluator
-from ridgeline.core.numerics.activations import collect_moments, module_producers
+from ridgeline.core.numerics import collect_moments, module_producers
 from ridgeline.core.plugin_host.host import registries
 from ridgeline.core.run.training import TrainConfig, train
 from ridgeline.core.state import lerp
