@@ -221,7 +221,7 @@ def test_decoded_splits_are_cached_reused_and_invalidated(regs, tmp_path, monkey
     assert len(calls) == 4 and len(list(cache.iterdir())) == 2  # no cache written
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_batches_move_as_uint8_and_are_prepared_on_the_device(regs, cifar10_root):
     data = _create(regs, "cifar10", root=str(cifar10_root), image_size=16, augment=True)
     xb, yb = next(data.batches("train", 8, device="cuda"))
