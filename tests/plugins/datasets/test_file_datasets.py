@@ -3,6 +3,7 @@ their preparation per batch, the decoded-split cache, and one clear error for ea
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 
@@ -11,6 +12,8 @@ import pytest
 import torch
 
 from ridgeline.core.errors import ConfigError, DataError
+from ridgeline.core.interfaces import evaluator as evaluator_module
+from ridgeline.core.interfaces.evaluator import Evaluator
 from ridgeline.plugins.datasets.cifar import read_batch, write_cifar
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is not the official")
@@ -234,3 +237,70 @@ def test_batches_move_as_uint8_and_are_prepared_on_the_device(regs, cifar10_root
         return next(batches)[0]
 
     torch.testing.assert_close(augmented("cuda").cpu(), augmented("cpu"), rtol=1e-5, atol=1e-5)
+
+
+# -- evaluation keeps the stored uint8 split and prepares each batch ------------------------------
+
+def _float_copies(shape):
+    """Live float tensors holding a whole split of ``shape`` (n, *input_shape)."""
+    gc.collect()
+    return [o for o in gc.get_objects()
+            if isinstance(o, torch.Tensor) and o.is_floating_point() and tuple(o.shape) == tuple(shape)]
+
+
+def _whole_split_sums(model, state, data, split, batch_size):
+    """The numbers as evaluation gave them before: the whole split prepared, then sliced."""
+    x, y = data.stored(split)
+    x = data.prepare(x)
+    module = model.build()
+    module.load_state_dict(state)
+    module.eval()
+    loss, correct = torch.zeros((), dtype=torch.float64), 0
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            logits, labels = module(x[start:start + batch_size]).float(), y[start:start + batch_size]
+            loss += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").double()
+            correct += int((logits.argmax(1) == labels).sum())
+    return float(loss) / len(y), correct / len(y)
+
+
+def _cifar_and_convnet(regs, root):
+    data = _create(regs, "cifar10", root=str(root), image_size=12)  # 32 x 32 stored, resized per batch
+    model = regs.models.create("convnet", input_shape=data.input_shape, num_classes=10, widths=[4, 6])
+    return data, model
+
+
+def test_evaluation_holds_no_float_copy_of_the_split_and_gives_the_same_numbers(regs, cifar10_root):
+    data, model = _cifar_and_convnet(regs, cifar10_root)
+    states = [model.init_state(0), model.init_state(1)]
+    evaluator = Evaluator(model.build(), data, batch_size=7)
+    got = [evaluator.evaluate(s, "test") for s in states] + evaluator.evaluate_many(states, "test")
+    held, labels = evaluator.stored("test")
+    assert held.dtype == torch.uint8 and held.shape == (20, 3, 32, 32) and len(labels) == 20
+    assert _float_copies((20, *data.input_shape)) == []  # neither the evaluator nor the dataset keeps one
+    for result, state in zip(got, states + states):
+        loss, accuracy = _whole_split_sums(model, state, data, "test", 7)
+        assert result.loss == loss and result.accuracy == accuracy  # exactly: preparation is per example
+    x, _ = data.split("test")  # scripts still get a whole split prepared, made on demand
+    assert x.dtype == torch.float32 and x.shape == (20, *data.input_shape)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("fits", [True, False])
+def test_cuda_evaluation_of_a_file_dataset_keeps_uint8_on_the_device_or_pinned(regs, cifar10_root,
+                                                                                monkeypatch, fits):
+    data, model = _cifar_and_convnet(regs, cifar10_root)
+    states = [model.init_state(0), model.init_state(1)]
+    if not fits:  # the split does not fit: it stays on the host, pinned, and moves batch by batch
+        monkeypatch.setattr(evaluator_module, "DEVICE_DATA_FRACTION", 0.0)
+    gpu = Evaluator(model.build(), data, device="cuda", batch_size=7, points_per_batch=2)
+    got = gpu.evaluate_many(states, "test")
+    held, labels = gpu.stored("test")
+    assert held.dtype == torch.uint8 and labels.device.type == "cuda"
+    assert held.device.type == "cuda" if fits else (held.device.type == "cpu" and held.is_pinned())
+    assert not any(o.device.type == "cuda" for o in _float_copies((20, *data.input_shape)))
+    cpu = [Evaluator(model.build(), data, batch_size=7).evaluate(s, "test") for s in states]
+    assert [e.accuracy for e in got] == [e.accuracy for e in cpu]
+    torch.testing.assert_close([e.loss for e in got], [e.loss for e in cpu], rtol=1e-5, atol=0)
+    stats = [x for x, _ in gpu.batches("test", limit=10, batch_size=4)]
+    assert [len(x) for x in stats] == [4, 4, 2] and all(x.device.type == "cuda" for x in stats)
