@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,6 +224,38 @@ def test_decoded_splits_are_cached_reused_and_invalidated(regs, tmp_path, monkey
     assert len(load()[1]) == 10 and len(calls) == 3
     _, _ = load(cache=False)
     assert len(calls) == 4 and len(list(cache.iterdir())) == 2  # no cache written
+
+
+def test_a_cache_that_cannot_be_written_is_a_warning_naming_it_and_the_data_is_used(
+        regs, tmp_path, monkeypatch, write_image_folder):
+    root = write_image_folder(tmp_path / "images", {"train": 2, "test": 1})
+    expected = _create(regs, "image_folder", root=str(root), cache=False).stored("train")[0]
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # a folder cannot be made under a file (as a Ray node may fail to make one)
+    folders = [blocked / "cache"] + ([Path("/proc/nope")] if Path("/proc/self").exists() else [])
+    for folder in folders:
+        data = _create(regs, "image_folder", root=str(root), cache=str(folder))
+        with pytest.warns(UserWarning, match=f"cannot write the data cache {re.escape(str(folder))}/"
+                                             "image_folder-train-.*using the decoded split"):
+            x, _ = data.stored("train")
+        assert torch.equal(x, expected)
+    given = _create(regs, "image_folder", root=str(root))
+    given.use_cache(blocked / "data-cache")  # the pipeline's folder, on a node that cannot make it
+    with pytest.warns(UserWarning, match="cannot write the data cache"):
+        assert torch.equal(given.stored("train")[0], expected)
+
+    import safetensors.torch
+
+    def disk_full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    cache = tmp_path / "cache"
+    full = _create(regs, "image_folder", root=str(root), cache=str(cache))
+    with pytest.warns(UserWarning, match="No space left on device"):
+        assert torch.equal(full.stored("train")[0], expected)
+    assert list(cache.iterdir()) == []  # the partial file is removed, no cache is left behind
 
 
 @pytest.mark.cuda
