@@ -32,12 +32,16 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch.nn import functional as F
 
 from ridgeline.core import ConfigError, Dataset, Model
+
+Normalize = Literal["dataset", "none", "model"] | Mapping[str, float | Sequence[float]]
+"""The ``normalize`` option: a named setting, or a table ``{mean = [...], std = [...]}`` (one value
+per channel, or one for all; checked further when the dataset is built)."""
 
 CACHE_FORMAT = "ridgeline decoded split 1"
 PREPARE_OPTIONS = ("normalize", "augment")  # applied per batch: not part of the decoded data
@@ -94,7 +98,7 @@ class FileDataset(Dataset):
 
     uses_cache: ClassVar[bool] = True  # the decoded splits are worth caching
 
-    def __init__(self, *, normalize: Any, image_size: Any, max_examples: Any, augment: bool,
+    def __init__(self, *, normalize: Normalize, image_size: Any, max_examples: Any, augment: bool,
                  cache: bool | str, **options: Any) -> None:
         """The shared options (module docstring); ``options`` are the subclass's own."""
         _check_normalize(normalize, self.name)

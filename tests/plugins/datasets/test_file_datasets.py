@@ -191,6 +191,21 @@ def test_augmentation_only_for_training_batches_and_reproducible(regs, cifar10_r
         assert all(v in values for v in row.tolist()) and len(row) >= 28
 
 
+@pytest.mark.parametrize(("name", "where"), [("cifar10", "root"), ("cifar100", "root"),
+                                           ("image_folder", "root"), ("tensors", "path")])
+def test_normalize_lists_its_choices_and_a_bad_value_names_them(regs, name, where):
+    from ridgeline.core.plugin_host.options import factory_options
+
+    option = {o.name: o for o in factory_options(regs.datasets.get(name), "datasets")}["normalize"]
+    assert option.choices == ("dataset", "none", "model")
+    assert option.type == "str | Mapping[str, float | Sequence[float]]"
+    regs.datasets.check(name, {where: "data", "normalize": {"mean": [0.5, 0.4, 0.4], "std": 0.25}})
+    with pytest.raises(ConfigError, match=re.escape(
+            f"dataset {name!r}: option normalize = 'imagenet' must be one of 'dataset', 'none', 'model', "
+            "or Mapping[str, float | Sequence[float]] (got str)")):
+        regs.datasets.check(name, {where: "data", "normalize": "imagenet"})
+
+
 # -- the cache ------------------------------------------------------------------------------------
 
 def test_decoded_splits_are_cached_reused_and_invalidated(regs, tmp_path, monkeypatch, write_image_folder):
