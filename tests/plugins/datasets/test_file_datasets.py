@@ -165,8 +165,10 @@ def test_normalisation_from_the_training_split_the_model_or_given(regs, cifar10_
                           (raw - imagenet[0]) / imagenet[1].reshape(1, 3, 1, 1), atol=1e-6)
     with pytest.raises(ConfigError, match="model 'mlp' has no data config"):
         by_model.bind_model(regs.models.create("mlp", input_shape=(3, 32, 32), num_classes=10, widths=[4]))
-    with pytest.raises(ConfigError, match="normalize is 'dataset', 'none', 'model'"):
+    with pytest.raises(ConfigError, match="normalize = 'imagenet' must be one of 'dataset', 'none', 'model'"):
         _create(regs, "cifar10", root=str(cifar10_root), normalize="imagenet")
+    with pytest.raises(ConfigError, match="normalize is 'dataset', 'none', 'model' or {mean = "):
+        _create(regs, "cifar10", root=str(cifar10_root), normalize={"mean": 0.5})
 
 
 def test_augmentation_only_for_training_batches_and_reproducible(regs, cifar10_root):
