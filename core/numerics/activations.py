@@ -106,6 +106,7 @@ def collect_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Te
     if evaluator is None:
         raise ConfigError("activation statistics need data: pass an AlignContext with an evaluator")
     transforms = dict(transforms or {})
+    states = [evaluator.on_device(state) for state in states]  # moved once, not once per batch
     moments = {p: Moments(p, len(states), features="post" if p in transforms else "pre") for p in plist}
     captured: dict[Producer, list[list[torch.Tensor]]] = {}  # producer -> per state, per call
     current = 0

@@ -113,7 +113,7 @@ class Repair(Correction):
             scale = sigma / (pooled[producer].std + self.eps)
             shift = mu - scale * pooled[producer].mean
             weight, bias = f"{producer.module}.weight", f"{producer.module}.bias"
-            w = out[weight]
-            out[weight] = w * scale.to(w.dtype).reshape(-1, *[1] * (w.dim() - 1))
-            out[bias] = out[bias] * scale.to(w.dtype) + shift.to(w.dtype)
+            w = out[weight]  # statistics live on the evaluator's device; the state stays where it is
+            out[weight] = w * scale.to(w).reshape(-1, *[1] * (w.dim() - 1))
+            out[bias] = out[bias] * scale.to(w) + shift.to(w)
         return out
