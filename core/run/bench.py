@@ -204,7 +204,7 @@ def bench_pipeline(config: PipelineConfig, *, device: str | None = None, points:
         return Evaluator(base.module, pipeline.dataset, device=run_device, batch_size=config.batch_size,
                          points_per_batch=points_per_batch, precision=config.precision)
 
-    x, _ = base.data(split)
+    x, _ = base.stored(split)  # as evaluation holds it; each batch is prepared in the loop
     # paths see each tied tensor once, as the pipeline's measure cells build them (Ties.drop);
     # functional_call takes one value per tied tensor
     endpoints = [base.ties.drop(a), base.ties.drop(b)]
@@ -213,7 +213,8 @@ def bench_pipeline(config: PipelineConfig, *, device: str | None = None, points:
     def bare_forward() -> None:
         with torch.no_grad():
             for first in range(0, len(x), config.batch_size):
-                torch.func.functional_call(base.module, midpoint, (x[first:first + config.batch_size],))
+                inputs = base.prepare(x[first:first + config.batch_size])
+                torch.func.functional_call(base.module, midpoint, (inputs,))
 
     _timed(bare_forward, run_device)  # warm-up
     forward, _ = _timed(bare_forward, run_device, repeats)

@@ -82,10 +82,9 @@ def router_logits(evaluator: Evaluator, state: Mapping[str, torch.Tensor], layer
     if missing:
         raise ConfigError(f"msmoe reads router logits from the module owning the router's weight; "
                           f"the network has no module {missing[0]!r}")
-    x, _ = evaluator.data(split)
-    if len(x) < 2:
-        raise DataError(f"msmoe needs calibration inputs; split {split!r} has {len(x)}")
-    x = x[:samples]
+    available = len(evaluator.stored(split)[0])
+    if available < 2:
+        raise DataError(f"msmoe needs calibration inputs; split {split!r} has {available}")
     found: dict[str, list[torch.Tensor]] = {p.group: [] for p in producers}
 
     def capture(producer: Producer, output: torch.Tensor) -> None:
@@ -97,8 +96,8 @@ def router_logits(evaluator: Evaluator, state: Mapping[str, torch.Tensor], layer
         found[producer.group].append(unit_samples(output.detach(), producer).double().cpu())
 
     with torch.no_grad(), hooked(evaluator.module, producers, capture):
-        for start in range(0, len(x), evaluator.batch_size):
-            evaluator.logits(state, x[start:start + evaluator.batch_size])
+        for inputs, _ in evaluator.batches(split, limit=samples):  # prepared batch by batch
+            evaluator.logits(state, inputs)
     return {name: torch.cat(chunks) for name, chunks in found.items()}
 
 
