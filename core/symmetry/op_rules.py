@@ -505,4 +505,5 @@ add_method_rules({
     "size": shape_query, "dim": shape_query,
 })
 add_named_function_rule("resample_abs_pos_embed", resample_pos_embed)
+add_named_function_rule("_assert_is_none", shape_query)  # fx's guard on an argument traced at None
 add_stack_aware(permute, transpose, pieces, getitem)

@@ -332,3 +332,38 @@ def test_a_forward_that_needs_several_inputs_gets_told_how_to_give_one():
         derive_spec(TwoInputs(), torch.randn(2, 4))
     with pytest.raises(SpecError, match=r"is a dict, not one tensor.*wrap the model"):
         derive_spec(nn.Linear(4, 2), {"x": torch.randn(2, 4)})
+
+
+class OptionalMask(nn.Module):
+    """A second input with a default: the call with one tensor never passes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.head = nn.Linear(4, 6), nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
+        h = torch.relu(self.first(x)) * scale
+        if mask is not None:
+            h = h * mask
+        return self.head(h)
+
+
+def test_a_defaulted_second_input_is_traced_at_its_default():
+    module, x = OptionalMask(), torch.randn(3, 4)
+    spec = derive_spec(module, x)
+    assert spec.groups == {"first": 6} and spec.frozen == {}
+    _preserved(module, spec, x)
+
+
+class DictInput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(4, 2)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.layer(batch["x"])
+
+
+def test_a_forward_that_wants_a_dict_but_gets_a_tensor_is_told_to_wrap_the_model():
+    with pytest.raises(SpecError, match=r"^DictInput fails on the example input at 'getitem'.*wrap the model"):
+        derive_spec(DictInput(), torch.randn(2, 4))
