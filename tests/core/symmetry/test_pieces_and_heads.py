@@ -250,6 +250,45 @@ class Padded(nn.Module):
         return self.head(self.mix(x).mean((2, 3)))
 
 
+class GroupStatistics(nn.Module):
+    """EvoNorm-S0 written out (timm's ``group_std``): each channel divided by the standard deviation
+    of its group of 4 channels, reshaped to (B, groups, 4, H, W) and expanded back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand, self.head = nn.Conv2d(3, 8, 1), nn.Linear(8, 2)
+        self.v = nn.Parameter(torch.linspace(0.5, 1.5, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.expand(x)
+        b, c, h, w = x.shape
+        grouped = x.reshape(b, 2, c // 2, h, w)
+        std = grouped.var(dim=(2, 3, 4), unbiased=False, keepdim=True).add(1e-5).sqrt()
+        std = std.expand(grouped.shape).reshape(b, c, h, w)
+        x = x * (x * self.v.view(1, -1, 1, 1)).sigmoid() / std
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_group_statistic_expanded_over_its_group_keeps_the_groups_together():
+    torch.manual_seed(0)
+    module, x = GroupStatistics(), torch.randn(2, 3, 4, 4)
+    spec = derive_spec(module, x)
+    assert spec.frozen == {} and spec.coverage() == 1.0
+    # the groups move whole, and the channels permute inside each group
+    assert spec.groups == {"expand.heads": 2, "expand": 8} and spec.nested == {"expand": "expand.heads"}
+    assert {AxisRef("expand.weight", 0, 0, 4), AxisRef("v", 0, 0, 4)} <= set(spec.axes["expand.heads"])
+    assert {AxisRef("expand.weight", 0), AxisRef("v", 0), AxisRef("head.weight", 1)} <= set(spec.axes["expand"])
+    _preserved(module, spec, x)
+    # a permutation that mixes the groups would not be a symmetry: the spec must not allow one
+    mixed = torch.tensor([0, 1, 2, 4, 3, 5, 6, 7])
+    state = generic_state(module)
+    swapped = {**state, "expand.weight": state["expand.weight"][mixed], "expand.bias": state["expand.bias"][mixed],
+               "v": state["v"][mixed], "head.weight": state["head.weight"][:, mixed]}
+    with torch.no_grad():
+        assert not torch.allclose(torch.func.functional_call(module, swapped, (x,)),
+                                  torch.func.functional_call(module, state, (x,)), rtol=1e-4, atol=1e-5)
+
+
 def test_constant_padding_keeps_the_units_between_fixed_entries():
     module = Padded()
     x = torch.randn(2, 3, 5, 5)

@@ -26,6 +26,7 @@ ARCHITECTURES = [
     _case("test_convnext", {}, 1.0),
     _case("test_vit", {"img_size": 32}, 1.0),
     _case("test_vit4", {"img_size": 32}, 1.0),  # timm's RmsNorm and F.rms_norm
+    _case("test_efficientnet_evos", {}, 1.0),  # EvoNorm2dS0's per-group statistics
     _case("test_byobnet", {}, 1.0),
     _case("test_nfnet", {}, 1.0),
     _case("resnet18", {}, 1.0),
