@@ -143,7 +143,7 @@ class Unions:
             if self.vars[pa].size == self.vars[pb].size:
                 self.union(pa, pb)
             else:
-                self.freeze(ra, "tied to heads of another size")
+                self.freeze(ra, "joined to heads of another size")
 
     def coarsen(self, v: int, blocks: int) -> None:
         """Let ``v``'s class permute only ``blocks`` contiguous blocks of its entries."""
@@ -331,7 +331,7 @@ def merge(unions: Unions, labels: list[Label], where: str) -> Label:
     present = [label for label in labels if label is not None]
     if not present:
         return None
-    fixed_reason = (f"tied at {where} to an axis that cannot be permuted (input features, token or "
+    fixed_reason = (f"joined at {where} to an axis that cannot be permuted (input features, token or "
                     "spatial positions, an untracked tensor)")
     if len(present) < len(labels):
         _freeze_labels(unions, present, fixed_reason)
@@ -339,7 +339,7 @@ def merge(unions: Unions, labels: list[Label], where: str) -> Label:
     first = present[0]
     if all(other == first for other in present[1:]):
         return first
-    layout_reason = f"tied at {where} to an axis with a different layout (concatenation or stride)"
+    layout_reason = f"joined at {where} to an axis with a different layout (concatenation or stride)"
     if any(sum(n * s for _, n, s in label) != sum(n * s for _, n, s in first) for label in present):
         _freeze_labels(unions, present, layout_reason)
         return None

@@ -218,7 +218,7 @@ def test_position_factors_fix_the_query_key_dimensions_inside_their_heads():
     spec = derive_spec(module, x)
     # the order of q and k dimensions is fixed inside each head, but they move with their heads
     assert [g for g in spec.frozen] == ["qkv[0:6]", "qkv[6:12]"]
-    assert all(r.startswith("moves only with its heads: tied at") for r in spec.frozen.values())
+    assert all(r.startswith("moves only with its heads: joined at") for r in spec.frozen.values())
     assert spec.frozen_sizes == {"qkv[0:6]": 0, "qkv[6:12]": 0}
     heads = next(g for g in spec.groups if g.endswith(".heads"))
     assert AxisRef("qkv.weight", 0, 0, 3) in spec.axes[heads] and spec.unit_sizes[heads] == 12

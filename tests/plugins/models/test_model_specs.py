@@ -128,5 +128,5 @@ def test_spec_report_lists_groups_tensors_frozen_groups_and_the_check(regs):
     report = format_spec_report(_timm(regs, "mixer_s16_224", {"img_size": 32}), seeds=2)
     assert "blocks.0.mlp_channels.fc1: 2048" in report
     assert "blocks.0.mlp_channels.fc1.weight[0]" in report
-    assert "blocks.0.mlp_tokens.fc2 (4 units): tied at" in report
+    assert "blocks.0.mlp_tokens.fc2 (4 units): joined at" in report
     assert "coverage: 99." in report and "check: passed (2 random permutations" in report
