@@ -152,7 +152,8 @@ def test_rms_norms_keep_the_normalised_units_free_and_their_weight_follows_them(
     x = torch.randn(3, 4)
     spec = derive_spec(module, x)
     assert spec.groups == {"embed": 6, "fc1": 5} and spec.frozen == {} and spec.coverage() == 1.0
-    assert {AxisRef("norm.weight", 0), AxisRef("timm_norm.weight", 0), AxisRef("gain", 0)} <= set(spec.axes["embed"])
+    weights = {AxisRef("norm.weight", 0), AxisRef("timm_norm.weight", 0), AxisRef("gain", 0)}
+    assert weights <= set(spec.axes["embed"])
     for m in (module.norm, module.timm_norm):
         nn.init.uniform_(m.weight, 0.5, 1.5)
     _function_preserved(module, spec, x)
