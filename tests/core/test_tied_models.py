@@ -186,6 +186,16 @@ def test_the_spec_report_lists_the_tied_tensors(data):
     assert "check: passed" in report
 
 
+def test_the_spec_report_keeps_the_word_tied_for_tied_tensors(data):
+    from ridgeline.core.symmetry.report import format_spec_report
+
+    # the vocabulary axis is frozen: the embedding's rows meet the input's fixed features. Its
+    # reason says "joined at", so "tied" in the report means one tensor under several names
+    frozen, _, tied = format_spec_report(build("tied_embeddings", data)).partition("\ntied tensors (1;")
+    assert "head (8 units): joined at matmul to an axis that cannot be permuted" in frozen
+    assert "tied" not in frozen.split("frozen groups (1;")[1] and "embed.weight = head.weight" in tied
+
+
 # -- alignment ---------------------------------------------------------------------------------
 ALIGNERS = registries().aligners.list()
 # Pre-activations for activation matching: these untrained models have ReLU units that never fire
