@@ -36,6 +36,9 @@ FAMILIES = ["cspdarknet53", "cs3darknet_s", "res2net50_26w_4s", "res2next50", "c
             "beitv2_base_patch16_224", "eva02_small_patch14_224", "hgnetv2_b1", "pvt_v2_b1",
             "swinv2_cr_tiny_224", "edgenext_x_small", "ghostnetv2_100", "efficientvit_b1",
             "mobilevit_xs", "mobilevitv2_050", "resmlp_24_224"]
+# the audit of main after issue 11: RMSNorm (test_vit4) and EvoNorm's group statistics
+NORMS = ["test_vit4", "test_efficientnet_evos", "ese_vovnet39b_evos", "regnetz_b16_evos",
+         "regnetz_c16_evos", "regnetz_d8_evos", "resnetv2_50d_evos"]
 BEFORE = ["resnet18", "resnet50", "vgg11_bn", "densenet121", "efficientnet_b0",
           "mobilenetv3_small_100", "convnext_atto", "regnetx_002", "vit_tiny_patch16_224",
           "deit_tiny_patch16_224", "mixer_s16_224"]
@@ -50,7 +53,7 @@ def main() -> None:
     torch.set_num_threads(1)
     names = [n for pattern in args.names
              for n in (timm.list_models(pattern) if "*" in pattern else [pattern])]
-    names = names or [*NAMED, *FAMILIES, *BEFORE]
+    names = names or [*NAMED, *FAMILIES, *NORMS, *BEFORE]
     regs = registries()
     rows = []
     for name in names:

@@ -71,11 +71,15 @@ def type_text(annotation: Any) -> str:
 
 def describe(annotation: Any) -> str:
     """What a value of ``annotation`` must be, as a message says it: ``int | Sequence[float]``,
-    ``one of 'adam', 'sgd'``."""
+    ``one of 'adam', 'sgd'``, and for a closed set beside other types ``one of 'dataset', 'none',
+    'model', or Mapping[str, float]``."""
     members = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
-    if all(typing.get_origin(m) is Literal or m is type(None) for m in members):
-        return "one of " + ", ".join(repr(c) for c in choices_of(annotation))
-    return type_text(annotation)
+    if not any(typing.get_origin(m) is Literal for m in members):
+        return type_text(annotation)
+    closed = [m for m in members if typing.get_origin(m) is Literal or m is type(None)]
+    choices = "one of " + ", ".join(repr(c) for c in choices_of(annotation))
+    others = [m for m in members if m not in closed]
+    return f"{choices}, or {' | '.join(type_text(m) for m in others)}" if others else choices
 
 
 def matches(value: Any, annotation: Any) -> bool:

@@ -11,6 +11,14 @@ ablations:
 * ``no alignment, plain averaging``;
 * ``dominant only``: each group keeps its dominant expert (the others dropped).
 
+Each merged network (8 experts per layer, one copy per group) is then compressed into a genuinely
+smaller ``smoe_mlp`` with ``SMoEMLPModel.compress``: 4 experts per layer, the router's 8 routes
+dispatched to their groups' experts (``routes = 8``). Its parameters are counted from the module
+and its test outputs compared with the merged network's (equal, up to float rounding). With
+``--save DIR`` the compressed ``msmoe`` networks are written as ``DIR/smoe_msmoe_seed{s}.safetensors``
+with the model config in their metadata, loadable into ``smoe_mlp`` with ``experts = 4, routes = 8``
+(docs/methods.md shows how).
+
 Part 2, between two models: the test loss and error barriers of the linear path between two wider
 SMoE networks (1 block, width 256, 8 experts of 64 units, top-2; Adam 1e-3, 20 epochs) aligned by
 ``identity``, by weight matching of the residual stream alone, of the residual stream and whole
@@ -18,7 +26,7 @@ experts (``spec.without_nested()``: experts moved as blocks, their units left in
 expert-aware weight matching (experts matched by their best unit-level match, then the units
 within them).
 
-    python examples/smoe_merging.py [--seeds 5] [--epochs 20] [--lr 0.003] [--out smoe.json]
+    python examples/smoe_merging.py [--seeds 5] [--epochs 20] [--lr 0.003] [--out smoe.json] [--save DIR]
 """
 
 from __future__ import annotations
@@ -27,10 +35,11 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
-from ridgeline.core import AlignContext, Evaluator, TrainConfig, registries, train
+from ridgeline.core import AlignContext, Evaluator, TrainConfig, registries, save_state, train
 from ridgeline.core.numerics import barrier_summary, lerp, t_grid
 
 MERGES = {
@@ -54,6 +63,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.003)
     parser.add_argument("--grid", type=int, default=11)
     parser.add_argument("--out", default="")
+    parser.add_argument("--save", default="", help="folder for the compressed msmoe checkpoints")
     args = parser.parse_args()
     torch.set_num_threads(1)
     regs = registries()
@@ -67,23 +77,46 @@ def main() -> None:
     symmetry = model.symmetries()
     context = AlignContext(evaluator=evaluator)
     results: dict[str, dict[str, list[float]]] = {"original": {"accuracy": [], "loss": []}}
-    parameters = {}
-    for state in states:
+    parameters: dict[str, int] = {"before": sum(p.numel() for p in model.build().parameters())}
+    compression = {"max_logit_difference": 0.0, "accuracy_equal": True}
+    x_test, _ = data.split("test")
+    for seed, state in enumerate(states):
         base = evaluator.evaluate(state, "test")
         results["original"]["accuracy"].append(base.accuracy)
         results["original"]["loss"].append(base.loss)
         for name, options in MERGES.items():
             alignment = regs.aligners.create("msmoe", **options).align(state, state, symmetry, context)
             merged = evaluator.evaluate(alignment.merged, "test")
-            row = results.setdefault(name, {"accuracy": [], "loss": [], "seconds": []})
+            row = results.setdefault(name, {"accuracy": [], "loss": [], "seconds": [],
+                                            "compressed_accuracy": []})
             row["accuracy"].append(merged.accuracy)
             row["loss"].append(merged.loss)
             row["seconds"].append(alignment.seconds)
-            parameters = {"before": alignment.diagnostics["parameters_before"],
-                          "after": alignment.diagnostics["parameters_after"]}
-    print(f"\nPart 1: merging 8 -> 4 experts per layer ({args.seeds} seeds; parameters "
-          f"{parameters['before']} -> {parameters['after']})")
-    print("| model | experts per layer | unique parameters | test accuracy | change (paired, pp) "
+            # the merged network as a smaller smoe_mlp: one expert per group, the 8 routes dispatched
+            groups = {layer: found["groups"] for layer, found in alignment.diagnostics["layers"].items()}
+            smaller, compressed = model.compress(alignment.merged, groups)
+            small = Evaluator(smaller.build(), data)
+            row["compressed_accuracy"].append(small.evaluate(compressed, "test").accuracy)
+            difference = small.logits(compressed, x_test) - evaluator.logits(alignment.merged, x_test)
+            compression["max_logit_difference"] = max(compression["max_logit_difference"],
+                                                      float(difference.abs().max()))
+            compression["accuracy_equal"] &= row["compressed_accuracy"][-1] == merged.accuracy
+            parameters.update(after=sum(p.numel() for p in small.module.parameters()),
+                              routing_table=sum(b.numel() for b in small.module.buffers()),
+                              computed_after=alignment.diagnostics["parameters_after"])
+            if args.save and name == "msmoe":
+                path = save_state(Path(args.save) / f"smoe_msmoe_seed{seed}.safetensors", compressed,
+                                  {"model": smaller.config, "seed": seed, "merged_by": "msmoe",
+                                   "groups": groups})
+                print(f"saved {path} ({smaller.options['experts']} experts per layer, "
+                      f"{smaller.routes} routes)")
+    print(f"\nPart 1: merging 8 -> 4 experts per layer ({args.seeds} seeds; parameters counted "
+          f"{parameters['before']} -> {parameters['after']} (+{parameters['routing_table']} routing-table "
+          f"entries), computed by msmoe {parameters['computed_after']})")
+    print(f"compressed models (4 experts, 8 routes): test accuracy equal to the merged models' on every "
+          f"seed and merge: {compression['accuracy_equal']}; largest test logit difference "
+          f"{compression['max_logit_difference']:.1e}")
+    print("| model | experts per layer | parameters | test accuracy | change (paired, pp) "
           "| test loss |")
     print("|---|---|---|---|---|---|")
     base = results["original"]["accuracy"]
@@ -123,7 +156,8 @@ def main() -> None:
     print(f"endpoint test accuracy {100 * (1 - curve[0].error):.1f}% / {100 * (1 - curve[-1].error):.1f}%")
     if args.out:
         with open(args.out, "w") as handle:
-            json.dump({"merging": results, "parameters": parameters, "barriers": barriers}, handle, indent=1)
+            json.dump({"merging": results, "parameters": parameters, "compression": compression,
+                       "barriers": barriers}, handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ inputs (MNIST-1D, digits, synthetic), or a compact form such as uint8 images tha
 :meth:`Dataset.prepare` turns into the model's float inputs one batch at a time, on the batch's
 device (scaling, normalisation, resizing, training-time augmentation). :meth:`Dataset.batches`
 streams a split that way, so a 50 000-image split is never held as floats, nor moved to a GPU
-whole; :meth:`Dataset.split` still gives a whole split prepared, for small data and scripts.
+whole; :meth:`Dataset.split` still gives a whole split prepared, for small data and scripts (made
+on each call, never kept: the evaluator prepares its batches itself).
 
 Every loaded split is checked once (:meth:`Dataset.stored`): inputs of ``stored_shape``, one
 integer label per example, labels in ``0 .. num_classes - 1``; a failure is a
@@ -38,7 +39,6 @@ class Dataset(abc.ABC):
         self.options = options
         self.cache_dir: Path | None = None
         self._stored: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._prepared: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
     def config(self) -> dict[str, Any]:
@@ -122,11 +122,10 @@ class Dataset(abc.ABC):
         return len(self.stored(split)[1])
 
     def split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """The whole of ``split`` prepared (float inputs, long labels), on the CPU, cached."""
-        if split not in self._prepared:
-            x, y = self.stored(split)
-            self._prepared[split] = (self.prepare(x), y)
-        return self._prepared[split]
+        """The whole of ``split`` prepared (float inputs, long labels), on the CPU. Prepared on
+        every call and not kept (for uint8 images it is a float copy of the whole split)."""
+        x, y = self.stored(split)
+        return self.prepare(x), y
 
     def batches(self, split: str, batch_size: int, *, shuffle: bool = False,
                 generator: torch.Generator | None = None, device: torch.device | str = "cpu",

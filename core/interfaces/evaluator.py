@@ -10,7 +10,15 @@ Evaluation options (the pipeline's ``batch_size``, ``points_per_batch`` and ``pr
 one stacked forward (``torch.func.vmap`` over the stacked states; the default per device is
 the faster one measured, :data:`DEFAULT_POINTS_PER_BATCH`); ``precision`` ``"fp32"``, or
 ``"bf16"``/``"fp16"`` autocast on CUDA. Losses and correct counts accumulate on the device
-and come to the host in one non-blocking copy per call, not one synchronisation per batch.
+and come to the host in one copy per call, not one synchronisation per batch.
+
+**Data.** The evaluator holds each evaluated split as the dataset stores it (:meth:`stored`:
+uint8 images for datasets read from files, floats for the in-memory ones), on the device when it
+fits (:data:`DEVICE_DATA_FRACTION`) and otherwise on the host in pinned memory, and prepares
+every batch inside the batch loop (:meth:`prepare`: moved to the device, scaled, resized,
+normalised), so no float copy of a whole split exists: the 10 000 CIFAR test images for a model
+at 224 x 224 are 31 MB stored (uint8, 32 x 32) and would be 6 GB prepared. :meth:`data` still
+gives a whole split prepared, for the few consumers that need random access to prepared inputs.
 
 Tied tensors (:class:`~ridgeline.core.state.Ties`: one tensor under several names) reach
 ``functional_call`` once, under their first name present; a state may hold every name (they must
@@ -41,6 +49,12 @@ DEFAULT_POINTS_PER_BATCH: dict[str, int] = {"cpu": 1, "cuda": 1}
 """States per stacked forward when ``points_per_batch`` is not given, per device type. On the
 CPU, stacking 25 points with ``torch.func.vmap`` was 1.6x slower than one at a time (issue 9);
 on CUDA it stays 1 until ``benchmarks/gpu.sh`` has measured a faster value on a GPU."""
+
+
+DEVICE_DATA_FRACTION = 0.25
+"""A split's stored inputs are kept on a CUDA device when they take at most this fraction of the
+device's free memory (the rest is left to activations); a larger split stays on the host, pinned,
+and moves batch by batch."""
 
 
 def check_evaluation_options(device: torch.device, points_per_batch: int | None, precision: str) -> int:
@@ -104,30 +118,57 @@ class Evaluator:
         self.bn_split = bn_split
         self.bn_examples = bn_examples
         self.bn_passes = bn_passes
-        self._data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._stored: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._prepared: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def stored(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``split`` as the dataset stores it (:meth:`Dataset.stored`: uint8 images, or floats),
+        held for evaluation: inputs on the device if they fit (:data:`DEVICE_DATA_FRACTION` of a
+        CUDA device's free memory; always on the CPU, where nothing is copied), otherwise on the
+        host in pinned memory; labels on the device. Prepare batches of it with :meth:`prepare`."""
+        if split not in self._stored:
+            x, y = self.dataset.stored(split)
+            self._stored[split] = (self._place(x), y.to(self.device))
+        return self._stored[split]
+
+    def _place(self, x: torch.Tensor) -> torch.Tensor:
+        if self.device.type != "cuda":
+            return x.to(self.device)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        if x.numel() * x.element_size() <= DEVICE_DATA_FRACTION * free:
+            return x.to(self.device)
+        try:
+            return x if x.is_pinned() else x.pin_memory()
+        except RuntimeError:  # no page-locked memory left: pageable, each batch's copy waits
+            return x
+
+    def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
+        """A batch of stored inputs as the model's inputs, on the device (:meth:`Dataset.prepare`
+        after a non-blocking move; the same stream orders the two)."""
+        return self.dataset.prepare(inputs.to(self.device, non_blocking=True))
 
     def data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """The whole split prepared, moved to the device once (for evaluation; statistics
-        passes use :meth:`batches`)."""
-        if split not in self._data:
-            x, y = self.dataset.split(split)
-            self._data[split] = (x.to(self.device), y.to(self.device))
-        return self._data[split]
+        """The whole split prepared, on the device, kept: for consumers that need random access
+        to prepared inputs. For a dataset of uint8 images this is a float copy of the whole split
+        (4 bytes per value); evaluation (:meth:`evaluate_many`) and statistics passes
+        (:meth:`batches`) never make it, and in-memory float datasets share the stored tensor."""
+        if split not in self._prepared:
+            x, y = self.stored(split)
+            self._prepared[split] = (self.prepare(x), y)
+        return self._prepared[split]
 
     def batches(self, split: str, *, limit: int | None = None,
                 batch_size: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Prepared batches of the first ``limit`` examples of ``split`` on the device, for
-        statistics passes: sliced from :meth:`data`'s copy when the split is already on the
-        device, otherwise streamed from the dataset, so a pass never moves a split whole."""
+        statistics passes: sliced from :meth:`stored` when the evaluator already holds the split,
+        otherwise from the dataset's stored split on the host, so a pass never moves a split whole;
+        each batch is prepared as it is moved (:meth:`prepare`)."""
         size = batch_size or self.batch_size
-        if split not in self._data:
-            yield from self.dataset.batches(split, size, device=self.device, limit=limit)
-            return
-        x, y = self._data[split]
+        x, y = self._stored[split] if split in self._stored else self.dataset.stored(split)
         n = len(x) if limit is None else min(limit, len(x))
         for start in range(0, n, size):
             end = min(start + size, n)
-            yield x[start:end], y[start:end]
+            yield self.prepare(x[start:end]), y[start:end].to(self.device, non_blocking=True)
 
     def on_device(self, state: Mapping[str, torch.Tensor]) -> State:
         """``state`` with every tensor on the evaluator's device (no copy if already there)."""
@@ -160,9 +201,9 @@ class Evaluator:
             self.ties.check(state, "the evaluated state")
         if bn_reset if bn_reset is not None else self.bn_split is not None:
             states = [self.reset_batchnorm(state, self.bn_split or "train") for state in states]
-        x, y = self.data(split)
+        x, y = self.stored(split)
         sums = []
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad():
             for first in range(0, len(states), self.points_per_batch):
                 chunk = [self.on_device(self.ties.drop(state))
                          for state in states[first:first + self.points_per_batch]]
@@ -173,21 +214,23 @@ class Evaluator:
                 for total, right in zip(loss, correct)]
 
     def _sums(self, states: list[State], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """(2, len(states)) float64: each state's summed cross-entropy and correct count."""
+        """(2, len(states)) float64: each state's summed cross-entropy and correct count over
+        the stored inputs ``x``, each batch prepared here (outside autocast)."""
         total_loss = torch.zeros(len(states), device=self.device, dtype=torch.float64)
         correct = torch.zeros(len(states), device=self.device, dtype=torch.long)
         stacked = {k: torch.stack([s[k] for s in states]) for k in states[0]} if len(states) > 1 else None
         for start in range(0, len(x), self.batch_size):
-            xb, yb = x[start:start + self.batch_size], y[start:start + self.batch_size]
-            if stacked is None:  # one state: a plain functional call
-                logits = torch.func.functional_call(self.module, states[0], (xb,)).float()
-                total_loss += F.cross_entropy(logits, yb, reduction="sum").double()
-                correct += (logits.argmax(dim=1) == yb).sum()
-                continue
-            logits = self._stacked_logits(stacked, xb).float()
-            losses = F.cross_entropy(logits.flatten(0, 1), yb.repeat(len(states)), reduction="none")
-            total_loss += losses.view(len(states), -1).sum(1).double()
-            correct += (logits.argmax(dim=2) == yb).sum(1)
+            xb, yb = self.prepare(x[start:start + self.batch_size]), y[start:start + self.batch_size]
+            with self._autocast():
+                if stacked is None:  # one state: a plain functional call
+                    logits = torch.func.functional_call(self.module, states[0], (xb,)).float()
+                    total_loss += F.cross_entropy(logits, yb, reduction="sum").double()
+                    correct += (logits.argmax(dim=1) == yb).sum()
+                    continue
+                logits = self._stacked_logits(stacked, xb).float()
+                losses = F.cross_entropy(logits.flatten(0, 1), yb.repeat(len(states)), reduction="none")
+                total_loss += losses.view(len(states), -1).sum(1).double()
+                correct += (logits.argmax(dim=2) == yb).sum(1)
         return torch.stack([total_loss, correct.double()])
 
     def _stacked_logits(self, stacked: State, x: torch.Tensor) -> torch.Tensor:
@@ -222,12 +265,9 @@ class Evaluator:
 
 
 def _to_host(sums: torch.Tensor) -> tuple[list[float], list[int]]:
-    """The (2, points) sums on the host: one non-blocking copy into pinned memory and one wait
-    on a CUDA device, a plain read on the CPU."""
-    if sums.device.type == "cuda":
-        host = torch.empty(sums.shape, dtype=sums.dtype, pin_memory=True)
-        host.copy_(sums, non_blocking=True)
-        torch.cuda.current_stream(sums.device).synchronize()
-    else:
-        host = sums
+    """The (2, points) sums on the host. On a device this is one copy, and so the one wait for
+    the call's work to finish: the caller needs the numbers at once, so nothing can overlap it.
+    What it saves is the rest: losses and counts accumulate on the device, where reading each
+    batch's numbers would wait once per batch."""
+    host = sums.cpu()
     return host[0].tolist(), [round(c) for c in host[1].tolist()]

@@ -10,12 +10,13 @@ metric along each of :meth:`segments`.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
 
-from ridgeline.core.state import State, check_compatible, combine
+from ridgeline.core.state import State, Ties, check_compatible, combine
 
 
 class Path(abc.ABC):
@@ -65,3 +66,17 @@ class Path(abc.ABC):
         """The curves metrics should run along, by label. Most paths are one curve; a star
         path (one centre, N models) returns its N lines."""
         return {"": self}
+
+
+def path_arguments(factory: Callable[..., Any], endpoints: Sequence[State], ties: Ties) -> dict[str, Any]:
+    """The arguments ridgeline gives a path factory besides the user's options: ``endpoints``
+    (each tied tensor once, :meth:`Ties.drop`), and the model's ``ties`` when the factory has a
+    parameter of that name (``layerwise`` uses them to name the layer of a tied tensor that a
+    user called by another of its names). Used wherever the pipeline builds a path."""
+    arguments: dict[str, Any] = {"endpoints": list(endpoints)}
+    try:
+        if "ties" in inspect.signature(factory).parameters:
+            arguments["ties"] = ties
+    except (TypeError, ValueError):  # no readable signature: it gets what every path gets
+        pass
+    return arguments

@@ -5,7 +5,8 @@
 * vectors over state keys: :func:`dot`, :func:`norm`, :func:`flatten`, :func:`angle`;
 * curves on a t grid: :func:`t_grid`, :func:`barrier_summary`, :func:`tangent`, and the
   Bezier / polygonal-chain coefficients :func:`bernstein`, :func:`chain_coefficients`;
-* linear assignment: :func:`assignment`;
+* linear assignment: :func:`assignment`, one problem per leading index :func:`batched_assignment`,
+  and weight matching's step :func:`improving_assignment`;
 * soft permutations of a state: :func:`soft_apply`, :func:`multiply_axis`;
 * streamed activation statistics of permutation groups: :class:`Moments`, :func:`stream_moments`,
   before or after the nonlinearity that follows the units (:func:`post_activations`);
@@ -33,12 +34,14 @@ _EXPORTS = {
                     "ridgeline.core.numerics.vectors"),
     **dict.fromkeys(("t_grid", "barrier_summary", "tangent", "bernstein", "chain_coefficients"),
                     "ridgeline.core.numerics.curves"),
-    "assignment": "ridgeline.core.numerics.assignment",
+    **dict.fromkeys(("assignment", "batched_assignment", "improving_assignment"),
+                    "ridgeline.core.numerics.linear_assignment"),
     **dict.fromkeys(("soft_apply", "multiply_axis"), "ridgeline.core.numerics.soft_permutation"),
-    **dict.fromkeys(("Producer", "producers", "module_producers", "unit_samples", "hooked", "Moments",
-                     "collect_moments", "stream_moments", "cross_similarity"),
+    **dict.fromkeys(("Producer", "producers", "module_producers", "unit_samples", "hooked"),
+                    "ridgeline.core.numerics.unit_producers"),
+    **dict.fromkeys(("Moments", "collect_moments", "stream_moments", "cross_similarity"),
                     "ridgeline.core.numerics.activations"),
-    **dict.fromkeys(("PostActivation", "post_activations"), "ridgeline.core.numerics.post_activations"),
+    **dict.fromkeys(("PostActivation", "post_activations"), "ridgeline.core.numerics.nonlinearities"),
     "PooledMoments": "ridgeline.core.interfaces.statistics",
     **dict.fromkeys(("select_layers", "blend_layers"), "ridgeline.core.numerics.layers"),
     **dict.fromkeys(("LossSurface", "parameter_keys"), "ridgeline.core.numerics.hessian"),
@@ -53,18 +56,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # what static tools see; at run time names load on first use
     from ridgeline.core.interfaces.statistics import PooledMoments
-    from ridgeline.core.numerics.activations import (
-        Moments,
-        Producer,
-        collect_moments,
-        cross_similarity,
-        hooked,
-        module_producers,
-        producers,
-        stream_moments,
-        unit_samples,
-    )
-    from ridgeline.core.numerics.assignment import assignment
+    from ridgeline.core.numerics.activations import Moments, collect_moments, cross_similarity, stream_moments
     from ridgeline.core.numerics.curve_fitting import FitSettings, FittedCurve, fit_free_states, train_mode
     from ridgeline.core.numerics.curves import barrier_summary, bernstein, chain_coefficients, t_grid, tangent
     from ridgeline.core.numerics.hessian import LossSurface, parameter_keys
@@ -76,8 +68,16 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
         same_class_pairs,
     )
     from ridgeline.core.numerics.layers import blend_layers, select_layers
-    from ridgeline.core.numerics.post_activations import PostActivation, post_activations
+    from ridgeline.core.numerics.linear_assignment import assignment, batched_assignment, improving_assignment
+    from ridgeline.core.numerics.nonlinearities import PostActivation, post_activations
     from ridgeline.core.numerics.soft_permutation import multiply_axis, soft_apply
+    from ridgeline.core.numerics.unit_producers import (
+        Producer,
+        hooked,
+        module_producers,
+        producers,
+        unit_samples,
+    )
     from ridgeline.core.numerics.vectors import Vector, angle, dot, flatten, norm, restrict
     from ridgeline.core.state import (
         State,

@@ -1,22 +1,13 @@
 """Activation statistics of permutation groups, streamed over a data split.
 
 One place for everything that looks at a network's hidden units through its activations:
-activation matching, OT fusion on activations, ZipIt and the REPAIR correction.
-
-**Which module produces a group's units.** A module ``m`` is a *producer* of group ``g`` when
-the spec has ``AxisRef(f"{m}.weight", 0)`` in ``g``: the module's output channels are the
-group's units (with ``stride`` s, each unit is s consecutive channels, e.g. an attention head,
-and unit similarities average the channel similarities position by position). That covers
-Linear and Conv output rows, BatchNorm / LayerNorm / GroupNorm affine parameters, and every
-block that writes into a residual stream (several producers per group). The unit axis of the
-output is the last one for ``nn.Linear`` and ``nn.LayerNorm`` and axis 1 for convolutions and
-BatchNorm / GroupNorm / InstanceNorm; other module types are not hookable. A group without a
-hookable producer raises :class:`~ridgeline.core.errors.SpecError` naming the group: there is
-no silent fallback to weight statistics.
+activation matching, OT fusion on activations, ZipIt and the REPAIR correction. Which module
+produces a group's units, and how its output is hooked, is
+:mod:`ridgeline.core.numerics.unit_producers`.
 
 Statistics are pre-activations (the producer's output, before any nonlinearity) or, with
 ``features="post"``, the units after the pointwise nonlinearity that follows the producer
-(:mod:`ridgeline.core.numerics.post_activations`); every position of a convolution counts as one
+(:mod:`ridgeline.core.numerics.nonlinearities`); every position of a convolution counts as one
 sample, and so does every call of a module called more than once (a shared block). For a
 group with several producers each producer keeps its own statistics; consumers
 average over producers. With ``features="post"`` a group uses only its producers followed by a
@@ -27,89 +18,16 @@ each :class:`Moments` records which it holds (``features``).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 import torch
-from torch import nn
 
-from ridgeline.core.errors import ConfigError, DataError, SpecError
+from ridgeline.core.errors import ConfigError, DataError
 from ridgeline.core.interfaces.evaluator import Evaluator
+from ridgeline.core.numerics.nonlinearities import post_activations
+from ridgeline.core.numerics.unit_producers import Producer, hooked, producers, unit_samples
 from ridgeline.core.symmetry.spec import PermutationSpec
-
-_LAST_AXIS = (nn.Linear, nn.LayerNorm)
-_CHANNEL_AXIS = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.GroupNorm,
-                 nn.modules.instancenorm._InstanceNorm)
-
-
-@attrs.frozen
-class Producer:
-    """Module ``module`` writes units ``offset .. offset + size * stride`` of ``group`` on
-    ``unit_axis``, each unit ``stride`` consecutive channels (an attention head's dimensions)."""
-
-    module: str
-    group: str
-    unit_axis: int
-    offset: int
-    size: int
-    stride: int = 1
-
-
-def producers(module: nn.Module, spec: PermutationSpec) -> dict[str, list[Producer]]:
-    """Every group's producers, in module (forward) order; :class:`SpecError` for a group
-    that has none."""
-    modules = dict(module.named_modules())
-    found: dict[str, list[Producer]] = {g: [] for g in spec.groups}
-    order = {name: i for i, name in enumerate(modules)}
-    for group, refs in spec.axes.items():
-        for ref in refs:
-            name, _, leaf = ref.key.rpartition(".")
-            if leaf != "weight" or ref.axis != 0 or name not in modules:
-                continue
-            sub = modules[name]
-            if isinstance(sub, _LAST_AXIS):
-                axis = -1
-            elif isinstance(sub, _CHANNEL_AXIS):
-                axis = 1
-            else:
-                continue
-            found[group].append(
-                Producer(name, group, axis, ref.offset, spec.groups[group], ref.stride))
-        found[group].sort(key=lambda p: order[p.module])
-    missing = [g for g, ps in found.items() if not ps]
-    if missing:
-        raise SpecError(
-            f"permutation group(s) {missing} have no hookable producer (a Linear, Conv or norm "
-            "module whose weight has axis 0 in the group), so their activations cannot be "
-            "observed; use a weight-based aligner (weight_matching, ot_fusion with on='weights')"
-        )
-    return found
-
-
-def unit_samples(output: torch.Tensor, producer: Producer) -> torch.Tensor:
-    """A producer's output as (samples, units): every other axis becomes samples."""
-    out = torch.movedim(output, producer.unit_axis, -1)
-    width = producer.size * producer.stride
-    return out.narrow(-1, producer.offset, width).reshape(-1, width)
-
-
-@contextlib.contextmanager
-def hooked(module: nn.Module, plist: Sequence[Producer],
-           callback: Callable[[Producer, torch.Tensor], torch.Tensor | None]) -> Iterator[None]:
-    """Call ``callback(producer, output)`` after every producer's forward; a tensor it returns
-    replaces the output. Hooks are removed on exit."""
-    modules = dict(module.named_modules())
-    handles = []
-    for producer in plist:
-        def hook(_m, _inputs, output, producer=producer):
-            return callback(producer, output)
-        handles.append(modules[producer.module].register_forward_hook(hook))
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @attrs.define
@@ -172,22 +90,6 @@ class Moments:
         return self.units(self.outer / self.n)
 
 
-def module_producers(module: nn.Module) -> list[Producer]:
-    """Every hookable module with an affine weight, as its own group of all its output units
-    (used without a spec, e.g. by REPAIR), in module order."""
-    out = []
-    for name, sub in module.named_modules():
-        if getattr(sub, "weight", None) is None:
-            continue
-        if isinstance(sub, nn.Linear):
-            out.append(Producer(name, name, -1, 0, sub.out_features))
-        elif isinstance(sub, nn.LayerNorm) and len(sub.normalized_shape) == 1:
-            out.append(Producer(name, name, -1, 0, sub.normalized_shape[0]))
-        elif isinstance(sub, _CHANNEL_AXIS):
-            out.append(Producer(name, name, 1, 0, int(sub.weight.shape[0])))
-    return out
-
-
 def collect_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Tensor]],
                     plist: Sequence[Producer], *, split: str = "train", examples: int | None = 2000,
                     batch_size: int = 500,
@@ -204,6 +106,7 @@ def collect_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Te
     if evaluator is None:
         raise ConfigError("activation statistics need data: pass an AlignContext with an evaluator")
     transforms = dict(transforms or {})
+    states = [evaluator.on_device(state) for state in states]  # moved once, not once per batch
     moments = {p: Moments(p, len(states), features="post" if p in transforms else "pre") for p in plist}
     captured: dict[Producer, list[list[torch.Tensor]]] = {}  # producer -> per state, per call
     current = 0
@@ -250,8 +153,6 @@ def stream_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Ten
     found = producers(evaluator.module, spec)
     transforms = {}
     if features == "post":
-        from ridgeline.core.numerics.post_activations import post_activations
-
         posts = post_activations(evaluator.module, [p for ps in found.values() for p in ps])
         transforms = {p: post.apply for p, post in posts.items()}
         found = {g: [p for p in ps if p in posts] or ps for g, ps in found.items()}

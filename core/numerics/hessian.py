@@ -42,14 +42,13 @@ class LossSurface:
         self.keys = parameter_keys(evaluator)
 
     def _chunks(self, dtype: torch.dtype | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
-        x, y = self.evaluator.data(self.split)
-        if self.examples is not None:
-            x, y = x[: self.examples], y[: self.examples]
-        if dtype is not None and x.is_floating_point():
-            x = x.to(dtype)
-        n, size = len(x), self.evaluator.batch_size
+        x, y = self.evaluator.stored(self.split)  # each chunk prepared as it is used
+        n = len(x) if self.examples is None else min(self.examples, len(x))
+        size = self.evaluator.batch_size
         for start in range(0, n, size):
-            xb, yb = x[start:start + size], y[start:start + size]
+            xb, yb = self.evaluator.prepare(x[start:min(start + size, n)]), y[start:min(start + size, n)]
+            if dtype is not None and xb.is_floating_point():
+                xb = xb.to(dtype)
             yield xb, yb, len(xb) / n
 
     def _leaves(self, state: Mapping[str, torch.Tensor]) -> tuple[dict, Vector]:

@@ -23,8 +23,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 
-from ridgeline.core.plots.saving import provenance, save_figure
-from ridgeline.core.results.readers import read_curves, read_metadata, read_summaries
+from ridgeline.core.plots.saving import config_order, metric_splits, provenance, save_figure
+from ridgeline.core.plots.sweeps import plot_sweeps
+from ridgeline.core.results.readers import read_curves, read_summaries
 
 CURVE_METRICS = {"loss_barrier": ("loss", "loss"), "error_barrier": ("error", "error (%)")}
 """metric -> (the column drawn, its axis label); errors are drawn in percent."""
@@ -34,42 +35,6 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 LINE_STYLES: tuple[Any, ...] = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)),
                                 (0, (1, 3)), (0, (8, 3, 2, 3)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-
-
-def _entry_label(entry: Mapping[str, Any]) -> str:
-    return str(entry.get("label") or entry["name"])
-
-
-def config_order(results: str | Path) -> dict[str, list[str]]:
-    """The pipeline's aligners, corrections and paths in the order its config lists them
-    (styles follow this order, so the same config draws the same styles)."""
-    config = read_metadata(results).get("config", {})
-    return {
-        "aligner": [_entry_label(e) for e in config.get("aligners", [])],
-        "correction": ["+".join(_entry_label(c) for c in cs) or "none"
-                       for cs in config.get("corrections", [])],
-        "path": [_entry_label(e) for e in config.get("paths", [])],
-    }
-
-
-def metric_splits(results: str | Path) -> dict[str, tuple[str, str]]:
-    """Metric label -> (registry name, split it was measured on): the config's ``split`` option,
-    or the metric factory's default."""
-    from ridgeline.core.plugin_host.host import registries
-    from ridgeline.core.plugin_host.options import factory_options
-
-    out = {}
-    for entry in read_metadata(results).get("config", {}).get("metrics", []):
-        split = entry.get("split")
-        if split is None:
-            try:
-                factory = registries().metrics.get(entry["name"])
-            except LookupError:  # a plugin no longer installed
-                factory = None
-            defaults = {o.name: o.default for o in factory_options(factory)} if factory else {}
-            split = defaults.get("split") if isinstance(defaults.get("split"), str) else "default"
-        out[_entry_label(entry)] = (str(entry["name"]), str(split))
-    return out
 
 
 def _assign(values: Sequence[str], known: Sequence[str], options: Sequence[Any]) -> dict[str, Any]:
@@ -193,8 +158,6 @@ def plot_results(results: str | Path, out_dir: str | Path, *, fmt: str = "png") 
         title = f"{pair}: {metric}, {split} split ({' / '.join(shown)})"
         out = Path(out_dir) / f"{name}_{metric}.{fmt}"
         written.append(getattr(landscape_plots, function)(rows, out, title=title, source=source, **options))
-    from ridgeline.core.plots.sweeps import plot_sweeps
-
     written += plot_sweeps(results, out_dir, fmt=fmt)
     return written + plot_training_time(results, out_dir, fmt=fmt)
 

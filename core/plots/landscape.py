@@ -1,5 +1,5 @@
 """Pictures of the landscape from tidy rows (lists of dicts, as ``read_curves`` or
-:func:`ridgeline.core.trajectory.measure_trajectory` return them).
+:func:`ridgeline.core.run.trajectory.measure_trajectory` return them).
 
 * :func:`layer_heatmap` - layer-wise barriers, layers x anchor or layers x training step;
 * :func:`landscape_contour` - loss (or error) over a ``plane`` with the curves drawn on it;

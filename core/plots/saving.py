@@ -1,5 +1,7 @@
 """Writing a figure: the format from the file's suffix (PNG, PDF or SVG), and metadata that say
-which results file and which pipeline configuration produced it.
+which results file and which pipeline configuration produced it; and what every kind of figure
+reads from that configuration (:func:`provenance`, the order of its entries
+:func:`config_order`, the split each metric measured :func:`metric_splits`).
 
 The metadata go where each format keeps them: PNG text chunks and SVG Dublin Core fields
 (``Title``, ``Source``: the results file, ``Description``: the pipeline config as JSON), the PDF
@@ -32,6 +34,42 @@ def provenance(results: str | Path) -> dict[str, str]:
     configuration stored in it (JSON, keys sorted)."""
     config = read_metadata(results).get("config", {})
     return {"results": str(Path(results).resolve()), "config": json.dumps(config, sort_keys=True)}
+
+
+def _entry_label(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("label") or entry["name"])
+
+
+def config_order(results: str | Path) -> dict[str, list[str]]:
+    """The pipeline's aligners, corrections and paths in the order its config lists them
+    (styles follow this order, so the same config draws the same styles)."""
+    config = read_metadata(results).get("config", {})
+    return {
+        "aligner": [_entry_label(e) for e in config.get("aligners", [])],
+        "correction": ["+".join(_entry_label(c) for c in cs) or "none"
+                       for cs in config.get("corrections", [])],
+        "path": [_entry_label(e) for e in config.get("paths", [])],
+    }
+
+
+def metric_splits(results: str | Path) -> dict[str, tuple[str, str]]:
+    """Metric label -> (registry name, split it was measured on): the config's ``split`` option,
+    or the metric factory's default."""
+    from ridgeline.core.plugin_host.host import registries
+    from ridgeline.core.plugin_host.options import factory_options
+
+    out = {}
+    for entry in read_metadata(results).get("config", {}).get("metrics", []):
+        split = entry.get("split")
+        if split is None:
+            try:
+                factory = registries().metrics.get(entry["name"])
+            except LookupError:  # a plugin no longer installed
+                factory = None
+            defaults = {o.name: o.default for o in factory_options(factory)} if factory else {}
+            split = defaults.get("split") if isinstance(defaults.get("split"), str) else "default"
+        out[_entry_label(entry)] = (str(entry["name"]), str(split))
+    return out
 
 
 def _metadata(fmt: str, title: str, source: Mapping[str, str] | None) -> dict[str, Any]:

@@ -12,8 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from ridgeline.core.plots.curves import metric_splits
-from ridgeline.core.plots.saving import provenance, save_figure
+from ridgeline.core.plots.saving import metric_splits, provenance, save_figure
 from ridgeline.core.results.tables import report_rows, sweep_names, sweep_of, sweep_rows
 
 PANELS = (("loss_barrier", "loss barrier", 1.0), ("error_barrier", "error barrier (pp)", 100.0))

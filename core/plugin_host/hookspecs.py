@@ -21,29 +21,29 @@ Register = Callable[..., None]
 
 @_hookspec
 def register_models(register: Register) -> None:
-    """Register :class:`~ridgeline.core.model.Model` subclasses (architectures)."""
+    """Register :class:`~ridgeline.core.Model` subclasses (architectures)."""
 
 
 @_hookspec
 def register_datasets(register: Register) -> None:
-    """Register :class:`~ridgeline.core.data.Dataset` subclasses."""
+    """Register :class:`~ridgeline.core.Dataset` subclasses."""
 
 
 @_hookspec
 def register_aligners(register: Register) -> None:
-    """Register :class:`~ridgeline.core.aligner.Aligner` subclasses (matching algorithms)."""
+    """Register :class:`~ridgeline.core.Aligner` subclasses (matching algorithms)."""
 
 
 @_hookspec
 def register_paths(register: Register) -> None:
-    """Register :class:`~ridgeline.core.path.Path` subclasses (curves between states)."""
+    """Register :class:`~ridgeline.core.Path` subclasses (curves between states)."""
 
 
 @_hookspec
 def register_metrics(register: Register) -> None:
-    """Register :class:`~ridgeline.core.metric.Metric` subclasses (measurements along paths)."""
+    """Register :class:`~ridgeline.core.Metric` subclasses (measurements along paths)."""
 
 
 @_hookspec
 def register_corrections(register: Register) -> None:
-    """Register :class:`~ridgeline.core.correction.Correction` subclasses (applied to path points)."""
+    """Register :class:`~ridgeline.core.Correction` subclasses (applied to path points)."""

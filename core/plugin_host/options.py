@@ -6,7 +6,8 @@ This is the one description of an entry's options: ``ridgeline describe`` prints
 parameter with a type annotation and a default; a closed set of values is a ``typing.Literal``
 (``order: Literal["random", "forward"] = "random"``), so the allowed values are written once,
 where the option is declared. The parameters ridgeline itself passes (a model's ``input_shape``
-and ``num_classes``, a path's ``endpoints``) are not options (:data:`SUPPLIED`).
+and ``num_classes``, a path's ``endpoints`` and, when it asks for them, the model's ``ties``) are
+not options (:data:`SUPPLIED`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = ["REQUIRED", "SUPPLIED", "FactoryOptions", "Option", "check_not_suppli
 
 SUPPLIED: dict[str, tuple[str, ...]] = {
     "models": ("input_shape", "num_classes"),
-    "paths": ("endpoints",),
+    "paths": ("endpoints", "ties"),
 }
 """Per registry kind, the factory parameters the pipeline fills in (never a user's option)."""
 

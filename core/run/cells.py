@@ -32,6 +32,7 @@ from ridgeline.core.interfaces.dataset import Dataset
 from ridgeline.core.interfaces.evaluator import Evaluator
 from ridgeline.core.interfaces.metric import PathProbe
 from ridgeline.core.interfaces.model import Model
+from ridgeline.core.interfaces.path import path_arguments
 from ridgeline.core.plugin_host.options import check_not_supplied
 from ridgeline.core.plugin_host.registry import Registries
 from ridgeline.core.results.store import safe_name
@@ -321,7 +322,9 @@ def measure_cell(context: CellContext, cell: MeasureCell, endpoints: Sequence[St
     registries, config, evaluator = context.registries, context.config, context.evaluator
     ties = evaluator.ties
     endpoints = [ties.drop(state) for state in endpoints]
-    path = registries.paths.create(cell.path.name, endpoints=list(endpoints), **cell.path.options)
+    path = registries.paths.create(
+        cell.path.name, **path_arguments(registries.paths.get(cell.path.name), endpoints, ties),
+        **cell.path.options)
     metrics = [(m, registries.metrics.create(m.name, **m.options)) for m in config.metrics]
     if path.trainable:
         if progress.fit is not None:  # resuming: the curve the earlier points were measured on

@@ -31,6 +31,7 @@ from ridgeline.core import __version__
 from ridgeline.core.checkpoint import load_metadata, load_state, save_state
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.evaluator import check_evaluation_options, has_batchnorm
+from ridgeline.core.interfaces.path import path_arguments
 from ridgeline.core.plugin_host.host import PluginHost, default_host
 from ridgeline.core.plugin_host.options import check_not_supplied
 from ridgeline.core.results.store import ResultsStore
@@ -125,15 +126,18 @@ class Pipeline:
         of range fails here, naming the entry and the option, before any training or file."""
         counts = sorted({len(s.checkpoints or s.seeds or s.series)  # a sweep's sets are pairs
                          for paired in self.config.pairs for s in pair_sets(paired)})
+        ties = self.model.ties()
         for kind, where, entry in self._entries():
             if kind != "paths":
                 self._build(where, kind, entry)
                 continue
-            check_not_supplied(where, "paths", entry.options, {"endpoints": "the model set"})
+            check_not_supplied(where, "paths", entry.options,
+                               {"endpoints": "the model set", "ties": f"model {self.model.name!r}"})
             self.registries.paths.check(entry.name, entry.options, skip=("endpoints",), where=where)
-            for count in counts:
-                placeholders = [self.model.init_state(seed) for seed in range(count)]
-                self._build(where, "paths", entry, endpoints=placeholders)
+            for count in counts:  # as a measure cell builds it: each tied tensor once, with the ties
+                placeholders = [ties.drop(self.model.init_state(seed)) for seed in range(count)]
+                self._build(where, "paths", entry,
+                            **path_arguments(self.registries.paths.get(entry.name), placeholders, ties))
         self._check_splits()
 
     def _check_splits(self) -> None:

@@ -4,7 +4,7 @@ Given checkpoints of two runs at common training steps (for instance two childre
 one parent, Frankle et al. 2020, or two seeds), build a path between the two states of every
 step and run metrics along it, exactly as the pipeline does for one pair. The result is tidy
 rows (one per step, segment, metric and point) and one summary row per (step, segment,
-metric), ready for tables or :mod:`ridgeline.core.landscape_plots` (e.g. the layer-wise barrier
+metric), ready for tables or :mod:`ridgeline.core.plots.landscape` (e.g. the layer-wise barrier
 heatmap of layers x training time).
 """
 
@@ -22,6 +22,7 @@ from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.correction import Correction
 from ridgeline.core.interfaces.evaluator import Evaluator
 from ridgeline.core.interfaces.metric import Metric, PathProbe
+from ridgeline.core.interfaces.path import path_arguments
 from ridgeline.core.plugin_host.host import registries
 from ridgeline.core.state import State, check_compatible
 
@@ -31,7 +32,7 @@ Series = Mapping[int, State] | str | Path
 
 def checkpoint_series(directory: str | Path) -> dict[int, Path]:
     """The ``step<N>.safetensors`` files in ``directory`` (as written by
-    :func:`ridgeline.core.training.train`), by step, in step order."""
+    :func:`ridgeline.core.run.training.train`), by step, in step order."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ConfigError(f"checkpoint series {str(directory)!r} is not a directory")
@@ -104,7 +105,7 @@ def measure_trajectory(run_a: Series, run_b: Series, evaluator: Evaluator,
         # checkpoint files sort their keys; layer-wise metrics need the module's (input-to-output) order;
         # paths see a tied tensor once (as in the pipeline's measure cells)
         states = [ties.drop({k: s[k] for k in reference}) for s in states]
-        curve = factory(endpoints=states, **dict(path_options or {}))
+        curve = factory(**path_arguments(factory, states, ties), **dict(path_options or {}))
         if curve.trainable:
             fits[step] = curve.fit(evaluator)
         for segment_label, segment in curve.segments().items():

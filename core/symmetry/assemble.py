@@ -243,7 +243,7 @@ def _atom_groups(u: Unions, c: _Classes) -> dict[int, _Group]:
         nested = [c.parent[r] for r, _, _ in group.atoms if r in c.parent and r not in c.unnested]
         parents = {root_group.get(p) for p in nested}
         if len(parents) > 1 or None in parents:
-            group.reason, group.within = group.reason or "its heads are tied to other heads", False
+            group.reason, group.within = group.reason or "its heads are joined to other heads", False
         elif parents:
             group.parent = parents.pop()
     return groups

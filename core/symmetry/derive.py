@@ -40,7 +40,7 @@ from ridgeline.core.symmetry import layer_rules, op_rules, rules
 from ridgeline.core.symmetry.assemble import assemble
 from ridgeline.core.symmetry.labels import Unions
 from ridgeline.core.symmetry.spec import PermutationSpec, SpecCheck
-from ridgeline.core.symmetry.walker import Walker
+from ridgeline.core.symmetry.walker import ExampleError, Walker
 
 RULE_MODULES = (layer_rules, op_rules)  # importing them fills the tables in ``rules``
 
@@ -84,10 +84,13 @@ class _Tracer(fx.Tracer):
 
 
 def trace(module: nn.Module) -> fx.GraphModule:
-    """``module``'s fx graph; :class:`SpecError` names the submodule whose forward broke tracing."""
+    """``module``'s fx graph for a call with one input, ``module(x)``: every other parameter of
+    ``forward`` that has a default is traced at that default (``mask=None``, ``attn_mask=None``,
+    ``is_causal=False``), as the call uses it, rather than as an input the graph would need.
+    :class:`SpecError` names the submodule whose forward broke tracing."""
     tracer = _Tracer()
     try:
-        graph = tracer.trace(module)
+        graph = tracer.trace(module, concrete_args=_defaults(module))
     except Exception as error:
         where, kind = tracer.failed_at or ("<root>", type(module).__name__)
         raise SpecError(
@@ -97,6 +100,18 @@ def trace(module: nn.Module) -> fx.GraphModule:
             "(timm.layers.register_notrace_module keeps it whole; it is then frozen)."
         ) from None
     return fx.GraphModule(module, graph)
+
+
+def _defaults(module: nn.Module) -> dict[str, object]:
+    """The parameters of ``module.forward`` after the first whose default is None or a scalar,
+    with it (fx specialises those; a tuple default would become one graph input per entry)."""
+    try:
+        parameters = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in parameters[1:]
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and (p.default is None or isinstance(p.default, (bool, int, float, str)))}
 
 
 def derive_spec(module: nn.Module, example_input: torch.Tensor, *, seeds: int = 3,
@@ -127,6 +142,12 @@ def derive_and_check(module: nn.Module, example_input: torch.Tensor, *,
         walker = Walker(graph_module, unions, shapes)
         with torch.no_grad():
             walker.run(example)
+    except ExampleError as error:
+        raise SpecError(
+            f"{type(module).__name__} {error}. If the input shape is wrong for this architecture, "
+            "give one it takes; if its forward wants something other than one tensor (a dict, "
+            f"several tensors), {_HOW_TO}"
+        ) from None
     finally:
         module.train(was_training)
     spec = assemble(unions)

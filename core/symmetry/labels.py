@@ -143,7 +143,7 @@ class Unions:
             if self.vars[pa].size == self.vars[pb].size:
                 self.union(pa, pb)
             else:
-                self.freeze(ra, "tied to heads of another size")
+                self.freeze(ra, "joined to heads of another size")
 
     def coarsen(self, v: int, blocks: int) -> None:
         """Let ``v``'s class permute only ``blocks`` contiguous blocks of its entries."""
@@ -331,7 +331,7 @@ def merge(unions: Unions, labels: list[Label], where: str) -> Label:
     present = [label for label in labels if label is not None]
     if not present:
         return None
-    fixed_reason = (f"tied at {where} to an axis that cannot be permuted (input features, token or "
+    fixed_reason = (f"joined at {where} to an axis that cannot be permuted (input features, token or "
                     "spatial positions, an untracked tensor)")
     if len(present) < len(labels):
         _freeze_labels(unions, present, fixed_reason)
@@ -339,7 +339,7 @@ def merge(unions: Unions, labels: list[Label], where: str) -> Label:
     first = present[0]
     if all(other == first for other in present[1:]):
         return first
-    layout_reason = f"tied at {where} to an axis with a different layout (concatenation or stride)"
+    layout_reason = f"joined at {where} to an axis with a different layout (concatenation or stride)"
     if any(sum(n * s for _, n, s in label) != sum(n * s for _, n, s in first) for label in present):
         _freeze_labels(unions, present, layout_reason)
         return None
@@ -359,13 +359,44 @@ def merge(unions: Unions, labels: list[Label], where: str) -> Label:
             out.append((None, entries, 1))
         elif any((n, s, unions.vars[v].size) != (column[0][1], column[0][2], unions.vars[column[0][0]].size)
                  for v, n, s in column):
-            _freeze_labels(unions, [column], layout_reason)
-            out.append((None, entries, 1))
+            members = _group_broadcast(unions, column)
+            if members is None:
+                _freeze_labels(unions, [column], layout_reason)
+                out.append((None, entries, 1))
+            else:
+                out.append(members)
         else:
             for var in vars_[1:]:
                 unions.union(vars_[0], var)
             out.append(column[0])
     return normalise(tuple(out))
+
+
+def _group_broadcast(unions: Unions, column: tuple[Segment, ...]) -> Segment | None:
+    """A value per group broadcast over the group's members, tied to the members: the segment of
+    the members if ``column`` holds whole variables (stride 1) nested in one parent class, and
+    segments ``(group, n, block)`` of that parent, one entry per block of its children (a group
+    statistic expanded back over its group: EvoNorm's ``group_std``, a GroupNorm written out).
+    Only permutations that keep each group together (the parent moves whole groups, the nested
+    class permutes inside each) leave such a statistic in step with its members. None if the
+    column is anything else."""
+    members = [seg for seg in column if seg[2] == 1 and not unions.is_within(seg)]
+    if not members or any(n != members[0][1] for _, n, _ in members):
+        return None
+    parents = {unions.parent_of(var) for var, _, _ in members}
+    if None in parents:
+        return None
+    groups = {unions.find(p) for p in parents if p is not None}
+    block = unions.block(members[0][0])
+    for var, n, s in column:
+        if (var, n, s) in members:
+            continue
+        if (len(groups) != 1 or unions.find(var) not in groups or s != block or n * s != members[0][1]
+                or unions.vars[var].size != n):
+            return None
+    for var, _, _ in members[1:]:
+        unions.union(members[0][0], var)
+    return members[0]
 
 
 def broadcast(unions: Unions, parts: list[tuple[Labels, tuple[int, ...]]],

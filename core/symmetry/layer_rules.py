@@ -1,5 +1,5 @@
 """How layers move axis labels (see :mod:`ridgeline.core.symmetry.labels`): Linear and conv
-(grouped and depthwise included), BatchNorm, GroupNorm, LayerNorm, pooling, and timm's fused-qkv
+(grouped and depthwise included), BatchNorm, GroupNorm, LayerNorm, RMSNorm, pooling, and timm's fused-qkv
 ``Attention``. Importing this module registers the module rules in
 :mod:`ridgeline.core.symmetry.rules`; :mod:`ridgeline.core.symmetry.op_rules` reuses the label
 algebra here for the functional forms of the same layers.
@@ -142,8 +142,9 @@ def group_norm(w: Walker, where: str, lx: Labels, groups: int, params: list[Para
 
 
 def layer_norm(w: Walker, where: str, lx: Labels, k: int, params: list[Param]) -> Labels:
-    """LayerNorm over the last ``k`` axes: statistics are permutation invariant, the affine
-    parameters follow the normalised axes."""
+    """LayerNorm or RMSNorm over the last ``k`` axes: the statistic (mean and variance, or the
+    root mean square, over the normalised axes) is permutation invariant, the affine parameters
+    follow the normalised axes."""
     for param in params:
         for i in range(k):
             w.tie(lx.axes[len(lx.axes) - k + i], param, i, where)
@@ -247,6 +248,20 @@ def layer_norm_module(w: Walker, name: str, module: nn.Module, args: tuple, larg
                       [param_key(name, module, "weight"), param_key(name, module, "bias")])
 
 
+def rms_norm_module(w: Walker, name: str, module: nn.Module, args: tuple, largs: tuple,
+                    result: Any) -> Labels:
+    """``nn.RMSNorm`` and timm's ``RmsNorm`` / ``RmsNormFp32`` (Zhang and Sennrich 2019, Eq. 4:
+    x / RMS(x) * g over the last axes): a LayerNorm without a mean or a bias."""
+    return layer_norm(w, name, largs[0], len(module.normalized_shape), [param_key(name, module, "weight")])
+
+
+def is_timm_rms_norm(module: nn.Module) -> bool:
+    """timm's ``RmsNorm`` / ``RmsNormFp32``: ``rms_norm(x, normalized_shape, weight, eps)`` over
+    the last axes (the fast path through apex or autocast included; neither changes the axes)."""
+    return (type(module).__name__ in ("RmsNorm", "RmsNormFp32")
+            and isinstance(getattr(module, "normalized_shape", None), tuple))
+
+
 def pointwise_module(w: Walker, name: str, module: nn.Module, args: tuple, largs: tuple,
                      result: Any) -> Any:
     return largs[0]
@@ -291,6 +306,8 @@ add_module_rule(lambda m: isinstance(m, nn.modules.batchnorm._BatchNorm), batch_
                 keep_whole=True)
 add_module_rule(_exact(nn.GroupNorm), group_norm_module, keep_whole=True)
 add_module_rule(_exact(nn.LayerNorm), layer_norm_module, keep_whole=True)
+add_module_rule(_exact(nn.RMSNorm), rms_norm_module, keep_whole=True)
+add_module_rule(is_timm_rms_norm, rms_norm_module, keep_whole=True)
 add_module_rule(lambda m: isinstance(m, POINTWISE_MODULES) or type(m).__name__ in ("DropPath", "GELUTanh"),
                 pointwise_module)
 add_module_rule(lambda m: isinstance(m, nn.PReLU) and m.num_parameters == 1, pointwise_module)

@@ -447,6 +447,15 @@ def functional_layer_norm(w: Walker, where: str, args: tuple, kwargs: dict, larg
     return layer_norm(w, where, largs[0], k, [p for p in params if isinstance(p, Labels)])
 
 
+def functional_rms_norm(w: Walker, where: str, args: tuple, kwargs: dict, largs: tuple,
+                        lkwargs: dict, result: Any) -> Any:
+    """``F.rms_norm(x, normalized_shape, weight, eps)`` (and ``torch.rms_norm``)."""
+    shape = args[1] if len(args) > 1 else kwargs["normalized_shape"]
+    weight = largs[2] if len(largs) > 2 else lkwargs.get("weight")
+    k = 1 if isinstance(shape, int) else len(shape)
+    return layer_norm(w, where, largs[0], k, [weight] if isinstance(weight, Labels) else [])
+
+
 def functional_group_norm(w: Walker, where: str, args: tuple, kwargs: dict, largs: tuple,
                           lkwargs: dict, result: Any) -> Any:
     params = [*(largs[2:4]), lkwargs.get("weight"), lkwargs.get("bias")]
@@ -489,6 +498,7 @@ add_function_rules({
     operator.getitem: getitem, getattr: shape_query, torch._assert: shape_query,
     F.scaled_dot_product_attention: sdpa, F.linear: functional_linear,
     F.layer_norm: functional_layer_norm, F.group_norm: functional_group_norm,
+    F.rms_norm: functional_rms_norm, torch.rms_norm: functional_rms_norm,
     F.batch_norm: functional_batch_norm,
 })
 add_method_rules({
@@ -505,4 +515,5 @@ add_method_rules({
     "size": shape_query, "dim": shape_query,
 })
 add_named_function_rule("resample_abs_pos_embed", resample_pos_embed)
+add_named_function_rule("_assert_is_none", shape_query)  # fx's guard on an argument traced at None
 add_stack_aware(permute, transpose, pieces, getitem)

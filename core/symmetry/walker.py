@@ -45,6 +45,11 @@ _METHOD_ALIASES = {"__getitem__": "getitem", "__matmul__": "matmul",
                    "__imul__": "mul_"}
 
 
+class ExampleError(SpecError):
+    """The graph failed on the example input (the message says where and why; the caller adds
+    which model and what to do)."""
+
+
 class Walker(fx.Interpreter):
     """Runs a traced graph and labels every node's output."""
 
@@ -117,10 +122,9 @@ class Walker(fx.Interpreter):
             result = super().run_node(n)
         except Exception as error:
             where = n.target if n.op == "call_module" else n.name
-            raise SpecError(
-                f"the module fails on the example input at {where!r} ({n.op} "
-                f"{rules.target_name(n)}): {type(error).__name__}: {str(error).splitlines()[0]}; "
-                "is the input shape right for this architecture?"
+            raise ExampleError(
+                f"fails on the example input at {where!r} ({n.op} {rules.target_name(n)}): "
+                f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
             ) from None
         largs = fx.node.map_arg(n.args, lambda a: self.labels.get(a))
         lkwargs = fx.node.map_arg(n.kwargs, lambda a: self.labels.get(a))

@@ -18,9 +18,13 @@ symmetries), on ``samples`` examples of the context's split:
 
 The router is kept: an input still picks its top-k experts by the original logits, and every member
 of a group now holds the group's merged expert, so the merged network is the original architecture
-with ``experts`` distinct experts per layer ("redirect to the merged expert"). Its unique parameter
-count is reported (``parameters_after``); the compression step of the paper (low-rank and sparse
-decomposition) is not part of this entry.
+with ``experts`` distinct experts per layer ("redirect to the merged expert"). ``parameters_after``
+(in the diagnostics, with each layer's ``groups``) is the parameter count of that network with one
+copy per group; ``smoe_mlp``'s ``compress(merged, groups)`` builds it as a smaller model (one expert
+per group, the router's routes dispatched to their groups) with the same outputs, whose counted
+parameters are this figure. The compression step of the paper (low-rank and sparse decomposition)
+is not part of this entry. A model whose router scores more routes than it has experts (a
+compressed ``smoe_mlp``) is refused: merge the uncompressed one.
 
 Registry kind: an aligner that merges (``merges = True``, ``uses_symmetries = True``). M-SMoE is
 intra-model, the seam is a pair: ``align(reference, other)`` returns the expert-aware weight
@@ -78,18 +82,22 @@ def router_logits(evaluator: Evaluator, state: Mapping[str, torch.Tensor], layer
     if missing:
         raise ConfigError(f"msmoe reads router logits from the module owning the router's weight; "
                           f"the network has no module {missing[0]!r}")
-    x, _ = evaluator.data(split)
-    if len(x) < 2:
-        raise DataError(f"msmoe needs calibration inputs; split {split!r} has {len(x)}")
-    x = x[:samples]
+    available = len(evaluator.stored(split)[0])
+    if available < 2:
+        raise DataError(f"msmoe needs calibration inputs; split {split!r} has {available}")
     found: dict[str, list[torch.Tensor]] = {p.group: [] for p in producers}
 
     def capture(producer: Producer, output: torch.Tensor) -> None:
+        if output.shape[producer.unit_axis] != producer.size:
+            raise ConfigError(f"msmoe reads one router logit per expert from module {producer.module!r}, "
+                              f"whose output has {output.shape[producer.unit_axis]} features for the "
+                              f"{producer.size} experts of {producer.group!r} (a compressed model, whose "
+                              "router scores more routes than it has experts? merge the uncompressed model)")
         found[producer.group].append(unit_samples(output.detach(), producer).double().cpu())
 
     with torch.no_grad(), hooked(evaluator.module, producers, capture):
-        for start in range(0, len(x), evaluator.batch_size):
-            evaluator.logits(state, x[start:start + evaluator.batch_size])
+        for inputs, _ in evaluator.batches(split, limit=samples):  # prepared batch by batch
+            evaluator.logits(state, inputs)
     return {name: torch.cat(chunks) for name, chunks in found.items()}
 
 
@@ -213,9 +221,9 @@ class MSMoEAligner(Aligner):
               spec: Symmetry, context: AlignContext) -> Alignment:
         self.check_inputs(reference, other, spec)
         start = time.perf_counter()
-        perms, history, _ = best_weight_matching(spec.permutations(), reference, other, order=self.order,
-                                                 restarts=self.restarts, max_iter=self.max_iter,
-                                                 seed=context.seed)
+        perms, history, matched = best_weight_matching(spec.permutations(), reference, other,
+                                                       order=self.order, restarts=self.restarts,
+                                                       max_iter=self.max_iter, seed=context.seed)
         layers = expert_layers(spec)
         merged, report = None, {}
         if not layers:
@@ -229,6 +237,7 @@ class MSMoEAligner(Aligner):
             merged, report = merge_experts(reference, layers, context.evaluator, keep=self.keep,
                                            align=self.align_units, weighting=self.weighting,
                                            split=context.split, samples=self.samples)
+        report["weight_matching_runs"] = matched["runs"]  # every sweep order run (bench counts them)
         return Alignment(perms=perms, objective=history[-1] if history else float("nan"),
                          history=tuple(history), seconds=time.perf_counter() - start, merged=merged,
                          diagnostics=report)

@@ -91,7 +91,7 @@ class SinkhornAligner(Aligner):
         keys = sorted(spec.keys)
         scale = float(sum((a[k].double() ** 2).sum() for k in keys))
         if self.objective != "distance":
-            x, y = context.evaluator.data(context.split)
+            x, y = context.evaluator.stored(context.split)  # each drawn batch prepared as used
             # buffers (BatchNorm running statistics) are permuted softly but carry no gradient
             parameters = {name for name, _ in context.evaluator.module.named_parameters()}
         history: list[float] = []
@@ -105,7 +105,8 @@ class SinkhornAligner(Aligner):
                 index = torch.randint(len(x), (min(self.batch_size, len(x)),), generator=generator)
                 point = {k: v if k in parameters else v.detach()
                          for k, v in combine([a, moved], [1.0 - t, t]).items()}
-                loss = context.evaluator.loss(point, x[index.to(x.device)], y[index.to(y.device)])
+                loss = context.evaluator.loss(point, context.evaluator.prepare(x[index.to(x.device)]),
+                                              y[index.to(y.device)])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

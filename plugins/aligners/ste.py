@@ -63,7 +63,7 @@ class STEAligner(Aligner):
         buffers = sorted(spec.keys - parameters)
         proxy = {k: a[k].clone().requires_grad_() for k in keys}
         optimizer = torch.optim.Adam(proxy.values(), lr=self.lr)
-        x, y = context.evaluator.data(context.split)
+        x, y = context.evaluator.stored(context.split)  # each drawn batch prepared as used
         perms = None
         history: list[float] = []
         best = (float("inf"), None)
@@ -81,7 +81,8 @@ class STEAligner(Aligner):
             t = 0.5 if self.t == "midpoint" else float(torch.rand((), generator=generator))
             index = torch.randint(len(x), (min(self.batch_size, len(x)),), generator=generator)
             loss = context.evaluator.loss(combine([a, straight], [1.0 - t, t]),
-                                          x[index.to(x.device)], y[index.to(y.device)])
+                                          context.evaluator.prepare(x[index.to(x.device)]),
+                                          y[index.to(y.device)])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

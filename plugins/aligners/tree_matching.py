@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from ridgeline.core import (
     AlignContext,
@@ -44,7 +43,7 @@ from ridgeline.core import (
     Transform,
     TreeSymmetry,
 )
-from ridgeline.core.numerics import assignment
+from ridgeline.core.numerics import assignment, batched_assignment
 from ridgeline.plugins.aligners.weight_matching import Order, best_weight_matching
 
 CHUNK_ELEMENTS = 2 ** 22  # score entries computed at once while enumerating patterns
@@ -97,12 +96,7 @@ def _greedy_oblivious(tree: TreeSymmetry, g: torch.Tensor, flips: bool, orders: 
     """Per pair: levels matched by the assignment of |<level k of A, level l of B>|, a level flipped
     when its matched inner product is negative."""
     m, depth = g.shape[0], tree.depth
-    order = torch.arange(depth).repeat(m, m, 1)
-    if orders:
-        magnitude = g.abs().numpy()
-        for i in range(m):
-            for j in range(m):
-                order[i, j] = torch.as_tensor(linear_sum_assignment(magnitude[i, j], maximize=True)[1])
+    order = batched_assignment(g.abs())[0] if orders else torch.arange(depth).repeat(m, m, 1)
     matched = torch.gather(g, 3, order[..., None]).squeeze(-1)
     flip = (matched < 0).long() if flips else torch.zeros_like(order)
     return flip, order
@@ -262,13 +256,14 @@ class TreeMatchingAligner(Aligner):
         transform: Transform = {}
         objective, history, diagnostics = 0.0, [], {}
         if rest is not None and rest.groups:
-            perms, history, _ = best_weight_matching(rest, reference, other, order=self.order,
-                                                     restarts=self.restarts, max_iter=self.max_iter,
-                                                     seed=context.seed)
+            perms, history, matched = best_weight_matching(rest, reference, other, order=self.order,
+                                                           restarts=self.restarts, max_iter=self.max_iter,
+                                                           seed=context.seed)
             transform.update(perms)
             other = rest.apply(other, perms)
             objective += history[-1] if history else 0.0
-            diagnostics["weight_matching_sweeps"] = len(history)
+            diagnostics["weight_matching_sweeps"] = len(history)  # the kept run's
+            diagnostics["weight_matching_runs"] = matched["runs"]  # every run made (order, seed, sweeps)
         for tree in trees:
             found, value, report = match_trees(
                 tree, reference, other, permutation=self.permutation, flips=self.flips,

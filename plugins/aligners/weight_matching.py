@@ -31,7 +31,6 @@ from typing import Literal, get_args
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from ridgeline.core import (
     AlignContext,
@@ -42,6 +41,7 @@ from ridgeline.core import (
     Perms,
     PermutationSpec,
 )
+from ridgeline.core.numerics import assignment, batched_assignment, improving_assignment
 
 SweepOrder = Literal["random", "forward", "backward"]
 ORDERS = get_args(SweepOrder)
@@ -191,12 +191,9 @@ def _nested_step(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mappin
         sim = sum(spec.unit_view(a[r.key], r, n).double() @ spec.unit_view(permuted[r.key], r, n).double().T
                   for r in spec.axes[child])
         sim = sim.cpu().numpy().reshape(heads, d, heads, d)
-        cols = np.zeros((heads, heads, d), dtype=np.int64)
-        for i in range(heads):
-            for j in range(heads):
-                rows, cols[i, j] = linear_sum_assignment(sim[i, :, j, :], maximize=True)
-                score[i, j] += sim[i, rows, j, cols[i, j]].sum()
-        within[child] = cols
+        cols, totals = batched_assignment(sim.transpose(0, 2, 1, 3))  # [i, j]: head i of A, head j of B
+        score += totals.numpy()
+        within[child] = cols = cols.numpy()
         sigma = perms[parent].cpu().numpy()
         tau = perms[child].cpu().numpy().reshape(heads, d) % d
         current += sum(sim[i, np.arange(d), sigma[i], tau[i]].sum() for i in range(heads))
@@ -208,7 +205,7 @@ def _nested_step(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mappin
             own = own.cpu().numpy()
             score += own
             current += float(own[np.arange(heads), perms[parent].cpu().numpy()].sum())
-    _, sigma = linear_sum_assignment(score, maximize=True)
+    sigma = assignment(torch.from_numpy(score))[0].numpy()
     best = float(score[np.arange(heads), sigma].sum())
     if best <= current + 1e-9 * max(1.0, abs(current)):
         return False
@@ -254,7 +251,7 @@ def weight_matching(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Map
             cost = costs.cost(group, perms)
             if cost is None:
                 continue  # the same matrix as at the last visit: the same assignment
-            cols = _assignment(cost, perms[group])
+            cols = improving_assignment(cost, perms[group])
             if cols is not None:
                 perms[group] = cols
                 costs.changed(group)
@@ -263,18 +260,6 @@ def weight_matching(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Map
         if not improved:
             break
     return {g: p.cpu() for g, p in perms.items()}, history
-
-
-def _assignment(cost: torch.Tensor, current: torch.Tensor) -> torch.Tensor | None:
-    """The assignment maximising ``cost`` if it beats ``current`` (by more than rounding), else None."""
-    loss = np.negative(cost.cpu().numpy(), dtype=np.float64)  # one float64 copy, minimised as is
-    rows = np.arange(len(loss))
-    _, cols = linear_sum_assignment(loss)
-    now = -float(loss[rows, current.cpu().numpy()].sum())
-    best = -float(loss[rows, cols].sum())
-    if best > now + 1e-9 * max(1.0, abs(now)):
-        return torch.as_tensor(cols, dtype=torch.long, device=current.device)
-    return None
 
 
 class WeightMatchingAligner(Aligner):

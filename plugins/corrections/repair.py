@@ -14,7 +14,7 @@ corrected units upstream), scale = sigma_t / sigma_I, shift = mu_t - scale * mu_
 
 Units are the outputs of every Linear, convolution and BatchNorm / LayerNorm / GroupNorm module
 with a weight and a bias, except the module that produces the network's output (see
-:func:`~ridgeline.plugins.aligners.activations.module_producers`); a convolution without bias
+:func:`~ridgeline.core.numerics.module_producers`); a convolution without bias
 (followed by BatchNorm) is corrected through its norm layer. One forward pass measures every
 unit, renormalising each producer's output with the batch's statistics on the way (as Jordan et
 al. do with temporary BatchNorm layers), so downstream units see the corrected network; the
@@ -113,7 +113,7 @@ class Repair(Correction):
             scale = sigma / (pooled[producer].std + self.eps)
             shift = mu - scale * pooled[producer].mean
             weight, bias = f"{producer.module}.weight", f"{producer.module}.bias"
-            w = out[weight]
-            out[weight] = w * scale.to(w.dtype).reshape(-1, *[1] * (w.dim() - 1))
-            out[bias] = out[bias] * scale.to(w.dtype) + shift.to(w.dtype)
+            w = out[weight]  # statistics live on the evaluator's device; the state stays where it is
+            out[weight] = w * scale.to(w).reshape(-1, *[1] * (w.dim() - 1))
+            out[bias] = out[bias] * scale.to(w) + shift.to(w)
         return out

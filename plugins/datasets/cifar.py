@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ridgeline.core import ConfigError, DataError
-from ridgeline.plugins.datasets.files import FileDataset
+from ridgeline.plugins.datasets.files import FileDataset, Normalize
 
 LAYOUTS = {
     "cifar10": {
@@ -102,9 +102,9 @@ class CifarDataset(FileDataset):
 
     label_key = "labels"
 
-    def __init__(self, *, root: str, image_size: int | list[int] | None = None, normalize: Any = "dataset",
-                 max_examples: int | dict[str, int] | None = None, augment: bool = False,
-                 cache: bool | str = True, **options: Any) -> None:
+    def __init__(self, *, root: str, image_size: int | list[int] | None = None,
+                 normalize: Normalize = "dataset", max_examples: int | dict[str, int] | None = None,
+                 augment: bool = False, cache: bool | str = True, **options: Any) -> None:
         super().__init__(root=str(root), image_size=image_size, normalize=normalize,
                          max_examples=max_examples, augment=augment, cache=cache, **options)
         layout = LAYOUTS[self.name]
@@ -165,9 +165,9 @@ class Cifar10Dataset(CifarDataset):
     name = "cifar10"
     num_classes = 10
 
-    def __init__(self, *, root: str, image_size: int | list[int] | None = None, normalize: Any = "dataset",
-                 max_examples: int | dict[str, int] | None = None, augment: bool = False,
-                 cache: bool | str = True) -> None:
+    def __init__(self, *, root: str, image_size: int | list[int] | None = None,
+                 normalize: Normalize = "dataset", max_examples: int | dict[str, int] | None = None,
+                 augment: bool = False, cache: bool | str = True) -> None:
         super().__init__(root=root, image_size=image_size, normalize=normalize, max_examples=max_examples,
                          augment=augment, cache=cache)
 
@@ -180,7 +180,7 @@ class Cifar100Dataset(CifarDataset):
 
     def __init__(self, *, root: str, labels: Literal["fine", "coarse"] = "fine",
                  image_size: int | list[int] | None = None,
-                 normalize: Any = "dataset", max_examples: int | dict[str, int] | None = None,
+                 normalize: Normalize = "dataset", max_examples: int | dict[str, int] | None = None,
                  augment: bool = False, cache: bool | str = True) -> None:
         if labels not in ("fine", "coarse"):
             raise ConfigError(f"dataset 'cifar100': labels is 'fine' or 'coarse', got {labels!r}")

@@ -17,11 +17,14 @@ pipeline gives (``<results folder>/data-cache``; the ``cache`` option names anot
 ``false`` turns it off) and read back on the next load. The file name holds a hash of the dataset's
 options and source path; its metadata holds a fingerprint of every source file (relative path, size,
 modification time), so changing, adding or removing a source file rebuilds it. Files are written
-to a temporary name and renamed, so an interrupted write never leaves a partial cache.
+to a temporary name and renamed, so an interrupted write never leaves a partial cache. A cache
+that cannot be written (a read-only or full disk, a folder the process cannot create) is a
+warning naming it; the decoded split is used uncached.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -29,12 +32,16 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch.nn import functional as F
 
 from ridgeline.core import ConfigError, Dataset, Model
+
+Normalize = Literal["dataset", "none", "model"] | Mapping[str, float | Sequence[float]]
+"""The ``normalize`` option: a named setting, or a table ``{mean = [...], std = [...]}`` (one value
+per channel, or one for all; checked further when the dataset is built)."""
 
 CACHE_FORMAT = "ridgeline decoded split 1"
 PREPARE_OPTIONS = ("normalize", "augment")  # applied per batch: not part of the decoded data
@@ -91,7 +98,7 @@ class FileDataset(Dataset):
 
     uses_cache: ClassVar[bool] = True  # the decoded splits are worth caching
 
-    def __init__(self, *, normalize: Any, image_size: Any, max_examples: Any, augment: bool,
+    def __init__(self, *, normalize: Normalize, image_size: Any, max_examples: Any, augment: bool,
                  cache: bool | str, **options: Any) -> None:
         """The shared options (module docstring); ``options`` are the subclass's own."""
         _check_normalize(normalize, self.name)
@@ -165,12 +172,21 @@ class FileDataset(Dataset):
 
     @staticmethod
     def _write_cache(path: Path, x: torch.Tensor, y: torch.Tensor, metadata: dict[str, str]) -> None:
+        """Write the decoded split; a folder that cannot be made or written (read-only, full, a
+        path a Ray node cannot create) is a warning naming it, and the decoded data is used."""
         from safetensors.torch import save_file
 
-        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        save_file({"x": x.contiguous(), "y": y.contiguous()}, str(partial), metadata=metadata)
-        os.replace(partial, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({"x": x.contiguous(), "y": y.contiguous()}, str(partial), metadata=metadata)
+            os.replace(partial, path)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            warnings.warn(f"cannot write the data cache {path} ({error}); using the decoded split "
+                          "without caching it (set the dataset's cache option to a writable folder, or "
+                          "to false)", stacklevel=3)
 
     # -- preparing batches --------------------------------------------------------------
     def bind_model(self, model: Model) -> None:

@@ -16,13 +16,12 @@ import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from ridgeline.core import DataError
-from ridgeline.plugins.datasets.files import FileDataset
+from ridgeline.plugins.datasets.files import FileDataset, Normalize
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -44,9 +43,9 @@ class ImageFolderDataset(FileDataset):
 
     name = "image_folder"
 
-    def __init__(self, *, root: str, image_size: int | list[int] | None = None, normalize: Any = "dataset",
-                 max_examples: int | dict[str, int] | None = None, augment: bool = False,
-                 cache: bool | str = True) -> None:
+    def __init__(self, *, root: str, image_size: int | list[int] | None = None,
+                 normalize: Normalize = "dataset", max_examples: int | dict[str, int] | None = None,
+                 augment: bool = False, cache: bool | str = True) -> None:
         super().__init__(root=str(root), image_size=image_size, normalize=normalize,
                          max_examples=max_examples, augment=augment, cache=cache)
         self.root = Path(root)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ridgeline.core import ConfigError, DataError
-from ridgeline.plugins.datasets.files import FileDataset, positive_int
+from ridgeline.plugins.datasets.files import FileDataset, Normalize, positive_int
 
 SUFFIXES = (".npz", ".safetensors")
 
@@ -55,7 +55,7 @@ class TensorsDataset(FileDataset):
     uses_cache = False  # already tensors: nothing to decode
 
     def __init__(self, *, path: str, num_classes: int | None = None,
-                 image_size: int | list[int] | None = None, normalize: Any = "none",
+                 image_size: int | list[int] | None = None, normalize: Normalize = "none",
                  max_examples: int | dict[str, int] | None = None, augment: bool = False) -> None:
         if num_classes is not None and not positive_int(num_classes):
             raise ConfigError(f"dataset 'tensors': num_classes is a positive integer, got {num_classes!r}")

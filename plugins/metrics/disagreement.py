@@ -18,12 +18,10 @@ from ridgeline.core.numerics import t_grid
 
 
 def predictions(evaluator: Any, state: Mapping[str, torch.Tensor], split: str) -> torch.Tensor:
-    """Arg-max class of every input of ``split``."""
-    x, _ = evaluator.data(split)
+    """Arg-max class of every input of ``split`` (batches prepared one at a time)."""
     state = {k: v.to(evaluator.device) for k, v in state.items()}
     with torch.no_grad():
-        return torch.cat([evaluator.logits(state, x[i:i + evaluator.batch_size]).argmax(1)
-                          for i in range(0, len(x), evaluator.batch_size)])
+        return torch.cat([evaluator.logits(state, x).argmax(1) for x, _ in evaluator.batches(split)])
 
 
 class Disagreement(Metric):

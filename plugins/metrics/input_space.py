@@ -93,10 +93,10 @@ class InputConnectivity(Metric):
         if self._cache.get("probe") is not probe:
             evaluator = probe.evaluator
             state = evaluator.on_device(probe.state_at(self.t))
-            x, y = evaluator.data(self.split)
+            x, y = evaluator.stored(self.split)  # prepared a batch (or a pair) at a time
             with torch.no_grad():
-                predicted = torch.cat([evaluator.logits(state, x[i:i + evaluator.batch_size]).argmax(1)
-                                       for i in range(0, len(x), evaluator.batch_size)])
+                predicted = torch.cat([evaluator.logits(state, xb).argmax(1)
+                                       for xb, _ in evaluator.batches(self.split)])
             classes = predicted
             if self.select == "label":  # a misclassified input gets a class of its own: never paired
                 alone = -1 - torch.arange(len(y), device=y.device)
@@ -110,8 +110,8 @@ class InputConnectivity(Metric):
         i, j = network["pairs"][p]
         target = int(network["classes"][i])
         if p not in network["curves"]:
-            x = network["x"]
-            curve = InputCurve(x[i], x[j], self.curve, self.bends)
+            x = probe.evaluator.prepare(network["x"][[i, j]])
+            curve = InputCurve(x[0], x[1], self.curve, self.bends)
             state = network["state"]
             fit_input_curve(lambda inputs: probe.evaluator.logits(state, inputs), curve, target,
                             attrs.evolve(self.settings, seed=self.seed + p))

@@ -10,10 +10,14 @@ barrier needs negative curvature along Delta, the line crosses a ridge.
 The layer-wise predictor applies the same expansion to the line that moves layer l alone,
 theta_A -> theta_A + Delta_l (Delta_l: layer l's part of Delta, zero elsewhere; the other layers
 held at A): ``predicted`` = -(1/8) Delta_l^T H(theta_A + Delta_l / 2) Delta_l, with H at *that
-line's own* midpoint. This is the paper's predictor and the default in the summaries. For
-comparison each record also holds the prediction with H at the whole path's midpoint
-(``predicted_mid``, which is not on layer l's line), at theta_A (``predicted_a``) and at theta_B
-(``predicted_b``); point 0 (the whole network) has ``predicted`` = ``predicted_mid``.
+line's own* midpoint. Where to take H for a layer is not stated in the abstract of Singh et al.
+(the text available to ridgeline) nor in the design notes, which only restrict Delta to layer l;
+H at the layer line's own midpoint is issue 10's (item 2) and ridgeline's reading of Singh et
+al.: the point of the line that moves layer l alone where the odd terms cancel (docs/methods.md
+gives the correlations that decided it). It is the default in the summaries. For comparison
+each record also holds the prediction with H at the whole path's midpoint (``predicted_mid``,
+which is not on layer l's line), at theta_A (``predicted_a``) and at theta_B (``predicted_b``);
+point 0 (the whole network) has ``predicted`` = ``predicted_mid``.
 
 The quadratic model can fail: on a ReLU network autograd's H ignores the kinks (units switching
 on or off along the line). Beside it, each record holds the finite-difference estimate

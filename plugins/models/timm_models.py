@@ -132,7 +132,7 @@ class TimmModel(Model):
                     or tuple(self.input_shape) == native[0]:
                 raise
             raise SpecError(
-                f"{str(error).split('; is the input shape right')[0]}: timm's {self.arch!r} is built "
+                f"{str(error).split('. If the input shape is wrong')[0]}: timm's {self.arch!r} is built "
                 f"for {_shape(native[0])} inputs, not {_shape(self.input_shape)}; use its native "
                 f"size (no --dataset: `ridgeline spec {self.arch}`)") from None
 

@@ -14,20 +14,25 @@ from typing import Any, Literal
 
 import torch
 
-from ridgeline.core import ConfigError, Path, State
+from ridgeline.core import ConfigError, Path, State, Ties
 from ridgeline.core.numerics import blend_layers, module_groups, select_layers
 
 
 class LayerwisePath(Path):
     """Interpolate the layers chosen by exactly one of ``layers`` (names or patterns, e.g.
     ``["hidden.1"]`` or ``["hidden.*"]``), ``prefix`` (the first k layers, input side) or
-    ``suffix`` (the last k layers); the others stay at ``anchor`` (``"a"`` or ``"b"``)."""
+    ``suffix`` (the last k layers); the others stay at ``anchor`` (``"a"`` or ``"b"``).
+
+    A tensor a model uses under several names (tied) is one layer, under its first name (a Linear
+    ``mix`` registered again as ``blocks.0.mix`` is layer ``mix``, interpolated for every use at
+    once); a layer name that is only another name of a tied tensor is refused naming the layer
+    to use. ``ties`` (the model's :class:`~ridgeline.core.Ties`) is given by ridgeline."""
 
     name = "layerwise"
 
     def __init__(self, endpoints: Sequence[State], *, layers: Sequence[str] | None = None,
                  prefix: int | None = None, suffix: int | None = None, anchor: Literal["a", "b"] = "a",
-                 **options: Any) -> None:
+                 ties: Ties | None = None, **options: Any) -> None:
         super().__init__(endpoints, layers=layers, prefix=prefix, suffix=suffix, anchor=anchor, **options)
         if options:
             raise ConfigError(f"path 'layerwise' has no option(s) {sorted(options)}; allowed: "
@@ -41,7 +46,7 @@ class LayerwisePath(Path):
         groups = module_groups(self.endpoints[0])
         names = list(groups)
         if layers is not None:
-            self.layers = select_layers(groups, [layers] if isinstance(layers, str) else layers)
+            self.layers = select_layers(groups, [layers] if isinstance(layers, str) else layers, ties)
         else:
             k = int(prefix if prefix is not None else suffix)
             if not 1 <= k <= len(names):

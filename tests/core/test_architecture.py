@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,38 @@ def test_plugins_import_only_the_public_api_and_their_own_family(path):
     assert not offenders, "\n".join(offenders)
 
 
+def _solver_imports(path: Path):
+    """Imports of scipy's linear assignment solver (``from scipy.optimize import
+    linear_sum_assignment``, ``import scipy.optimize``, ``from scipy import optimize``), anywhere."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module in ("scipy.optimize", "scipy.optimize._lsap"):
+            yield node.lineno, f"from {node.module} import {', '.join(a.name for a in node.names)}"
+        elif isinstance(node, ast.ImportFrom) and node.module == "scipy" and any(
+                a.name == "optimize" for a in node.names):
+            yield node.lineno, "from scipy import optimize"
+        elif isinstance(node, ast.Import) and any(a.name.startswith("scipy.optimize") for a in node.names):
+            yield node.lineno, "import scipy.optimize"
+        elif isinstance(node, ast.Attribute) and node.attr == "linear_sum_assignment":
+            yield node.lineno, f"{ast.unparse(node)}"
+
+
+@pytest.mark.parametrize("path", PLUGIN_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_plugins_match_through_the_shared_assignment(path):
+    """Linear assignment lives in ridgeline.core.numerics (assignment, batched_assignment,
+    improving_assignment): one solver, one place to make it faster or change its tie-breaking."""
+    offenders = [f"{path.name}:{line}: {text}" for line, text in _solver_imports(path)]
+    assert not offenders, ("use ridgeline.core.numerics' assignment functions instead of scipy's solver:\n"
+                           + "\n".join(offenders))
+
+
+def test_the_solver_check_sees_every_spelling(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from scipy.optimize import linear_sum_assignment\nimport scipy.optimize\n"
+                      "def f(x):\n    from scipy import optimize\n    import scipy\n"
+                      "    return scipy.optimize.linear_sum_assignment(x)\n")
+    assert sorted(line for line, _ in _solver_imports(module)) == [1, 2, 4, 6]
+
+
 EXAMPLES = sorted((ROOT / "examples").rglob("*.py"))
 SCRIPT_API = PUBLIC | {"ridgeline.core.plots"}
 
@@ -99,6 +132,16 @@ def test_every_public_name_resolves(facade):
     assert set(facade.__all__) <= set(dir(facade))
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
         facade.not_a_name  # noqa: B018
+
+
+@pytest.mark.parametrize("facade", FACADES, ids=lambda m: m.__name__)
+def test_no_public_name_is_also_a_submodule_of_its_facade(facade):
+    """Importing a submodule sets it as an attribute of its package, which would hide a lazy
+    facade name of the same spelling for the rest of the process (``from ridgeline.core.numerics
+    import assignment`` would give a module)."""
+    submodules = {info.name for info in pkgutil.iter_modules(facade.__path__)}
+    clashes = sorted(set(facade.__all__) & submodules)
+    assert not clashes, f"{facade.__name__} exports {clashes}, which are also its submodules' names"
 
 
 def test_importing_the_public_api_is_lazy():

@@ -5,6 +5,7 @@ checkpoints and the pipeline keep every name of a tied tensor equal and count it
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import pytest
@@ -14,13 +15,14 @@ from torch import nn
 
 from ridgeline.core import Model, Ties
 from ridgeline.core.checkpoint import save_state
-from ridgeline.core.errors import SpecError, StateMismatchError
+from ridgeline.core.errors import ConfigError, SpecError, StateMismatchError
 from ridgeline.core.interfaces.aligner import AlignContext
 from ridgeline.core.interfaces.evaluator import Evaluator
 from ridgeline.core.interfaces.metric import PathProbe
 from ridgeline.core.numerics.curve_fitting import FitSettings, fit_free_states
 from ridgeline.core.plugin_host.host import hookimpl, load_plugins, registries
 from ridgeline.core.results.readers import read_curves, read_metadata, read_summaries
+from ridgeline.core.run.bench import bench_pipeline
 from ridgeline.core.run.config import PipelineConfig
 from ridgeline.core.run.pipeline import Pipeline, run_pipeline
 from ridgeline.core.state import combine
@@ -184,6 +186,16 @@ def test_the_spec_report_lists_the_tied_tensors(data):
     assert "check: passed" in report
 
 
+def test_the_spec_report_keeps_the_word_tied_for_tied_tensors(data):
+    from ridgeline.core.symmetry.report import format_spec_report
+
+    # the vocabulary axis is frozen: the embedding's rows meet the input's fixed features. Its
+    # reason says "joined at", so "tied" in the report means one tensor under several names
+    frozen, _, tied = format_spec_report(build("tied_embeddings", data)).partition("\ntied tensors (1;")
+    assert "head (8 units): joined at matmul to an axis that cannot be permuted" in frozen
+    assert "tied" not in frozen.split("frozen groups (1;")[1] and "embed.weight = head.weight" in tied
+
+
 # -- alignment ---------------------------------------------------------------------------------
 ALIGNERS = registries().aligners.list()
 # Pre-activations for activation matching: these untrained models have ReLU units that never fire
@@ -330,6 +342,44 @@ def test_barriers_over_training_time_see_a_tied_tensor_once(setup, data):
     assert whole[0] == 0.0 and whole[1] == pytest.approx(expected ** 0.5, rel=1e-6)
 
 
+# the layer a user names in a layerwise path: (another name of a tied tensor, the layer to use)
+ALIAS_LAYERS = {"shared_linear": ("blocks.0.mix", "mix"), "tied_embeddings": ("head", "embed")}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_layerwise_path_given_another_name_of_a_tied_tensor_names_the_layer_to_use(tmp_path, name):
+    alias, canonical = ALIAS_LAYERS[name]
+    run = config(tmp_path, name, paths=[{"name": "layerwise", "layers": [alias]}])
+    with pytest.raises(ConfigError, match=rf"no layer matches '{re.escape(alias)}': '{re.escape(alias)}' "
+                       rf"is another name of the tied tensor '{canonical}' \(.*\); use '{canonical}'"):
+        Pipeline(run, progress=False, host=host())  # refused before any training
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "results.h5").exists()
+
+
+def test_a_layerwise_path_on_a_tied_layer_interpolates_every_name_of_it(tmp_path):
+    run = config(tmp_path, "shared_linear", aligners=["identity"], paths=[
+        {"name": "layerwise", "layers": ["mix"]}], metrics=[{"name": "loss_barrier", "grid": 3}])
+    output = run_pipeline(run, progress=False, host=host())
+    assert [r["path"] for r in read_summaries(output) if r["metric"] == "loss_barrier"] == ["layerwise"]
+    model = MODELS["shared_linear"]((8,), 8)
+    ties, a, b = model.ties(), model.init_state(0), model.init_state(1)
+    path = registries().paths.create("layerwise", endpoints=[ties.drop(a), ties.drop(b)], layers=["mix"],
+                                     ties=ties)
+    middle = ties.expand(path.at(0.5))
+    for key in ("mix.weight", "blocks.0.mix.weight", "blocks.1.mix.weight"):
+        torch.testing.assert_close(middle[key], (a["mix.weight"] + b["mix.weight"]) / 2)
+    assert torch.equal(middle["inp.weight"], a["inp.weight"])
+
+
+def test_only_a_path_that_asks_for_the_ties_gets_them():
+    from ridgeline.core.interfaces.path import path_arguments
+
+    ties = MODELS["shared_linear"]((8,), 8).ties()
+    paths = registries().paths
+    assert path_arguments(paths.get("layerwise"), [{}, {}], ties) == {"endpoints": [{}, {}], "ties": ties}
+    assert path_arguments(paths.get("linear"), [{}, {}], ties) == {"endpoints": [{}, {}]}
+
+
 class Interrupt(Exception):
     pass
 
@@ -372,6 +422,17 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path, name):
 
     assert key(read_curves(cut.output)) == key(read_curves(reference))
     assert len(read_curves(reference)) == 2 * 2 * 2 * 5
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_bench_measures_a_model_with_tied_tensors(tmp_path, name):
+    report = bench_pipeline(config(tmp_path, name, corrections=[[], ["repair"]]), points=3, repeats=1,
+                            startup=False, host=host())
+    rows = {row.what: row for row in report.rows}
+    assert {"aligner identity", "aligner weight_matching",
+            "path evaluation per point with repair"} <= set(rows)
+    assert all(row.seconds > 0 and (row.ratio is None or math.isfinite(row.ratio)) for row in report.rows)
+    assert not (tmp_path / "results.h5").exists()  # nothing written
 
 
 def test_a_checkpoint_whose_tied_names_disagree_is_refused_naming_them(tmp_path, data):

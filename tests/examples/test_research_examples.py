@@ -44,7 +44,14 @@ def test_tree_connectivity_reports_every_invariance_set(tmp_path):
 @pytest.mark.slow
 def test_smoe_merging_compares_msmoe_with_its_ablations(tmp_path):
     out = tmp_path / "smoe.json"
-    run("smoe_merging.py", "--seeds", "1", "--epochs", "1", "--grid", "3", "--out", str(out))
+    run("smoe_merging.py", "--seeds", "1", "--epochs", "1", "--grid", "3", "--out", str(out),
+        "--save", str(tmp_path))
     result = json.loads(out.read_text())
     assert {"original", "msmoe", "plain averaging", "no alignment"} <= set(result["merging"])
-    assert result["parameters"]["after"] < result["parameters"]["before"]
+    # the compressed networks: parameters counted from the smaller module, outputs the merged ones'
+    counts = result["parameters"]
+    assert counts["after"] == counts["computed_after"] < counts["before"]
+    assert result["compression"]["accuracy_equal"] and result["compression"]["max_logit_difference"] < 1e-5
+    from ridgeline.core import load_metadata
+
+    assert load_metadata(tmp_path / "smoe_msmoe_seed0.safetensors")["model"]["experts"] == 4

@@ -109,3 +109,15 @@ def test_cuda_evaluation_matches_the_cpu_within_its_precision(small_mlp, synthet
     tolerance = {"fp32": 1e-5, "bf16": 3e-2, "fp16": 5e-3}[precision]
     torch.testing.assert_close([e.loss for e in got], [e.loss for e in cpu], rtol=tolerance, atol=0)
     assert gpu.evaluate(states[1], "test").loss == pytest.approx(got[1].loss, rel=tolerance)
+
+
+def test_in_memory_splits_are_held_without_a_copy(small_mlp, synthetic):
+    evaluator = Evaluator(small_mlp.build(), synthetic, batch_size=7)
+    evaluator.evaluate(small_mlp.init_state(0), "test")
+    x, y = evaluator.stored("test")
+    assert torch.equal(y, synthetic.stored("test")[1])
+    assert x is synthetic.stored("test")[0]  # float inputs need no preparation: nothing copied
+    assert evaluator.data("test")[0] is x
+    batches = list(evaluator.batches("test", limit=10, batch_size=4))
+    assert [len(b) for b, _ in batches] == [4, 4, 2]
+    assert torch.equal(torch.cat([b for b, _ in batches]), x[:10])

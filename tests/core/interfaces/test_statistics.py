@@ -8,7 +8,7 @@ from torch import nn
 
 from ridgeline.core.interfaces.evaluator import Evaluator
 from ridgeline.core.interfaces.statistics import PooledMoments
-from ridgeline.core.numerics.activations import collect_moments, module_producers
+from ridgeline.core.numerics import collect_moments, module_producers
 
 
 def test_pooled_moments_of_uneven_batches_are_those_of_one_batch():

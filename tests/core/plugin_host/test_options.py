@@ -36,6 +36,19 @@ def test_options_carry_type_default_and_choices():
     assert by_name["hidden"].type == "NotImported"  # an annotation that cannot be resolved stays text
 
 
+def test_a_closed_set_beside_other_types_is_described_with_its_choices():
+    from collections.abc import Mapping
+
+    from ridgeline.core.validation import describe, matches
+
+    setting = Literal["dataset", "none"] | Mapping[str, float | Sequence[float]]
+    assert choices_of(setting) == ("dataset", "none")
+    assert describe(setting) == "one of 'dataset', 'none', or Mapping[str, float | Sequence[float]]"
+    assert describe(Literal["a"] | None) == "one of 'a', None" and describe(int | None) == "int | None"
+    assert matches({"mean": [0.5, 1], "std": 0.2}, setting) and matches("none", setting)
+    assert not matches("imagenet", setting) and not matches({"mean": "x"}, setting)
+
+
 def test_type_text_of_generics():
     assert type_text(Sequence[float]) == "Sequence[float]"
     assert type_text(tuple[int, ...]) == "tuple[int, ...]"

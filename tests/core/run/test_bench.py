@@ -5,7 +5,9 @@ import json
 import pytest
 
 from ridgeline.core.cli.parser import main
-from ridgeline.core.run.bench import bench_pipeline, format_bench, startup_seconds
+from ridgeline.core.interfaces.aligner import Alignment
+from ridgeline.core.run import bench
+from ridgeline.core.run.bench import aligner_work, bench_pipeline, format_bench, startup_seconds
 from ridgeline.core.run.config import PipelineConfig
 from ridgeline.core.run.pipeline import run_pipeline
 
@@ -34,8 +36,11 @@ def test_bench_measures_every_part_against_its_baseline_without_training(tmp_pat
         assert row.ratio == pytest.approx(row.seconds / forward.seconds)
         assert row.against == "bare forward pass"
     assert "% of evaluation" in rows["HDF5 writes of 3 records"].note
-    assert rows["aligner weight_matching"].note.endswith("sweeps/iterations")
-    assert int(rows["aligner weight_matching"].note.split()[0]) >= 1
+    matching = rows["aligner weight_matching"]  # the default order "best": five runs, all timed
+    runs = matching.details["diagnostics"]["runs"]
+    assert len(runs) == 5 and matching.note == f"5 runs, {sum(run['sweeps'] for run in runs)} sweeps"
+    assert sum(run["sweeps"] for run in runs) > matching.details["diagnostics"]["sweeps"]
+    assert rows["aligner identity"].note == "0 iterations"
     assert "pipeline set-up (config, dataset, model, spec)" in rows
     assert "freshly initialised" in report.states
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "r.h5").exists()  # nothing written
@@ -67,3 +72,50 @@ def test_bench_command_prints_json_for_scripts(tmp_path, capsys):
 def test_startup_is_measured_in_fresh_interpreters():
     listing, torch_import = startup_seconds(repeats=1)
     assert listing > 0 and torch_import > 0
+
+
+def test_bench_aligns_as_the_pipeline_does_with_each_aligners_own_symmetry(tmp_path):
+    """tree_matching searches the model's whole symmetry (flips, orders), as the pipeline's align
+    cell gives it, and reports its own search; weight matching reports its runs."""
+    trees = config(tmp_path, dataset={"name": "tabular", "table": "iris"},
+                   model={"name": "soft_trees", "trees": 4, "depth": 2},
+                   aligners=["identity", "weight_matching", "tree_matching"],
+                   metrics=[{"name": "loss_barrier", "grid": 3, "split": "train"}])
+    rows = {row.what: row for row in bench_pipeline(trees, points=3, repeats=1, startup=False).rows}
+    tree = rows["aligner tree_matching"]
+    assert tree.details["diagnostics"]["trees"]["search"] == "exact"
+    assert tree.details["components"] == ["trees", "trees.flips", "trees.orders"]
+    assert "trees: exact search" in tree.note and "runs" not in tree.details["diagnostics"]
+    matching = rows["aligner weight_matching"]
+    assert matching.details["components"] == ["trees"] and "runs" in matching.details["diagnostics"]
+
+
+def test_bench_runs_a_ray_pipeline_serially_in_this_process(tmp_path, monkeypatch):
+    import ridgeline.core.run.ray_executor as ray_executor
+
+    def refuse():
+        raise AssertionError("bench measures in this process: no Ray")
+
+    monkeypatch.setattr(ray_executor, "require_ray", refuse)
+    report = bench_pipeline(config(tmp_path, executor={"name": "ray"}), points=3, repeats=1, startup=False)
+    assert report.machine["device"] == "cpu"
+
+
+def test_the_aligner_note_counts_every_run_and_sweep_the_time_covers():
+    runs = [{"order": "forward", "sweeps": 4}, {"order": "backward", "sweeps": 6}]
+    kept = Alignment(perms={}, history=(1.0,) * 6, diagnostics={"sweeps": 6, "runs": runs})
+    assert aligner_work(kept) == "2 runs, 10 sweeps"
+    trees = Alignment(perms={}, history=(1.0,) * 4, diagnostics={
+        "weight_matching_sweeps": 4, "weight_matching_runs": runs,
+        "trees": {"search": "greedy", "transforms_per_pair": 1}})
+    assert aligner_work(trees) == ("2 weight matching runs, 10 sweeps; "
+                                   "trees: greedy search, 1 transform per pair")
+    assert aligner_work(Alignment(perms={}, history=(1.0, 2.0, 3.0))) == "3 iterations"
+    assert aligner_work(Alignment(perms={}, history=(1.0,))) == "1 iteration"
+
+
+def test_start_up_commands_are_interleaved_so_that_they_see_the_same_load(monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench.subprocess, "run", lambda command, **kwargs: calls.append(command[-1]))
+    times = bench.fresh_interpreter_seconds({"a": "code a", "b": "code b"}, repeats=3)
+    assert calls == ["code a", "code b"] * 3 and [len(t) for t in times.values()] == [3, 3]

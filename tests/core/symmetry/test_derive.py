@@ -127,6 +127,38 @@ def test_grouped_and_depthwise_convs_and_group_norm_move_whole_blocks(groups, no
     _function_preserved(module, spec, x)
 
 
+class RootMeanSquareNorms(nn.Module):
+    """RMSNorm three ways: torch's module, timm's ``RmsNorm`` (kept whole) and the functional form."""
+
+    def __init__(self, timm_norm: type[nn.Module]) -> None:
+        super().__init__()
+        self.embed, self.norm = nn.Linear(4, 6), nn.RMSNorm(6)
+        self.fc1, self.fc2, self.timm_norm = nn.Linear(6, 5), nn.Linear(5, 6), timm_norm(6)
+        self.gain = nn.Parameter(torch.linspace(0.5, 1.5, 6))
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
+        x = x + self.fc2(torch.relu(self.fc1(self.norm(x))))
+        x = nn.functional.rms_norm(self.timm_norm(x), (6,), self.gain)
+        return self.head(x)
+
+
+def test_rms_norms_keep_the_normalised_units_free_and_their_weight_follows_them():
+    timm_layers = pytest.importorskip("timm.layers")
+    torch.manual_seed(0)
+    module = RootMeanSquareNorms(timm_layers.RmsNorm)
+    assert rules.keeps_whole(module.norm) and rules.keeps_whole(module.timm_norm)
+    x = torch.randn(3, 4)
+    spec = derive_spec(module, x)
+    assert spec.groups == {"embed": 6, "fc1": 5} and spec.frozen == {} and spec.coverage() == 1.0
+    weights = {AxisRef("norm.weight", 0), AxisRef("timm_norm.weight", 0), AxisRef("gain", 0)}
+    assert weights <= set(spec.axes["embed"])
+    for m in (module.norm, module.timm_norm):
+        nn.init.uniform_(m.weight, 0.5, 1.5)
+    _function_preserved(module, spec, x)
+
+
 class Unknown(nn.Module):
     def __init__(self) -> None:
         super().__init__()

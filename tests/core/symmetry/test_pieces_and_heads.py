@@ -218,7 +218,7 @@ def test_position_factors_fix_the_query_key_dimensions_inside_their_heads():
     spec = derive_spec(module, x)
     # the order of q and k dimensions is fixed inside each head, but they move with their heads
     assert [g for g in spec.frozen] == ["qkv[0:6]", "qkv[6:12]"]
-    assert all(r.startswith("moves only with its heads: tied at") for r in spec.frozen.values())
+    assert all(r.startswith("moves only with its heads: joined at") for r in spec.frozen.values())
     assert spec.frozen_sizes == {"qkv[0:6]": 0, "qkv[6:12]": 0}
     heads = next(g for g in spec.groups if g.endswith(".heads"))
     assert AxisRef("qkv.weight", 0, 0, 3) in spec.axes[heads] and spec.unit_sizes[heads] == 12
@@ -248,6 +248,46 @@ class Padded(nn.Module):
         x = torch.relu(self.conv(F.pad(x, (0, 1, 0, 1))))
         x = F.pad(F.pad(x, (1, 1, 1, 1), mode="replicate"), (0, 0, 0, 0, 1, 0), value=1.0)
         return self.head(self.mix(x).mean((2, 3)))
+
+
+class GroupStatistics(nn.Module):
+    """EvoNorm-S0 written out (timm's ``group_std``): each channel divided by the standard deviation
+    of its group of 4 channels, reshaped to (B, groups, 4, H, W) and expanded back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand, self.head = nn.Conv2d(3, 8, 1), nn.Linear(8, 2)
+        self.v = nn.Parameter(torch.linspace(0.5, 1.5, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.expand(x)
+        b, c, h, w = x.shape
+        grouped = x.reshape(b, 2, c // 2, h, w)
+        std = grouped.var(dim=(2, 3, 4), unbiased=False, keepdim=True).add(1e-5).sqrt()
+        std = std.expand(grouped.shape).reshape(b, c, h, w)
+        x = x * (x * self.v.view(1, -1, 1, 1)).sigmoid() / std
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_group_statistic_expanded_over_its_group_keeps_the_groups_together():
+    torch.manual_seed(0)
+    module, x = GroupStatistics(), torch.randn(2, 3, 4, 4)
+    spec = derive_spec(module, x)
+    assert spec.frozen == {} and spec.coverage() == 1.0
+    # the groups move whole, and the channels permute inside each group
+    assert spec.groups == {"expand.heads": 2, "expand": 8} and spec.nested == {"expand": "expand.heads"}
+    assert {AxisRef("expand.weight", 0, 0, 4), AxisRef("v", 0, 0, 4)} <= set(spec.axes["expand.heads"])
+    members = {AxisRef("expand.weight", 0), AxisRef("v", 0), AxisRef("head.weight", 1)}
+    assert members <= set(spec.axes["expand"])
+    _preserved(module, spec, x)
+    # a permutation that mixes the groups would not be a symmetry: the spec must not allow one
+    mixed = torch.tensor([0, 1, 2, 4, 3, 5, 6, 7])
+    state = generic_state(module)
+    swapped = {**state, **{key: state[key][mixed] for key in ("expand.weight", "expand.bias", "v")},
+               "head.weight": state["head.weight"][:, mixed]}
+    with torch.no_grad():
+        assert not torch.allclose(torch.func.functional_call(module, swapped, (x,)),
+                                  torch.func.functional_call(module, state, (x,)), rtol=1e-4, atol=1e-5)
 
 
 def test_constant_padding_keeps_the_units_between_fixed_entries():
@@ -332,3 +372,38 @@ def test_a_forward_that_needs_several_inputs_gets_told_how_to_give_one():
         derive_spec(TwoInputs(), torch.randn(2, 4))
     with pytest.raises(SpecError, match=r"is a dict, not one tensor.*wrap the model"):
         derive_spec(nn.Linear(4, 2), {"x": torch.randn(2, 4)})
+
+
+class OptionalMask(nn.Module):
+    """A second input with a default: the call with one tensor never passes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.head = nn.Linear(4, 6), nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
+        h = torch.relu(self.first(x)) * scale
+        if mask is not None:
+            h = h * mask
+        return self.head(h)
+
+
+def test_a_defaulted_second_input_is_traced_at_its_default():
+    module, x = OptionalMask(), torch.randn(3, 4)
+    spec = derive_spec(module, x)
+    assert spec.groups == {"first": 6} and spec.frozen == {}
+    _preserved(module, spec, x)
+
+
+class DictInput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(4, 2)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.layer(batch["x"])
+
+
+def test_a_forward_that_wants_a_dict_but_gets_a_tensor_is_told_to_wrap_the_model():
+    with pytest.raises(SpecError, match=r"^DictInput fails on the example input at 'getitem'.*wrap the "):
+        derive_spec(DictInput(), torch.randn(2, 4))

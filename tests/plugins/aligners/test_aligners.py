@@ -11,7 +11,7 @@ import torch
 from ridgeline.core.errors import ConfigError, DataError, NonFiniteStateError, SpecError, StateMismatchError
 from ridgeline.core.interfaces.aligner import AlignContext
 from ridgeline.core.interfaces.evaluator import Evaluator
-from ridgeline.core.numerics.activations import producers, stream_moments, unit_samples
+from ridgeline.core.numerics import producers, stream_moments, unit_samples
 from ridgeline.core.numerics.soft_permutation import soft_apply
 from ridgeline.core.plugin_host.host import registries
 from ridgeline.core.run.training import TrainConfig, train
@@ -45,6 +45,26 @@ def setup():
     evaluator = Evaluator(model.build(), data)
     return {"model": model, "data": data, "spec": model.spec(), "a": a, "b": b,
             "evaluator": evaluator, "context": AlignContext(evaluator=evaluator)}
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("features", ["post", "pre"])
+def test_activation_statistics_and_matching_run_on_the_device_and_equal_the_cpu(setup, features):
+    spec, a, b = setup["spec"], setup["a"], setup["b"]
+    gpu = Evaluator(setup["model"].build(), setup["data"], device="cuda")
+    on_cpu = stream_moments(setup["evaluator"], [a, b], spec, features=features)
+    for states in ([a, b], [gpu.on_device(a), gpu.on_device(b)]):  # given on the host, or on the device
+        on_gpu = stream_moments(gpu, states, spec, features=features)
+        for group in spec.groups:
+            for got, expected in zip(on_gpu[group], on_cpu[group]):
+                assert got.total.device.type == got.outer.device.type == "cuda" and got.n == expected.n
+                torch.testing.assert_close(got.mean.cpu(), expected.mean, rtol=1e-5, atol=1e-6)
+                torch.testing.assert_close(got.covariance.cpu(), expected.covariance, rtol=1e-4, atol=1e-6)
+    aligner = make("activation_matching", features=features)
+    cpu_alignment = aligner.align(a, b, spec, setup["context"])
+    gpu_alignment = aligner.align(a, b, spec, AlignContext(evaluator=gpu))
+    assert all(torch.equal(gpu_alignment.perms[g], cpu_alignment.perms[g]) for g in spec.groups)
+    assert gpu_alignment.objective == pytest.approx(cpu_alignment.objective, rel=1e-5)
 
 
 def planted(setup, seed=7):

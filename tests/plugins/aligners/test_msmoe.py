@@ -62,6 +62,9 @@ def test_half_the_experts_remain_each_group_sharing_its_merged_expert(setup):
     per_expert = 8 * 16 + 8 + 16 + 16 * 8
     assert report["parameters_before"] - report["parameters_after"] == 2 * per_expert
     assert all(torch.equal(p, torch.arange(len(p))) for p in alignment.perms.values())  # align(s, s)
+    runs = report["weight_matching_runs"]  # every sweep order of the default "best", as weight_matching's
+    assert [run["order"] for run in runs] == ["forward", "backward", "random", "random", "random"]
+    assert len(alignment.history) in [run["sweeps"] for run in runs]
 
 
 def test_the_dominant_experts_are_the_most_used_and_frequencies_count_the_top_k():

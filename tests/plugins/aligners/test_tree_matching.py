@@ -86,6 +86,9 @@ def test_a_product_aligns_the_other_groups_by_weight_matching_then_the_trees(reg
     aligned = alignment.apply(product, b)
     assert all(torch.equal(aligned[k], a[k]) for k in a)
     assert set(alignment.perms) == set(product.components)
+    runs = alignment.diagnostics["weight_matching_runs"]  # every sweep order, as weight_matching's
+    assert [run["order"] for run in runs] == ["forward", "backward", "random", "random", "random"]
+    assert alignment.diagnostics["weight_matching_sweeps"] in [run["sweeps"] for run in runs]
 
 
 def _train_loss_barrier(evaluator, a, b):

@@ -7,7 +7,7 @@ import torch
 
 from ridgeline.core.errors import ConfigError, DataError
 from ridgeline.core.interfaces.evaluator import Evaluator
-from ridgeline.core.numerics.activations import collect_moments, module_producers
+from ridgeline.core.numerics import collect_moments, module_producers
 from ridgeline.core.plugin_host.host import registries
 from ridgeline.core.run.training import TrainConfig, train
 from ridgeline.core.state import lerp
@@ -31,6 +31,34 @@ def pair(request):
     config = TrainConfig(steps=30, batch_size=64)
     a, b = (train(model, data, config, seed=s, progress=False) for s in (0, 1))
     return model, data, a, b, Evaluator(model.build(), data)
+
+
+@pytest.mark.cuda
+def test_repair_statistics_run_on_the_device_and_equal_the_cpu(pair, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # float32 convolutions, as on the CPU
+    model, data, a, b, cpu = pair
+    gpu = Evaluator(model.build(), data, device="cuda")
+    midpoint = lerp(a, b, 0.5)
+    repaired = {}
+    for name, evaluator in (("cpu", cpu), ("cuda", gpu)):
+        repair = registries().corrections.create("repair")
+        repair.prepare([a, b], evaluator)  # endpoints on the host, as a script holds them
+        repaired[name] = repair, repair.apply(midpoint, 0.5, evaluator)
+    (on_cpu, cpu_state), (on_gpu, gpu_state) = repaired["cpu"], repaired["cuda"]
+    for producer in on_cpu.producers:
+        for endpoint in (0, 1):
+            for got, expected in zip(on_gpu.endpoint_stats[endpoint][producer],
+                                     on_cpu.endpoint_stats[endpoint][producer]):
+                assert got.device.type == "cuda"  # measured on the device
+                torch.testing.assert_close(got.cpu(), expected, rtol=1e-4, atol=1e-5)
+    for key, value in cpu_state.items():
+        assert gpu_state[key].device.type == "cpu"  # the state stays where it was given
+        torch.testing.assert_close(gpu_state[key], value, rtol=1e-4, atol=1e-5)
+    on_device = on_gpu.apply(gpu.on_device(midpoint), 0.5, gpu)  # a pipeline's states: on the device
+    assert all(v.device.type == "cuda" for v in on_device.values())
+    torch.testing.assert_close({k: v.cpu() for k, v in on_device.items()}, gpu_state, rtol=1e-5, atol=1e-6)
+    expected = cpu.evaluate(cpu_state, "test").loss
+    assert gpu.evaluate(gpu_state, "test").loss == pytest.approx(expected, rel=1e-4)
 
 
 def test_both_corrections_are_registered():

@@ -3,14 +3,19 @@ their preparation per batch, the decoded-split cache, and one clear error for ea
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from ridgeline.core.errors import ConfigError, DataError
+from ridgeline.core.interfaces import evaluator as evaluator_module
+from ridgeline.core.interfaces.evaluator import Evaluator
 from ridgeline.plugins.datasets.cifar import read_batch, write_cifar
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is not the official")
@@ -160,8 +165,10 @@ def test_normalisation_from_the_training_split_the_model_or_given(regs, cifar10_
                           (raw - imagenet[0]) / imagenet[1].reshape(1, 3, 1, 1), atol=1e-6)
     with pytest.raises(ConfigError, match="model 'mlp' has no data config"):
         by_model.bind_model(regs.models.create("mlp", input_shape=(3, 32, 32), num_classes=10, widths=[4]))
-    with pytest.raises(ConfigError, match="normalize is 'dataset', 'none', 'model'"):
+    with pytest.raises(ConfigError, match="normalize = 'imagenet' must be one of 'dataset', 'none', 'model'"):
         _create(regs, "cifar10", root=str(cifar10_root), normalize="imagenet")
+    with pytest.raises(ConfigError, match="normalize is 'dataset', 'none', 'model' or {mean = "):
+        _create(regs, "cifar10", root=str(cifar10_root), normalize={"mean": 0.5})
 
 
 def test_augmentation_only_for_training_batches_and_reproducible(regs, cifar10_root):
@@ -184,6 +191,21 @@ def test_augmentation_only_for_training_batches_and_reproducible(regs, cifar10_r
         row = image[0, 16][image[0, 16] != 0]
         values = source[0].flatten().tolist()
         assert all(v in values for v in row.tolist()) and len(row) >= 28
+
+
+@pytest.mark.parametrize(("name", "where"), [("cifar10", "root"), ("cifar100", "root"),
+                                           ("image_folder", "root"), ("tensors", "path")])
+def test_normalize_lists_its_choices_and_a_bad_value_names_them(regs, name, where):
+    from ridgeline.core.plugin_host.options import factory_options
+
+    option = {o.name: o for o in factory_options(regs.datasets.get(name), "datasets")}["normalize"]
+    assert option.choices == ("dataset", "none", "model")
+    assert option.type == "str | Mapping[str, float | Sequence[float]]"
+    regs.datasets.check(name, {where: "data", "normalize": {"mean": [0.5, 0.4, 0.4], "std": 0.25}})
+    with pytest.raises(ConfigError, match=re.escape(
+            f"dataset {name!r}: option normalize = 'imagenet' must be one of 'dataset', 'none', 'model', "
+            "or Mapping[str, float | Sequence[float]] (got str)")):
+        regs.datasets.check(name, {where: "data", "normalize": "imagenet"})
 
 
 # -- the cache ------------------------------------------------------------------------------------
@@ -221,7 +243,39 @@ def test_decoded_splits_are_cached_reused_and_invalidated(regs, tmp_path, monkey
     assert len(calls) == 4 and len(list(cache.iterdir())) == 2  # no cache written
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cache_that_cannot_be_written_is_a_warning_naming_it_and_the_data_is_used(
+        regs, tmp_path, monkeypatch, write_image_folder):
+    root = write_image_folder(tmp_path / "images", {"train": 2, "test": 1})
+    expected = _create(regs, "image_folder", root=str(root), cache=False).stored("train")[0]
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # a folder cannot be made under a file (as a Ray node may fail to make one)
+    folders = [blocked / "cache"] + ([Path("/proc/nope")] if Path("/proc/self").exists() else [])
+    for folder in folders:
+        data = _create(regs, "image_folder", root=str(root), cache=str(folder))
+        with pytest.warns(UserWarning, match=f"cannot write the data cache {re.escape(str(folder))}/"
+                                             "image_folder-train-.*using the decoded split"):
+            x, _ = data.stored("train")
+        assert torch.equal(x, expected)
+    given = _create(regs, "image_folder", root=str(root))
+    given.use_cache(blocked / "data-cache")  # the pipeline's folder, on a node that cannot make it
+    with pytest.warns(UserWarning, match="cannot write the data cache"):
+        assert torch.equal(given.stored("train")[0], expected)
+
+    import safetensors.torch
+
+    def disk_full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    cache = tmp_path / "cache"
+    full = _create(regs, "image_folder", root=str(root), cache=str(cache))
+    with pytest.warns(UserWarning, match="No space left on device"):
+        assert torch.equal(full.stored("train")[0], expected)
+    assert list(cache.iterdir()) == []  # the partial file is removed, no cache is left behind
+
+
+@pytest.mark.cuda
 def test_batches_move_as_uint8_and_are_prepared_on_the_device(regs, cifar10_root):
     data = _create(regs, "cifar10", root=str(cifar10_root), image_size=16, augment=True)
     xb, yb = next(data.batches("train", 8, device="cuda"))
@@ -234,3 +288,70 @@ def test_batches_move_as_uint8_and_are_prepared_on_the_device(regs, cifar10_root
         return next(batches)[0]
 
     torch.testing.assert_close(augmented("cuda").cpu(), augmented("cpu"), rtol=1e-5, atol=1e-5)
+
+
+# -- evaluation keeps the stored uint8 split and prepares each batch ------------------------------
+
+def _float_copies(shape):
+    """Live float tensors holding a whole split of ``shape`` (n, *input_shape)."""
+    gc.collect()
+    return [o for o in gc.get_objects()
+            if isinstance(o, torch.Tensor) and o.is_floating_point() and tuple(o.shape) == tuple(shape)]
+
+
+def _whole_split_sums(model, state, data, split, batch_size):
+    """The numbers as evaluation gave them before: the whole split prepared, then sliced."""
+    x, y = data.stored(split)
+    x = data.prepare(x)
+    module = model.build()
+    module.load_state_dict(state)
+    module.eval()
+    loss, correct = torch.zeros((), dtype=torch.float64), 0
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            logits, labels = module(x[start:start + batch_size]).float(), y[start:start + batch_size]
+            loss += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").double()
+            correct += int((logits.argmax(1) == labels).sum())
+    return float(loss) / len(y), correct / len(y)
+
+
+def _cifar_and_convnet(regs, root):
+    data = _create(regs, "cifar10", root=str(root), image_size=12)  # 32 x 32 stored, resized per batch
+    model = regs.models.create("convnet", input_shape=data.input_shape, num_classes=10, widths=[4, 6])
+    return data, model
+
+
+def test_evaluation_holds_no_float_copy_of_the_split_and_gives_the_same_numbers(regs, cifar10_root):
+    data, model = _cifar_and_convnet(regs, cifar10_root)
+    states = [model.init_state(0), model.init_state(1)]
+    evaluator = Evaluator(model.build(), data, batch_size=7)
+    got = [evaluator.evaluate(s, "test") for s in states] + evaluator.evaluate_many(states, "test")
+    held, labels = evaluator.stored("test")
+    assert held.dtype == torch.uint8 and held.shape == (20, 3, 32, 32) and len(labels) == 20
+    assert _float_copies((20, *data.input_shape)) == []  # neither the evaluator nor the dataset keeps one
+    for result, state in zip(got, states + states):
+        loss, accuracy = _whole_split_sums(model, state, data, "test", 7)
+        assert result.loss == loss and result.accuracy == accuracy  # exactly: preparation is per example
+    x, _ = data.split("test")  # scripts still get a whole split prepared, made on demand
+    assert x.dtype == torch.float32 and x.shape == (20, *data.input_shape)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("fits", [True, False])
+def test_cuda_evaluation_of_a_file_dataset_keeps_uint8_on_the_device_or_pinned(regs, cifar10_root,
+                                                                                monkeypatch, fits):
+    data, model = _cifar_and_convnet(regs, cifar10_root)
+    states = [model.init_state(0), model.init_state(1)]
+    if not fits:  # the split does not fit: it stays on the host, pinned, and moves batch by batch
+        monkeypatch.setattr(evaluator_module, "DEVICE_DATA_FRACTION", 0.0)
+    gpu = Evaluator(model.build(), data, device="cuda", batch_size=7, points_per_batch=2)
+    got = gpu.evaluate_many(states, "test")
+    held, labels = gpu.stored("test")
+    assert held.dtype == torch.uint8 and labels.device.type == "cuda"
+    assert held.device.type == "cuda" if fits else (held.device.type == "cpu" and held.is_pinned())
+    assert not any(o.device.type == "cuda" for o in _float_copies((20, *data.input_shape)))
+    cpu = [Evaluator(model.build(), data, batch_size=7).evaluate(s, "test") for s in states]
+    assert [e.accuracy for e in got] == [e.accuracy for e in cpu]
+    torch.testing.assert_close([e.loss for e in got], [e.loss for e in cpu], rtol=1e-5, atol=0)
+    stats = [x for x, _ in gpu.batches("test", limit=10, batch_size=4)]
+    assert [len(x) for x in stats] == [4, 4, 2] and all(x.device.type == "cuda" for x in stats)

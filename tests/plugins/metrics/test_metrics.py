@@ -196,9 +196,8 @@ def test_layerwise_barrier_of_identical_states_is_zero(setup):
 class DoubleEvaluator(Evaluator):
     """Evaluates in float64, so finite differences of the loss are accurate to many digits."""
 
-    def data(self, split):
-        x, y = super().data(split)
-        return x.double(), y
+    def prepare(self, inputs):
+        return super().prepare(inputs).double()
 
 
 def test_gradient_slope_matches_finite_difference_of_the_loss(setup):

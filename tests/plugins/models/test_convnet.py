@@ -10,7 +10,7 @@ import torch
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.aligner import AlignContext
 from ridgeline.core.interfaces.evaluator import Evaluator
-from ridgeline.core.numerics.activations import producers
+from ridgeline.core.numerics import producers
 from ridgeline.core.plugin_host.host import registries
 
 

@@ -25,6 +25,8 @@ ARCHITECTURES = [
     _case("test_efficientnet", {}, 1.0),
     _case("test_convnext", {}, 1.0),
     _case("test_vit", {"img_size": 32}, 1.0),
+    _case("test_vit4", {"img_size": 32}, 1.0),  # timm's RmsNorm and F.rms_norm
+    _case("test_efficientnet_evos", {}, 1.0),  # EvoNorm2dS0's per-group statistics
     _case("test_byobnet", {}, 1.0),
     _case("test_nfnet", {}, 1.0),
     _case("resnet18", {}, 1.0),
@@ -126,5 +128,5 @@ def test_spec_report_lists_groups_tensors_frozen_groups_and_the_check(regs):
     report = format_spec_report(_timm(regs, "mixer_s16_224", {"img_size": 32}), seeds=2)
     assert "blocks.0.mlp_channels.fc1: 2048" in report
     assert "blocks.0.mlp_channels.fc1.weight[0]" in report
-    assert "blocks.0.mlp_tokens.fc2 (4 units): tied at" in report
+    assert "blocks.0.mlp_tokens.fc2 (4 units): joined at" in report
     assert "coverage: 99." in report and "check: passed (2 random permutations" in report

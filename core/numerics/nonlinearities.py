@@ -2,7 +2,7 @@
 
 Git Re-Basin's own activation matching (Ainsworth, Hayase & Srinivasa, ICLR 2023; their MNIST
 code) correlates the units *after* the nonlinearity, relu(W x + b), not the pre-activations
-W x + b. A producer (:class:`~ridgeline.core.numerics.activations.Producer`) is hooked on its
+W x + b. A producer (:class:`~ridgeline.core.numerics.unit_producers.Producer`) is hooked on its
 module's output; :func:`post_activations` finds, in the module's traced graph
 (:func:`ridgeline.core.symmetry.derive.trace`), the pointwise nonlinearity its output goes
 through, so that the hook can apply it to (a copy of) the captured output:
@@ -29,7 +29,7 @@ from torch import fx, nn
 from torch.nn import functional as F
 
 from ridgeline.core.errors import SpecError
-from ridgeline.core.numerics.activations import Producer
+from ridgeline.core.numerics.unit_producers import Producer
 
 ACTIVATION_MODULES = (
     nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Hardsigmoid, nn.Hardswish, nn.Tanh,

@@ -9,8 +9,8 @@ import torch
 from ridgeline.core.errors import ConfigError
 from ridgeline.core.interfaces.aligner import AlignContext
 from ridgeline.core.interfaces.evaluator import Evaluator
-from ridgeline.core.numerics.activations import producers, stream_moments
-from ridgeline.core.numerics.post_activations import post_activations
+from ridgeline.core.numerics import producers, stream_moments
+from ridgeline.core.numerics.nonlinearities import post_activations
 from ridgeline.core.symmetry.spec import AxisRef
 
 IMAGE = {"name": "synthetic", "image_size": [3, 16, 16], "train_size": 64, "test_size": 32}
