@@ -306,8 +306,10 @@ def test_bad_configs_are_explained(tmp_path, bad, message):
     ({"model": {"name": "mlp", "input_shape": [4, 3]}},
      r"model 'mlp': input_shape is not an option: it comes from dataset 'synthetic' "
      r"\(inputs of shape \(12,\)\)"),
-    ({"paths": [{"name": "linear", "endpoints": []}]}, r"path 'linear': endpoints is not an option"),
-    ({"paths": [{"name": "linear", "ties": []}]}, r"path 'linear': ties is not an option: it comes from model"),
+    ({"paths": [{"name": "linear", "endpoints": []}]},
+     r"path 'linear': endpoints is not an option"),
+    ({"paths": [{"name": "linear", "ties": []}]},
+     r"path 'linear': ties is not an option: it comes from model"),
 ])
 def test_bad_options_fail_before_any_training_or_file(tmp_path, monkeypatch, change, message):
     def no_training(*args, **kwargs):
