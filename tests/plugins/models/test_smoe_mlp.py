@@ -24,7 +24,12 @@ def test_each_input_goes_to_its_top_k_experts_with_softmax_weights(model):
     assert torch.allclose(gates.sum(dim=1), torch.ones(32))
 
 
-def test_each_kind_of_symmetry_preserves_the_function_to_1e_6(model):
+@pytest.mark.parametrize("routes", [4, 6], ids=["plain", "compressed"])
+def test_each_kind_of_symmetry_preserves_the_function_to_1e_6(regs, routes):
+    """Plain (one route per expert) and compressed (6 routes dispatched to 4 experts, whose route
+    permutation moves the router's rows with the dispatch table's columns)."""
+    model = regs.models.create("smoe_mlp", input_shape=(12,), num_classes=3, width=16, blocks=2, experts=4,
+                               expert_width=8, top_k=2, routes=routes)
     symmetry = model.symmetries()
     assert isinstance(symmetry, SymmetryProduct) and len(symmetry.part(ExpertSymmetry)) == 2
     module = model.build().double()
