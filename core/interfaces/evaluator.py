@@ -14,7 +14,8 @@ and come to the host in one copy per call, not one synchronisation per batch.
 
 **Data.** The evaluator holds each evaluated split as the dataset stores it (:meth:`stored`:
 uint8 images for datasets read from files, floats for the in-memory ones), on the device when it
-fits (:data:`DEVICE_DATA_FRACTION`) and otherwise on the host in pinned memory, and prepares
+fits (:data:`DEVICE_DATA_FRACTION`) and otherwise on the host where the dataset keeps it (each
+batch pinned as it moves, so the host never holds a second copy of the split), and prepares
 every batch inside the batch loop (:meth:`prepare`: moved to the device, scaled, resized,
 normalised), so no float copy of a whole split exists: the 10 000 CIFAR test images for a model
 at 224 x 224 are 31 MB stored (uint8, 32 x 32) and would be 6 GB prepared. :meth:`data` still
@@ -53,8 +54,8 @@ on CUDA it stays 1 until ``benchmarks/gpu.sh`` has measured a faster value on a 
 
 DEVICE_DATA_FRACTION = 0.25
 """A split's stored inputs are kept on a CUDA device when they take at most this fraction of the
-device's free memory (the rest is left to activations); a larger split stays on the host, pinned,
-and moves batch by batch."""
+device's free memory (the rest is left to activations); a larger split stays on the host, as the
+dataset keeps it, and moves batch by batch, each batch pinned for an asynchronous copy."""
 
 
 def check_evaluation_options(device: torch.device, points_per_batch: int | None, precision: str) -> int:
@@ -125,7 +126,8 @@ class Evaluator:
         """``split`` as the dataset stores it (:meth:`Dataset.stored`: uint8 images, or floats),
         held for evaluation: inputs on the device if they fit (:data:`DEVICE_DATA_FRACTION` of a
         CUDA device's free memory; always on the CPU, where nothing is copied), otherwise on the
-        host in pinned memory; labels on the device. Prepare batches of it with :meth:`prepare`."""
+        host (the dataset's own tensor, not a pinned second copy of it); labels on the device.
+        Prepare batches of it with :meth:`prepare`."""
         if split not in self._stored:
             x, y = self.dataset.stored(split)
             self._stored[split] = (self._place(x), y.to(self.device))
@@ -137,15 +139,23 @@ class Evaluator:
         free, _ = torch.cuda.mem_get_info(self.device)
         if x.numel() * x.element_size() <= DEVICE_DATA_FRACTION * free:
             return x.to(self.device)
-        try:
-            return x if x.is_pinned() else x.pin_memory()
-        except RuntimeError:  # no page-locked memory left: pageable, each batch's copy waits
-            return x
+        return x  # pinning it whole would hold a second host copy of a split too large to move
+
+    def _to_device(self, inputs: torch.Tensor) -> torch.Tensor:
+        """A batch on the device: a host batch is pinned first (one batch of page-locked memory,
+        from torch's caching host allocator, which keeps it until the copy is done), so the copy
+        is asynchronous; without page-locked memory left it is a plain, waiting copy."""
+        if self.device.type == "cuda" and inputs.device.type == "cpu" and not inputs.is_pinned():
+            try:
+                inputs = inputs.pin_memory()
+            except RuntimeError:
+                return inputs.to(self.device)
+        return inputs.to(self.device, non_blocking=True)
 
     def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
         """A batch of stored inputs as the model's inputs, on the device (:meth:`Dataset.prepare`
-        after a non-blocking move; the same stream orders the two)."""
-        return self.dataset.prepare(inputs.to(self.device, non_blocking=True))
+        after a non-blocking move, :meth:`_to_device`; the same stream orders the two)."""
+        return self.dataset.prepare(self._to_device(inputs))
 
     def data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The whole split prepared, on the device, kept: for consumers that need random access

@@ -24,7 +24,9 @@ def select_layers(groups: Mapping[str, list[str]], layers: Sequence[str],
     tensor is a layer under its canonical (first) name only. A pattern that matches no layer but
     an alias's layer in ``ties`` (``blocks.0.mix`` when that Linear is ``mix`` registered again)
     is refused naming the canonical layer to use instead: one tensor cannot be interpolated for
-    one of its uses and not for the others."""
+    one of its uses and not for the others. So is a pattern that matches layers and also an
+    alias's layer whose tied tensor's own layer is not chosen (``blocks.0.*`` choosing
+    ``blocks.0.norm`` but not ``mix``), rather than leaving the tied tensor out unsaid."""
     chosen = []
     for pattern in layers:
         matched = [name for name in groups if fnmatch.fnmatchcase(name, pattern)]
@@ -32,6 +34,11 @@ def select_layers(groups: Mapping[str, list[str]], layers: Sequence[str],
             raise ConfigError(f"no layer matches {pattern!r}{_alias_hint(pattern, ties)}; "
                               f"the layers are {', '.join(groups)}")
         chosen.extend(m for m in matched if m not in chosen)
+    for pattern in layers:
+        left_out = _alias_hint(pattern, ties, chosen)
+        if left_out:
+            raise ConfigError(f"layers {pattern!r} also names a tied tensor's other layer{left_out}, "
+                              "or list the layers without it")
     return [name for name in groups if name in chosen]
 
 
@@ -39,11 +46,12 @@ def _layer(key: str) -> str:
     return key.rpartition(".")[0] or key
 
 
-def _alias_hint(pattern: str, ties: Ties | None) -> str:
-    """Why ``pattern`` names no layer when it names the layer of a tied tensor's alias."""
+def _alias_hint(pattern: str, ties: Ties | None, chosen: Sequence[str] = ()) -> str:
+    """Why ``pattern`` names no layer (or not all it seems to) when it names the layer of a tied
+    tensor's alias whose canonical layer is not in ``chosen``; "" when it names none."""
     by_layer: dict[str, list[tuple[str, str]]] = {}
     for alias, canonical in (ties.aliases if ties else {}).items():
-        if fnmatch.fnmatchcase(_layer(alias), pattern):
+        if fnmatch.fnmatchcase(_layer(alias), pattern) and _layer(canonical) not in chosen:
             by_layer.setdefault(_layer(alias), []).append((alias, canonical))
     if not by_layer:
         return ""

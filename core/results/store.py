@@ -22,6 +22,7 @@ re-run resumes after ``n_done`` and refuses a file whose configuration differs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -238,10 +239,11 @@ class ResultsStore:
             empty = not _holds_results(file)
         if empty:
             self.path.unlink()
-            for folder in self.made_folders:
-                if not folder.is_dir() or any(folder.iterdir()):
-                    break
-                folder.rmdir()
+            with contextlib.suppress(OSError):  # another process writing there keeps the folder
+                for folder in self.made_folders:
+                    if not folder.is_dir() or any(folder.iterdir()):
+                        break
+                    folder.rmdir()
 
     # -- alignments --------------------------------------------------------------------
     def _alignment_group(self, pair: str, aligner: str) -> str:

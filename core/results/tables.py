@@ -277,12 +277,14 @@ def _warning(row: dict[str, Any], flag: str, width: int | None) -> str:
 
 
 def to_json(rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as JSON; NaN and inf become null."""
+    """The rows as JSON; NaN and inf become null, also inside lists and tables (``align_objectives``)."""
     def clean(value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             return None
-        if isinstance(value, list):
+        if isinstance(value, (list, tuple)):
             return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
         return value
 
     return json.dumps([{k: clean(v) for k, v in row.items()} for row in rows], indent=2)

@@ -174,6 +174,7 @@ class FileDataset(Dataset):
     def _write_cache(path: Path, x: torch.Tensor, y: torch.Tensor, metadata: dict[str, str]) -> None:
         """Write the decoded split; a folder that cannot be made or written (read-only, full, a
         path a Ray node cannot create) is a warning naming it, and the decoded data is used."""
+        from safetensors import SafetensorError  # its I/O errors (a full disk) are not OSErrors
         from safetensors.torch import save_file
 
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -181,7 +182,7 @@ class FileDataset(Dataset):
             path.parent.mkdir(parents=True, exist_ok=True)
             save_file({"x": x.contiguous(), "y": y.contiguous()}, str(partial), metadata=metadata)
             os.replace(partial, path)
-        except OSError as error:
+        except (OSError, SafetensorError) as error:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
             warnings.warn(f"cannot write the data cache {path} ({error}); using the decoded split "

@@ -15,7 +15,18 @@ GROUPS = module_groups(STATE)
 
 
 def test_names_and_patterns_select_layers_in_model_order():
-    assert select_layers(GROUPS, ["head", "blocks.*"], TIES) == ["blocks.0.out", "blocks.1.out", "head"]
+    assert select_layers(GROUPS, ["head", "blocks.*", "mix"], TIES) == [
+        "mix", "blocks.0.out", "blocks.1.out", "head"]
+    assert select_layers(GROUPS, ["head", "blocks.*.out"], TIES) == ["blocks.0.out", "blocks.1.out", "head"]
+
+
+def test_a_pattern_that_also_names_an_alias_is_refused_unless_the_tied_tensor_is_chosen():
+    """``blocks.*`` reaches the blocks' outputs and the tied ``mix`` under its other names: left
+    unsaid, the tied tensor would stay out of a block-wise interpolation."""
+    with pytest.raises(ConfigError, match=r"^layers 'blocks.\*' also names a tied tensor's other layer: "
+                                          r"'blocks.0.mix' is another name of the tied tensor 'mix' .*; "
+                                          r"use 'mix'.*, or list the layers without it$"):
+        select_layers(GROUPS, ["head", "blocks.*"], TIES)
 
 
 def test_another_name_of_a_tied_tensor_is_refused_naming_the_layer_to_use():

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from ridgeline.core.cli import main
 from ridgeline.core.errors import ConfigError
-from ridgeline.core.results.tables import TABLE_COLUMNS, format_table
+from ridgeline.core.results.tables import TABLE_COLUMNS, format_table, to_json
 
 ALIGNERS = ("identity", "activation_matching_inner_with_a_long_label",
             "activation_matching_inner_with_a_longer_label")
@@ -101,3 +102,11 @@ def test_warnings_are_wrapped_to_the_width_and_error_barriers_are_in_points():
     assert max(len(line) for line in tail) <= 60  # the warnings follow the width asked for
     assert any(len(line) > 100 for line in format_table(rows, wide=True).splitlines()
                if line.startswith("WARNING"))  # --wide leaves them whole, one per line
+
+
+def test_json_is_valid_with_nan_inside_lists_and_tables():
+    """NaN and inf become null at any depth (``align_objectives`` is a table of run objectives)."""
+    row = {"loss": math.nan, "curve": [1.0, math.inf], "align_objectives": {"a": math.nan, "b": 2.0}}
+    text = to_json([row])
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON")) == [
+        {"loss": None, "curve": [1.0, None], "align_objectives": {"a": None, "b": 2.0}}]

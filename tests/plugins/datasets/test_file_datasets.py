@@ -262,10 +262,12 @@ def test_a_cache_that_cannot_be_written_is_a_warning_naming_it_and_the_data_is_u
         assert torch.equal(given.stored("train")[0], expected)
 
     import safetensors.torch
+    from safetensors import SafetensorError
 
-    def disk_full(tensors, filename, metadata=None):
+    def disk_full(tensors, filename, metadata=None):  # what safetensors raises on a full disk
         Path(filename).write_bytes(b"half a file")
-        raise OSError(28, "No space left on device")
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                              "message: \"No space left on device\" })")
 
     monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
     cache = tmp_path / "cache"
@@ -338,17 +340,22 @@ def test_evaluation_holds_no_float_copy_of_the_split_and_gives_the_same_numbers(
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("fits", [True, False])
-def test_cuda_evaluation_of_a_file_dataset_keeps_uint8_on_the_device_or_pinned(regs, cifar10_root,
-                                                                                monkeypatch, fits):
+def test_cuda_evaluation_of_a_file_dataset_keeps_uint8_on_the_device_or_the_datasets_own(regs, cifar10_root,
+                                                                                          monkeypatch, fits):
     data, model = _cifar_and_convnet(regs, cifar10_root)
     states = [model.init_state(0), model.init_state(1)]
-    if not fits:  # the split does not fit: it stays on the host, pinned, and moves batch by batch
+    if not fits:  # the split does not fit: it stays on the host, the dataset's own tensor (no pinned
+        # second copy), and moves batch by batch, each batch pinned
         monkeypatch.setattr(evaluator_module, "DEVICE_DATA_FRACTION", 0.0)
     gpu = Evaluator(model.build(), data, device="cuda", batch_size=7, points_per_batch=2)
     got = gpu.evaluate_many(states, "test")
     held, labels = gpu.stored("test")
     assert held.dtype == torch.uint8 and labels.device.type == "cuda"
-    assert held.device.type == "cuda" if fits else (held.device.type == "cpu" and held.is_pinned())
+    if fits:
+        assert held.device.type == "cuda"
+    else:
+        assert held.device.type == "cpu" and held.data_ptr() == data.stored("test")[0].data_ptr()
+        assert gpu.prepare(held[:3]).device.type == "cuda"
     assert not any(o.device.type == "cuda" for o in _float_copies((20, *data.input_shape)))
     cpu = [Evaluator(model.build(), data, batch_size=7).evaluate(s, "test") for s in states]
     assert [e.accuracy for e in got] == [e.accuracy for e in cpu]
