@@ -129,16 +129,20 @@ def _check_options(entry: str, input_shape: tuple[int, ...], width: int, norm: s
         raise ConfigError(f"{entry} norm must be one of {', '.join(NORMS)}, got {norm!r}")
 
 
-class CifarResNetModel(Model):
-    """CIFAR ResNet-20/32/44/56/110 (``depth``) at ``width`` x 16-32-64 channels, ``norm`` batchnorm
-    (default), layernorm or none; the Git Re-Basin / REPAIR benchmark family."""
-
-    name = "cifar_resnet"
+class _CifarModel(Model):
+    """The CIFAR models' common ground: CIFAR-10's images are their native input."""
 
     @classmethod
     def native_input(cls, **options: Any) -> tuple[tuple[int, ...], int]:
         """CIFAR-10's images: 3x32x32, 10 classes (``ridgeline spec`` without ``--dataset``)."""
         return (3, 32, 32), 10
+
+
+class CifarResNetModel(_CifarModel):
+    """CIFAR ResNet-20/32/44/56/110 (``depth``) at ``width`` x 16-32-64 channels, ``norm`` batchnorm
+    (default), layernorm or none; the Git Re-Basin / REPAIR benchmark family."""
+
+    name = "cifar_resnet"
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, *, depth: int = 20,
                  width: int = 1, norm: Norm = "batchnorm") -> None:
@@ -153,16 +157,11 @@ class CifarResNetModel(Model):
         return CifarResNet(self.input_shape[0], blocks, self.width, self.num_classes, self.norm)
 
 
-class CifarVGGModel(Model):
+class CifarVGGModel(_CifarModel):
     """CIFAR VGG-11/13/16/19 (``depth``) at ``width`` x 64..512 channels, ``norm`` batchnorm
     (default), layernorm or none; five 2x2 max-pools, then one linear head."""
 
     name = "cifar_vgg"
-
-    @classmethod
-    def native_input(cls, **options: Any) -> tuple[tuple[int, ...], int]:
-        """CIFAR-10's images: 3x32x32, 10 classes (``ridgeline spec`` without ``--dataset``)."""
-        return (3, 32, 32), 10
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, *, depth: int = 11,
                  width: int = 1, norm: Norm = "batchnorm") -> None:
