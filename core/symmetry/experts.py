@@ -31,12 +31,8 @@ import torch
 
 from ridgeline.core.errors import SpecError
 from ridgeline.core.state import State
-from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
+from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec, axis_refs
 from ridgeline.core.symmetry.symmetry import Symmetry, Transform, require_components
-
-
-def _refs(values: Any) -> tuple[AxisRef, ...]:
-    return tuple(v if isinstance(v, AxisRef) else AxisRef(*v) for v in values)
 
 
 @attrs.frozen
@@ -47,9 +43,9 @@ class ExpertSymmetry(Symmetry):
     name: str
     experts: int
     units: int
-    router: tuple[AxisRef, ...] = attrs.field(converter=_refs)
-    expert_params: tuple[AxisRef, ...] = attrs.field(converter=_refs)
-    unit_axes: tuple[AxisRef, ...] = attrs.field(converter=_refs)
+    router: tuple[AxisRef, ...] = attrs.field(converter=axis_refs)
+    expert_params: tuple[AxisRef, ...] = attrs.field(converter=axis_refs)
+    unit_axes: tuple[AxisRef, ...] = attrs.field(converter=axis_refs)
     top_k: int = 1
 
     def __attrs_post_init__(self) -> None:

@@ -59,7 +59,8 @@ def _as_ref(value: Any) -> AxisRef:
     return AxisRef(*value)
 
 
-def _refs(value: Any) -> tuple[AxisRef, ...]:
+def axis_refs(value: Any) -> tuple[AxisRef, ...]:
+    """``value``'s entries as :class:`AxisRef` (tuples ``(key, axis[, offset[, stride]])`` converted)."""
     return tuple(_as_ref(v) for v in value)
 
 
@@ -79,7 +80,7 @@ class PermutationSpec(Symmetry):
 
     groups: Mapping[str, int] = attrs.field(converter=dict)
     axes: Mapping[str, tuple[AxisRef, ...]] = attrs.field(
-        converter=lambda d: {g: _refs(r) for g, r in d.items()}
+        converter=lambda d: {g: axis_refs(r) for g, r in d.items()}
     )
     frozen: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
     frozen_sizes: Mapping[str, int] = attrs.field(factory=dict, converter=dict)
