@@ -22,6 +22,7 @@ from ridgeline.core.symmetry.labels import (
     fixed_like,
     free_like,
     freeze_all,
+    is_uniform,
     merge,
     normalise,
     reshape,
@@ -50,7 +51,7 @@ _POINTWISE_FUNCTIONS = {
     operator.imul, torch.add, torch.sub, torch.mul, torch.div, torch.relu, torch.sigmoid,
     torch.tanh, torch.exp, torch.addcmul, torch.addcdiv, torch.sqrt, torch.rsqrt, torch.clamp,
     torch.where, torch.abs, torch.erf, torch.rsub, torch.square, torch.minimum, torch.maximum,
-    torch.masked_fill, operator.pow, operator.truediv,
+    torch.masked_fill, operator.pow,
     F.relu, F.relu6, F.gelu, F.silu, F.hardswish, F.hardsigmoid, F.sigmoid, F.tanh, F.mish,
     F.leaky_relu, F.elu, F.dropout, F.softplus, F.hardtanh,
 }
@@ -411,8 +412,7 @@ def roll(w: Walker, where: str, args: tuple, kwargs: dict, largs: tuple, lkwargs
 def constant_like(w: Walker, where: str, args: tuple, kwargs: dict, largs: tuple, lkwargs: dict,
                   result: Any) -> Any:
     """zeros_like, ones_like, new_zeros...: a constant, free on every axis if uniform."""
-    if not isinstance(result, torch.Tensor) or result.numel() <= 1 or not bool(
-            (result == result.reshape(-1)[0]).all()):
+    if not isinstance(result, torch.Tensor) or not is_uniform(result):
         raise ValueError("not a uniform constant")
     return free_like(w.unions, result)
 
