@@ -228,40 +228,37 @@ def is_uniform(tensor: torch.Tensor) -> bool:
     return tensor.numel() > 1 and bool((tensor == tensor.reshape(-1)[0]).all())
 
 
+def _labels_in(value: Any) -> Iterator[Labels]:
+    """Every :class:`Labels` in a value's labels (a :class:`Labels`, a :class:`Stacked`, or
+    tuples, lists and dicts of them)."""
+    if isinstance(value, Labels):
+        yield value
+    elif isinstance(value, Stacked):
+        yield from value.parts
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _labels_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _labels_in(item)
+
+
 def label_vars(value: Any) -> Iterator[int]:
     """Every variable in a value's labels (a :class:`Labels`, a :class:`Stacked` or nested
     tuples of them)."""
-    if isinstance(value, Labels):
-        for label in value.axes:
+    for labels in _labels_in(value):
+        for label in labels.axes:
             for var, _, _ in label or ():
                 if var is not None:
                     yield var
-    elif isinstance(value, Stacked):
-        for part in value.parts:
-            yield from label_vars(part)
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from label_vars(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from label_vars(item)
 
 
 def freeze_all(unions: Unions, value: Any, reason: str) -> None:
     """Freeze every variable a value's labels carry. A within-head segment freezes only the
     order inside each head: its head axis is in the same tensor, and freezing that (when the
     whole tensor is at stake) is what stops the heads."""
-    if isinstance(value, Labels):
-        _freeze_labels(unions, list(value.axes), reason)
-    elif isinstance(value, Stacked):
-        for part in value.parts:
-            freeze_all(unions, part, reason)
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            freeze_all(unions, item, reason)
-    elif isinstance(value, dict):
-        for item in value.values():
-            freeze_all(unions, item, reason)
+    for labels in _labels_in(value):
+        _freeze_labels(unions, list(labels.axes), reason)
 
 
 def segments_or_fixed(label: Label, size: int) -> tuple[Segment, ...]:
