@@ -40,6 +40,11 @@ Segment = tuple[int | None, int, int]
 Label = tuple[Segment, ...] | None
 
 
+MAX_SEGMENTS = 64
+"""The most segments the walker follows on one axis (copies of a label, pieces made at once);
+past it the axis is treated as one it cannot follow."""
+
+
 @attrs.frozen
 class Labels:
     """The labels of one tensor, one per axis."""
@@ -487,7 +492,7 @@ def _place(unions: Unions, labels: list[Label], sizes: list[int],
     assert label is not None
     repeat, stride = math.prod(sizes[:k]), math.prod(sizes[k + 1:])
     if len(targets) == 1:
-        if repeat * len(label) > 64:
+        if repeat * len(label) > MAX_SEGMENTS:
             return None
         return [tuple((v, n, s * stride) for v, n, s in label) * repeat]
     if len(sizes) != 1:

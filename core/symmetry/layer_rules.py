@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ridgeline.core.symmetry.labels import Label, Labels, fixed_like, freeze_all, reshape
+from ridgeline.core.symmetry.labels import MAX_SEGMENTS, Label, Labels, fixed_like, freeze_all, reshape
 from ridgeline.core.symmetry.rules import Param, add_module_rule
 from ridgeline.core.symmetry.rules import Walk as Walker
 
@@ -99,7 +99,7 @@ def _grouped(w: Walker, where: str, lin: Label, out: int, out_channels: int, gro
         first, count = at // per_in, entries // per_in
         at += entries
         if var is None:  # fixed input channels: each group's outputs move only among themselves
-            if count > 64:
+            if count > MAX_SEGMENTS:
                 u.freeze(u.piece(out, first * per_out, (first + count) * per_out),
                          f"grouped convolution {where} over fixed input channels")
                 continue

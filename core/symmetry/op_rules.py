@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ridgeline.core.symmetry.labels import (
+    MAX_SEGMENTS,
     Label,
     Labels,
     Stacked,
@@ -174,7 +175,7 @@ def repeat(w: Walker, where: str, args: tuple, kwargs: dict, largs: tuple, lkwar
     lead = len(sizes) - x.dim()
     axes: list[Label] = [None] * lead
     for label, times in zip(lx.axes, sizes[lead:]):
-        if label is not None and times > 1 and times * len(label) > 64:
+        if label is not None and times > 1 and times * len(label) > MAX_SEGMENTS:
             raise ValueError("too many copies to follow")
         axes.append(label * times if label is not None else None)
     return Labels(tuple(axes))
