@@ -14,17 +14,6 @@ from ridgeline.core.symmetry.derive import derive_spec
 from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
 
 
-def _function_preserved(module: nn.Module, spec: PermutationSpec, x: torch.Tensor) -> None:
-    """A random permutation of every group changes the state but not the outputs."""
-    module.eval()
-    state = {k: v.detach() for k, v in module.state_dict().items()}
-    permuted = spec.apply(state, spec.random(torch.Generator().manual_seed(5)))
-    assert any(not torch.equal(state[k], permuted[k]) for k in spec.keys)
-    with torch.no_grad():
-        torch.testing.assert_close(torch.func.functional_call(module, permuted, (x,)), module(x),
-                                   rtol=1e-4, atol=1e-5)
-
-
 class Residual(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -52,7 +41,7 @@ def _randomise_bn(module: nn.Module) -> nn.Module:
     return module
 
 
-def test_residual_stream_inner_channels_and_flatten_after_a_conv():
+def test_residual_stream_inner_channels_and_flatten_after_a_conv(function_preserved):
     torch.manual_seed(0)
     module = _randomise_bn(Residual())
     x = torch.randn(3, 3, 8, 8)
@@ -67,7 +56,7 @@ def test_residual_stream_inner_channels_and_flatten_after_a_conv():
                                        AxisRef("bn1.running_mean", 0), AxisRef("bn1.running_var", 0),
                                        AxisRef("conv2.weight", 1)}
     assert spec.frozen == {} and spec.coverage() == 1.0
-    _function_preserved(module, spec, x)
+    function_preserved(module, spec, x)
 
 
 class Dense(nn.Module):
@@ -86,7 +75,7 @@ class Dense(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
-def test_concatenation_is_a_block_permutation():
+def test_concatenation_is_a_block_permutation(function_preserved):
     torch.manual_seed(0)
     module = _randomise_bn(Dense())
     x = torch.randn(2, 3, 6, 6)
@@ -94,7 +83,7 @@ def test_concatenation_is_a_block_permutation():
     assert AxisRef("norm.weight", 0, 4) in spec.axes["b"]
     assert AxisRef("mix.weight", 1, 4) in spec.axes["b"]
     assert AxisRef("mix.weight", 1, 0) in spec.axes["a"]
-    _function_preserved(module, spec, x)
+    function_preserved(module, spec, x)
 
 
 class Grouped(nn.Module):
@@ -113,7 +102,8 @@ class Grouped(nn.Module):
 
 
 @pytest.mark.parametrize(("groups", "norm_groups", "blocks"), [(8, 8, 8), (4, 1, 4), (8, 2, 2)])
-def test_grouped_and_depthwise_convs_and_group_norm_move_whole_blocks(groups, norm_groups, blocks):
+def test_grouped_and_depthwise_convs_and_group_norm_move_whole_blocks(groups, norm_groups, blocks,
+                                                                     function_preserved):
     torch.manual_seed(0)
     module = _randomise_bn(Grouped(groups, norm_groups))
     x = torch.randn(2, 3, 5, 5)
@@ -124,7 +114,7 @@ def test_grouped_and_depthwise_convs_and_group_norm_move_whole_blocks(groups, no
         # a grouped conv ties its input blocks to its output blocks: one group of `blocks` units
         assert spec.groups["expand"] == blocks and spec.unit_sizes["expand"] == 8
         assert AxisRef("grouped.weight", 0, 0, 8 // blocks) in spec.axes["expand"]
-    _function_preserved(module, spec, x)
+    function_preserved(module, spec, x)
 
 
 class RootMeanSquareNorms(nn.Module):
@@ -144,7 +134,7 @@ class RootMeanSquareNorms(nn.Module):
         return self.head(x)
 
 
-def test_rms_norms_keep_the_normalised_units_free_and_their_weight_follows_them():
+def test_rms_norms_keep_the_normalised_units_free_and_their_weight_follows_them(function_preserved):
     timm_layers = pytest.importorskip("timm.layers")
     torch.manual_seed(0)
     module = RootMeanSquareNorms(timm_layers.RmsNorm)
@@ -156,7 +146,7 @@ def test_rms_norms_keep_the_normalised_units_free_and_their_weight_follows_them(
     assert weights <= set(spec.axes["embed"])
     for m in (module.norm, module.timm_norm):
         nn.init.uniform_(m.weight, 0.5, 1.5)
-    _function_preserved(module, spec, x)
+    function_preserved(module, spec, x)
 
 
 class Unknown(nn.Module):
@@ -226,7 +216,7 @@ class TinyViT(nn.Module):
         return self.head(x[:, 0])
 
 
-def test_attention_gets_head_groups_with_nested_within_head_groups():
+def test_attention_gets_head_groups_with_nested_within_head_groups(function_preserved):
     torch.manual_seed(0)
     module = TinyViT()
     x = torch.randn(2, 4, 6)
@@ -238,10 +228,10 @@ def test_attention_gets_head_groups_with_nested_within_head_groups():
             AxisRef("attn.qkv.weight", 1)} <= set(spec.axes["embed"])
     perm = spec.random(torch.Generator().manual_seed(0))["attn.qk"]
     assert sorted(perm[:4].tolist()) == [0, 1, 2, 3]  # block-diagonal: stays inside its head
-    _function_preserved(module, spec, x)
+    function_preserved(module, spec, x)
     heads_only = spec.without_nested()
     assert heads_only.nested == {} and "attn.qk" not in heads_only.groups
-    _function_preserved(module, heads_only, x)
+    function_preserved(module, heads_only, x)
 
 
 def test_nested_invert_and_compose_follow_apply():

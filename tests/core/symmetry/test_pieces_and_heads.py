@@ -11,18 +11,7 @@ from torch import nn
 
 from ridgeline.core.errors import SpecError
 from ridgeline.core.symmetry.derive import derive_spec, generic_state
-from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
-
-
-def _preserved(module: nn.Module, spec: PermutationSpec, x: torch.Tensor, seed: int = 5) -> None:
-    """A random permutation of every group changes the state but not the outputs."""
-    module.eval()
-    state = generic_state(module)
-    permuted = spec.apply(state, spec.random(torch.Generator().manual_seed(seed)))
-    assert any(not torch.equal(state[k], permuted[k]) for k in spec.keys)
-    with torch.no_grad():
-        torch.testing.assert_close(torch.func.functional_call(module, permuted, (x,)),
-                                   torch.func.functional_call(module, state, (x,)), rtol=1e-4, atol=1e-5)
+from ridgeline.core.symmetry.spec import AxisRef
 
 
 class CrossStage(nn.Module):
@@ -41,7 +30,7 @@ class CrossStage(nn.Module):
         return self.head(self.mix(x).mean((2, 3)))
 
 
-def test_a_split_makes_each_part_its_own_group():
+def test_a_split_makes_each_part_its_own_group(function_preserved):
     torch.manual_seed(0)
     module = CrossStage()
     x = torch.randn(2, 3, 6, 6)
@@ -52,7 +41,7 @@ def test_a_split_makes_each_part_its_own_group():
     assert AxisRef("expand.weight", 0, 4) in spec.axes["expand[4:8]"]
     assert AxisRef("block.weight", 0) in spec.axes["expand[4:8]"]
     assert AxisRef("mix.weight", 1, 4) in spec.axes["expand[4:8]"]
-    _preserved(module, spec, x)
+    function_preserved(module, spec, x, generic=True)
 
 
 class Scales(nn.Module):
@@ -75,14 +64,14 @@ class Scales(nn.Module):
         return self.head(self.conv3(torch.cat(out, dim=1)).amax((2, 3)))
 
 
-def test_chunks_chained_by_additions_stay_free():
+def test_chunks_chained_by_additions_stay_free(function_preserved):
     torch.manual_seed(0)
     module = Scales()
     x = torch.randn(2, 3, 5, 5)
     spec = derive_spec(module, x)
     assert spec.frozen == {} and spec.coverage() == 1.0
     assert {n for g, n in spec.groups.items() if g.startswith("conv1[")} == {4}
-    _preserved(module, spec, x)
+    function_preserved(module, spec, x, generic=True)
 
 
 class Gated(nn.Module):
@@ -97,7 +86,7 @@ class Gated(nn.Module):
         return self.head(self.fc2(x1 * F.silu(x2)))
 
 
-def test_gated_halves_move_together():
+def test_gated_halves_move_together(function_preserved):
     module = Gated()
     x = torch.randn(3, 4)
     spec = derive_spec(module, x)
@@ -105,7 +94,7 @@ def test_gated_halves_move_together():
     assert {AxisRef("fc1.weight", 0), AxisRef("fc1.weight", 0, 5), AxisRef("fc2.weight", 1)} <= set(
         spec.axes["fc1[0:5]"])
     assert spec.coverage() == 1.0
-    _preserved(module, spec, x)
+    function_preserved(module, spec, x, generic=True)
 
 
 class Ghost(nn.Module):
@@ -125,7 +114,7 @@ class Ghost(nn.Module):
         return self.head(self.dw(x).mean((2, 3)))
 
 
-def test_a_slice_and_a_depthwise_conv_over_concatenated_channels():
+def test_a_slice_and_a_depthwise_conv_over_concatenated_channels(function_preserved):
     torch.manual_seed(0)
     module = Ghost()
     x = torch.randn(2, 3, 5, 5)
@@ -135,7 +124,7 @@ def test_a_slice_and_a_depthwise_conv_over_concatenated_channels():
     assert spec.groups["primary[0:2]"] == 2 and spec.groups["primary[2:4]"] == 2
     assert {AxisRef("cheap.weight", 0, 2), AxisRef("dw.weight", 0, 2), AxisRef("head.weight", 1, 2)} <= set(
         spec.axes["primary[2:4]"])
-    _preserved(module, spec, x)
+    function_preserved(module, spec, x, generic=True)
 
 
 class Heads(nn.Module):
@@ -181,7 +170,7 @@ class Heads(nn.Module):
         return self.head(x.mean(1))
 
 
-def test_heads_of_a_reshaped_fused_projection_are_nested_groups():
+def test_heads_of_a_reshaped_fused_projection_are_nested_groups(function_preserved):
     torch.manual_seed(0)
     module = Heads("plain")
     x = torch.randn(2, 5, 4)
@@ -196,10 +185,10 @@ def test_heads_of_a_reshaped_fused_projection_are_nested_groups():
     # the head group moves whole blocks of q, k, v rows, proj columns and the bias table's heads
     assert {AxisRef("qkv.weight", 0, 0, 3), AxisRef("qkv.weight", 0, 12, 3), AxisRef("proj.weight", 1, 0, 3),
             AxisRef("table", 1)} <= set(spec.axes[heads])
-    _preserved(module, spec, x)
+    function_preserved(module, spec, x, generic=True)
 
 
-def test_talking_heads_mix_heads_but_leave_within_head_dimensions_free():
+def test_talking_heads_mix_heads_but_leave_within_head_dimensions_free(function_preserved):
     torch.manual_seed(0)
     module = Heads("talking")
     x = torch.randn(2, 5, 4)
@@ -208,10 +197,10 @@ def test_talking_heads_mix_heads_but_leave_within_head_dimensions_free():
     assert spec.groups["mix_l"] == 2  # the mixed attention maps are hidden units of their own
     parents = set(spec.nested.values())
     assert len(parents) == 2  # q/k heads feed mix_l; mix_w's outputs are v's heads
-    _preserved(module, spec, x)
+    function_preserved(module, spec, x, generic=True)
 
 
-def test_position_factors_fix_the_query_key_dimensions_inside_their_heads():
+def test_position_factors_fix_the_query_key_dimensions_inside_their_heads(function_preserved):
     torch.manual_seed(0)
     module = Heads("rotary")
     x = torch.randn(2, 5, 4)
@@ -223,16 +212,16 @@ def test_position_factors_fix_the_query_key_dimensions_inside_their_heads():
     heads = next(g for g in spec.groups if g.endswith(".heads"))
     assert AxisRef("qkv.weight", 0, 0, 3) in spec.axes[heads] and spec.unit_sizes[heads] == 12
     assert spec.coverage() == 1.0
-    _preserved(module, spec, x)
+    function_preserved(module, spec, x, generic=True)
 
 
-def test_a_head_picked_by_index_unnests_its_dimensions():
+def test_a_head_picked_by_index_unnests_its_dimensions(function_preserved):
     torch.manual_seed(0)
     module = Heads("first head")
     x = torch.randn(2, 5, 4)
     spec = derive_spec(module, x)
     assert any(g.endswith(".heads") for g in spec.frozen) and not spec.nested
-    _preserved(module, spec, x)
+    function_preserved(module, spec, x, generic=True)
 
 
 class Padded(nn.Module):
@@ -269,7 +258,7 @@ class GroupStatistics(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
-def test_a_group_statistic_expanded_over_its_group_keeps_the_groups_together():
+def test_a_group_statistic_expanded_over_its_group_keeps_the_groups_together(function_preserved):
     torch.manual_seed(0)
     module, x = GroupStatistics(), torch.randn(2, 3, 4, 4)
     spec = derive_spec(module, x)
@@ -279,7 +268,7 @@ def test_a_group_statistic_expanded_over_its_group_keeps_the_groups_together():
     assert {AxisRef("expand.weight", 0, 0, 4), AxisRef("v", 0, 0, 4)} <= set(spec.axes["expand.heads"])
     members = {AxisRef("expand.weight", 0), AxisRef("v", 0), AxisRef("head.weight", 1)}
     assert members <= set(spec.axes["expand"])
-    _preserved(module, spec, x)
+    function_preserved(module, spec, x, generic=True)
     # a permutation that mixes the groups would not be a symmetry: the spec must not allow one
     mixed = torch.tensor([0, 1, 2, 4, 3, 5, 6, 7])
     state = generic_state(module)
@@ -290,12 +279,12 @@ def test_a_group_statistic_expanded_over_its_group_keeps_the_groups_together():
                                   torch.func.functional_call(module, state, (x,)), rtol=1e-4, atol=1e-5)
 
 
-def test_constant_padding_keeps_the_units_between_fixed_entries():
+def test_constant_padding_keeps_the_units_between_fixed_entries(function_preserved):
     module = Padded()
     x = torch.randn(2, 3, 5, 5)
     spec = derive_spec(module, x)
     assert spec.frozen == {} and AxisRef("mix.weight", 1, 1) in spec.axes["conv"]
-    _preserved(module, spec, x)
+    function_preserved(module, spec, x, generic=True)
 
 
 class Unfold(nn.Module):
@@ -315,13 +304,13 @@ class Unfold(nn.Module):
         return self.head(y.reshape(b, c, h, w).mean((2, 3)))
 
 
-def test_channels_unfolded_with_positions_are_followed_entry_by_entry():
+def test_channels_unfolded_with_positions_are_followed_entry_by_entry(function_preserved):
     module = Unfold()
     x = torch.randn(1, 3, 4, 4)
     spec = derive_spec(module, x)
     assert spec.frozen == {} and spec.coverage() == 1.0
     assert AxisRef("fc.weight", 1) in spec.axes["conv"]
-    _preserved(module, spec, x)
+    function_preserved(module, spec, x, generic=True)
 
 
 class Branching(nn.Module):
@@ -346,7 +335,7 @@ class WithLeaf(nn.Module):
         return self.head(self.body(torch.relu(self.first(x))))
 
 
-def test_a_module_fx_cannot_trace_is_walked_op_by_op():
+def test_a_module_fx_cannot_trace_is_walked_op_by_op(function_preserved):
     timm_layers = pytest.importorskip("timm.layers")
     timm_layers.register_notrace_module(Branching)
     module = WithLeaf()
@@ -355,7 +344,7 @@ def test_a_module_fx_cannot_trace_is_walked_op_by_op():
     # the residual addition inside the leaf puts its Linear's outputs in the stream of `first`
     assert spec.frozen == {} and set(spec.groups) == {"first"}
     assert {AxisRef("body.inner.weight", 0), AxisRef("body.inner.weight", 1)} <= set(spec.axes["first"])
-    _preserved(module, spec, x)
+    function_preserved(module, spec, x, generic=True)
 
 
 class TwoInputs(nn.Module):
@@ -388,11 +377,11 @@ class OptionalMask(nn.Module):
         return self.head(h)
 
 
-def test_a_defaulted_second_input_is_traced_at_its_default():
+def test_a_defaulted_second_input_is_traced_at_its_default(function_preserved):
     module, x = OptionalMask(), torch.randn(3, 4)
     spec = derive_spec(module, x)
     assert spec.groups == {"first": 6} and spec.frozen == {}
-    _preserved(module, spec, x)
+    function_preserved(module, spec, x, generic=True)
 
 
 class DictInput(nn.Module):
