@@ -4,6 +4,8 @@ by index), padding, untraceable modules walked eagerly, and inputs that are not 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,7 +13,19 @@ from torch import nn
 
 from ridgeline.core.errors import SpecError
 from ridgeline.core.symmetry.derive import derive_spec, generic_state
-from ridgeline.core.symmetry.spec import AxisRef
+from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
+
+
+def _fully_permutable(make: Callable[[], nn.Module], shape: tuple[int, ...]
+                      ) -> tuple[nn.Module, torch.Tensor, PermutationSpec]:
+    """``make()`` and an input of ``shape``, both drawn after seeding 0, with the spec derived for
+    them, which must leave nothing frozen and cover every hidden unit."""
+    torch.manual_seed(0)
+    module = make()
+    x = torch.randn(shape)
+    spec = derive_spec(module, x)
+    assert spec.frozen == {} and spec.coverage() == 1.0
+    return module, x, spec
 
 
 class CrossStage(nn.Module):
@@ -31,11 +45,7 @@ class CrossStage(nn.Module):
 
 
 def test_a_split_makes_each_part_its_own_group(function_preserved):
-    torch.manual_seed(0)
-    module = CrossStage()
-    x = torch.randn(2, 3, 6, 6)
-    spec = derive_spec(module, x)
-    assert spec.frozen == {} and spec.coverage() == 1.0
+    module, x, spec = _fully_permutable(CrossStage, (2, 3, 6, 6))
     # the two halves of `expand` permute separately; the second is tied to the block's residual
     assert spec.groups["expand[0:4]"] == 4 and spec.groups["expand[4:8]"] == 4
     assert AxisRef("expand.weight", 0, 4) in spec.axes["expand[4:8]"]
@@ -65,11 +75,7 @@ class Scales(nn.Module):
 
 
 def test_chunks_chained_by_additions_stay_free(function_preserved):
-    torch.manual_seed(0)
-    module = Scales()
-    x = torch.randn(2, 3, 5, 5)
-    spec = derive_spec(module, x)
-    assert spec.frozen == {} and spec.coverage() == 1.0
+    module, x, spec = _fully_permutable(Scales, (2, 3, 5, 5))
     assert {n for g, n in spec.groups.items() if g.startswith("conv1[")} == {4}
     function_preserved(module, spec, x, generic=True)
 
@@ -115,11 +121,7 @@ class Ghost(nn.Module):
 
 
 def test_a_slice_and_a_depthwise_conv_over_concatenated_channels(function_preserved):
-    torch.manual_seed(0)
-    module = Ghost()
-    x = torch.randn(2, 3, 5, 5)
-    spec = derive_spec(module, x)
-    assert spec.frozen == {} and spec.coverage() == 1.0
+    module, x, spec = _fully_permutable(Ghost, (2, 3, 5, 5))
     # the cheap conv's last two channels are sliced away: they move with their inputs, apart
     assert spec.groups["primary[0:2]"] == 2 and spec.groups["primary[2:4]"] == 2
     assert {AxisRef("cheap.weight", 0, 2), AxisRef("dw.weight", 0, 2), AxisRef("head.weight", 1, 2)} <= set(
@@ -171,11 +173,7 @@ class Heads(nn.Module):
 
 
 def test_heads_of_a_reshaped_fused_projection_are_nested_groups(function_preserved):
-    torch.manual_seed(0)
-    module = Heads("plain")
-    x = torch.randn(2, 5, 4)
-    spec = derive_spec(module, x)
-    assert spec.frozen == {} and spec.coverage() == 1.0
+    module, x, spec = _fully_permutable(lambda: Heads("plain"), (2, 5, 4))
     heads = next(g for g in spec.groups if g.endswith(".heads"))
     children = {c for c, p in spec.nested.items() if p == heads}
     assert len(children) == 2 and {spec.groups[c] for c in children} == {6}
@@ -189,11 +187,7 @@ def test_heads_of_a_reshaped_fused_projection_are_nested_groups(function_preserv
 
 
 def test_talking_heads_mix_heads_but_leave_within_head_dimensions_free(function_preserved):
-    torch.manual_seed(0)
-    module = Heads("talking")
-    x = torch.randn(2, 5, 4)
-    spec = derive_spec(module, x)
-    assert spec.frozen == {} and spec.coverage() == 1.0
+    module, x, spec = _fully_permutable(lambda: Heads("talking"), (2, 5, 4))
     assert spec.groups["mix_l"] == 2  # the mixed attention maps are hidden units of their own
     parents = set(spec.nested.values())
     assert len(parents) == 2  # q/k heads feed mix_l; mix_w's outputs are v's heads
@@ -259,10 +253,7 @@ class GroupStatistics(nn.Module):
 
 
 def test_a_group_statistic_expanded_over_its_group_keeps_the_groups_together(function_preserved):
-    torch.manual_seed(0)
-    module, x = GroupStatistics(), torch.randn(2, 3, 4, 4)
-    spec = derive_spec(module, x)
-    assert spec.frozen == {} and spec.coverage() == 1.0
+    module, x, spec = _fully_permutable(GroupStatistics, (2, 3, 4, 4))
     # the groups move whole, and the channels permute inside each group
     assert spec.groups == {"expand.heads": 2, "expand": 8} and spec.nested == {"expand": "expand.heads"}
     assert {AxisRef("expand.weight", 0, 0, 4), AxisRef("v", 0, 0, 4)} <= set(spec.axes["expand.heads"])
