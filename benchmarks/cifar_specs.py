@@ -46,7 +46,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         aligned = spec.apply(planted, perms)
         distance = max(float((aligned[k] - state[k]).abs().max()) for k in state)
-        units = sum(spec.groups.values())
+        units = spec.hidden_units()
         hidden = units + sum(spec.frozen_sizes.values())
         params = sum(p.numel() for p in module.parameters()) / 1e6
         label = f"{name} " + " ".join(f"{k}={v}" for k, v in options.items())
