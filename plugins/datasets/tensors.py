@@ -52,7 +52,6 @@ class TensorsDataset(FileDataset):
     """Arrays in one .npz or .safetensors file (``path``): x_train, y_train, x_test, y_test."""
 
     name = "tensors"
-    uses_cache = False  # already tensors: nothing to decode
 
     def __init__(self, *, path: str, num_classes: int | None = None,
                  image_size: int | list[int] | None = None, normalize: Normalize = "none",
@@ -60,7 +59,8 @@ class TensorsDataset(FileDataset):
         if num_classes is not None and not positive_int(num_classes):
             raise ConfigError(f"dataset 'tensors': num_classes is a positive integer, got {num_classes!r}")
         super().__init__(path=str(path), num_classes=num_classes, image_size=image_size, normalize=normalize,
-                         max_examples=max_examples, augment=augment, cache=False)
+                         max_examples=max_examples, augment=augment,
+                         cache=False)  # already tensors: nothing to decode, nothing to cache
         self.path = Path(path)
         if not self.path.is_file():
             raise DataError(f"tensors file {self.path} does not exist")
