@@ -142,6 +142,12 @@ def test_tensors_bad_input_names_the_file(regs, tmp_path):
     with pytest.raises(DataError, match=r"labels.npz \(x_train, y_train\): labels must lie in 0..2 for 3 "
                                         r"classes, but example 2 has label 7"):
         data.check()
+    np.savez(tmp_path / "shapes.npz", x_train=np.zeros((3, 2)), y_train=np.zeros(3, dtype=int),
+             x_test=np.zeros((2, 5)), y_test=np.zeros(2, dtype=int))
+    data = _create(regs, "tensors", path=str(tmp_path / "shapes.npz"))
+    with pytest.raises(DataError, match=r"shapes.npz \(x_test, y_test\): inputs have shape \(5,\) per example "
+                                        r"but the dataset stores \(2,\)"):
+        data.check()
 
 
 # -- preparing batches ----------------------------------------------------------------------------
