@@ -39,11 +39,12 @@ from ridgeline.core.validation import checked
 
 @attrs.frozen
 class TrainConfig:
-    """Optimisation settings. ``steps`` overrides ``epochs`` when given."""
+    """Optimisation settings. ``steps`` overrides ``epochs`` when given (``steps = 0``: the
+    network at its initialisation, untrained)."""
 
     scope: ClassVar[str] = "train"
     epochs: int = attrs.field(default=20, validator=checked(int, at_least=1))
-    steps: int | None = attrs.field(default=None, validator=checked(int | None, at_least=1))
+    steps: int | None = attrs.field(default=None, validator=checked(int | None, at_least=0))
     batch_size: int = attrs.field(default=128, validator=checked(int, at_least=1))
     lr: float = attrs.field(default=1e-3, validator=checked(float, above=0))
     optimizer: str = attrs.field(default="adam", validator=checked(Literal["adam", "sgd"]))

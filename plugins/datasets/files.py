@@ -32,7 +32,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch
 from torch.nn import functional as F
@@ -96,8 +96,6 @@ class FileDataset(Dataset):
     """A dataset read from local files (never downloaded). Subclasses set ``input_shape``,
     ``num_classes`` and the split names, and implement :meth:`read` and :meth:`sources`."""
 
-    uses_cache: ClassVar[bool] = True  # the decoded splits are worth caching
-
     def __init__(self, *, normalize: Normalize, image_size: Any, max_examples: Any, augment: bool,
                  cache: bool | str, **options: Any) -> None:
         """The shared options (module docstring); ``options`` are the subclass's own."""
@@ -137,7 +135,7 @@ class FileDataset(Dataset):
         return value.get(split) if isinstance(value, Mapping) else value
 
     def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if not (self.uses_cache and self.caching and self.cache_dir is not None):
+        if not (self.caching and self.cache_dir is not None):
             return self.read(split, self.limit(split))
         base, files = self.sources(split)
         identity = {k: v for k, v in self.config.items() if k not in PREPARE_OPTIONS}

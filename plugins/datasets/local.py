@@ -18,6 +18,24 @@ def _standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tenso
     return [(x - mean) / std for x in (train, *others)]
 
 
+def check_test_fraction(entry: str, test_fraction: float) -> None:
+    """The held-out fraction of a bundled set lies strictly between 0 and 1."""
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(f"{entry} test_fraction must lie in (0, 1), got {test_fraction}")
+
+
+def held_out_split(x: torch.Tensor, y: torch.Tensor, split: str, *, test_fraction: float,
+                   seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``split`` (train or test) of a stratified split of (x, y), seeded, that holds out
+    ``test_fraction``; every feature standardised with the training split's statistics."""
+    from sklearn.model_selection import train_test_split
+
+    train_idx, test_idx = train_test_split(
+        torch.arange(len(y)).numpy(), test_size=test_fraction, random_state=seed, stratify=y.numpy())
+    x_train, x_test = _standardise(x[train_idx], x[test_idx])
+    return (x_train, y[train_idx]) if split == "train" else (x_test, y[test_idx])
+
+
 class MNIST1DDataset(Dataset):
     """MNIST-1D (Greydanus 2020): 40-sample 1-D digit signals, 10 classes, generated offline.
 
@@ -67,8 +85,7 @@ class DigitsDataset(Dataset):
     num_classes = 10
 
     def __init__(self, *, test_fraction: float = 0.25, seed: int = 0) -> None:
-        if not 0.0 < test_fraction < 1.0:
-            raise DataError(f"digits test_fraction must lie in (0, 1), got {test_fraction}")
+        check_test_fraction("digits", test_fraction)
         super().__init__(test_fraction=test_fraction, seed=seed)
 
     @property
@@ -77,17 +94,12 @@ class DigitsDataset(Dataset):
 
     def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
 
         digits = load_digits()
         x = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
         y = torch.as_tensor(digits.target, dtype=torch.long)
-        index = torch.arange(len(y)).numpy()
-        train_idx, test_idx = train_test_split(
-            index, test_size=self.options["test_fraction"], random_state=self.options["seed"],
-            stratify=y.numpy())
-        x_train, x_test = _standardise(x[train_idx], x[test_idx])
-        return (x_train, y[train_idx]) if split == "train" else (x_test, y[test_idx])
+        return held_out_split(x, y, split, test_fraction=self.options["test_fraction"],
+                              seed=self.options["seed"])
 
 
 class SyntheticDataset(Dataset):

@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 
 from ridgeline.core import DataError, Dataset
-from ridgeline.plugins.datasets.local import _standardise
+from ridgeline.plugins.datasets.local import check_test_fraction, held_out_split
 
 SETS = {"breast_cancer": (30, 2), "wine": (13, 3), "iris": (4, 3)}
 
@@ -28,8 +28,7 @@ class TabularDataset(Dataset):
                  test_fraction: float = 0.25, seed: int = 0) -> None:
         if table not in SETS:
             raise DataError(f"tabular table must be one of {sorted(SETS)}, got {table!r}")
-        if not 0.0 < test_fraction < 1.0:
-            raise DataError(f"tabular test_fraction must lie in (0, 1), got {test_fraction}")
+        check_test_fraction("tabular", test_fraction)
         super().__init__(table=table, test_fraction=test_fraction, seed=seed)
         features, self.num_classes = SETS[table]
         self.input_shape = (features,)
@@ -40,13 +39,9 @@ class TabularDataset(Dataset):
 
     def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         from sklearn import datasets
-        from sklearn.model_selection import train_test_split
 
         bunch = getattr(datasets, f"load_{self.options['table']}")()
         x = torch.as_tensor(bunch.data, dtype=torch.float32)
         y = torch.as_tensor(bunch.target, dtype=torch.long)
-        train_idx, test_idx = train_test_split(
-            torch.arange(len(y)).numpy(), test_size=self.options["test_fraction"],
-            random_state=self.options["seed"], stratify=y.numpy())
-        x_train, x_test = _standardise(x[train_idx], x[test_idx])
-        return (x_train, y[train_idx]) if split == "train" else (x_test, y[test_idx])
+        return held_out_split(x, y, split, test_fraction=self.options["test_fraction"],
+                              seed=self.options["seed"])

@@ -42,7 +42,7 @@ Curve = Literal["polychain", "bezier"]
 SELECT, CURVES = get_args(Select), get_args(Curve)
 
 
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+def _integer_at_least(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"input_connectivity {name} must be an integer >= {minimum}, got {value!r}")
     return value
@@ -73,11 +73,11 @@ class InputConnectivity(Metric):
             raise ConfigError(f"input_connectivity lr must be a positive number, got {lr!r}")
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.0 <= t <= 1.0:
             raise ConfigError(f"input_connectivity t must lie in [0, 1], got {t!r}")
-        self.pairs = _positive_int("pairs", pairs)
-        self.bends = _positive_int("bends", bends)
-        self.seed = _positive_int("seed", seed, 0)
-        self.settings = InputFitSettings(steps=_positive_int("steps", steps, 0), lr=float(lr),
-                                         samples=_positive_int("samples", samples), seed=self.seed)
+        self.pairs = _integer_at_least("pairs", pairs)
+        self.bends = _integer_at_least("bends", bends)
+        self.seed = _integer_at_least("seed", seed, 0)
+        self.settings = InputFitSettings(steps=_integer_at_least("steps", steps, 0), lr=float(lr),
+                                         samples=_integer_at_least("samples", samples), seed=self.seed)
         self.grid = t_grid(grid if isinstance(grid, int) else list(grid))
         self.split, self.select, self.curve, self.t = split, select, curve, float(t)
         self._cache: dict[str, Any] = {}

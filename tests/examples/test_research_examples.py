@@ -31,6 +31,18 @@ def test_the_landscaping_toy_shows_a_ridge_and_the_unit_swap_barrier(tmp_path):
     assert toy["pairs"] and {"naive_barrier", "matched_barrier"} <= set(toy["pairs"][0])
 
 
+def test_input_connectivity_runs_the_trained_and_the_untrained_network(tmp_path):
+    run("input_connectivity.py", "--pairs", "2", "--fit-steps", "5", "--train-steps", "20",
+        "--checkpoint-dir", str(tmp_path / "checkpoints"), "--out", str(tmp_path))
+    table = json.loads((tmp_path / "summary.json").read_text())
+    assert set(table) == {f"{network}/{curve}" for network in ("trained", "untrained")
+                          for curve in ("input_connectivity", "input_connectivity_bezier")}
+    assert all(row["linear_barrier_max"] >= 0 and 0 <= row["fitted_connected"] <= 1 for row in table.values())
+    # the untrained network is the initialisation (train steps = 0), not the trained pair again
+    assert table["untrained/input_connectivity"] != table["trained/input_connectivity"]
+    assert (tmp_path / "input_connectivity.png").stat().st_size > 10_000
+
+
 def test_tree_connectivity_reports_every_invariance_set(tmp_path):
     out = tmp_path / "trees.json"
     run("tree_connectivity.py", "--datasets", "iris", "--structures", "oblivious", "--pairs", "1",

@@ -21,14 +21,10 @@ from ridgeline.plugins.datasets.cifar import read_batch, write_cifar
 pytestmark = pytest.mark.filterwarnings("ignore:.*is not the official")
 
 
-def _create(regs, name, **options):
-    return regs.datasets.create(name, **options)
-
-
 # -- image_folder -----------------------------------------------------------------------------
 
 def test_image_folder_reads_classes_in_order_and_balances_a_prefix(regs, image_root):
-    data = _create(regs, "image_folder", root=str(image_root), normalize="none")
+    data = regs.datasets.create("image_folder", root=str(image_root), normalize="none")
     assert data.splits == ("train", "test") and data.classes == ["cat", "dog", "emu"]
     assert data.num_classes == 3
     assert data.input_shape == (3, 6, 8)
@@ -40,35 +36,35 @@ def test_image_folder_reads_classes_in_order_and_balances_a_prefix(regs, image_r
     first = np.asarray(Image.open(image_root / "train" / "dog" / "000.png"))
     assert torch.equal(x[1], torch.from_numpy(first).permute(2, 0, 1))
     assert torch.allclose(data.split("train")[0], x.float() / 255)
-    limited = _create(regs, "image_folder", root=str(image_root), max_examples={"train": 5})
+    limited = regs.datasets.create("image_folder", root=str(image_root), max_examples={"train": 5})
     assert limited.stored("train")[1].tolist() == [0, 1, 2, 0, 1] and limited.size("test") == 6
 
 
 def test_image_folder_grayscale_and_resize(regs, tmp_path, write_image_folder):
     write_image_folder(tmp_path / "gray", {"train": 2, "val": 1}, mode="L", suffix=".jpg")
-    data = _create(regs, "image_folder", root=str(tmp_path / "gray"), image_size=[4, 5])
+    data = regs.datasets.create("image_folder", root=str(tmp_path / "gray"), image_size=[4, 5])
     assert data.splits == ("train", "val") and data.input_shape == (1, 4, 5)
     assert data.split("val")[0].shape == (3, 1, 4, 5)
 
 
 def test_image_folder_bad_input_names_the_path(regs, tmp_path, write_image_folder):
     with pytest.raises(DataError, match=f"image_folder root {tmp_path / 'nowhere'} does not exist"):
-        _create(regs, "image_folder", root=str(tmp_path / "nowhere"))
+        regs.datasets.create("image_folder", root=str(tmp_path / "nowhere"))
     (tmp_path / "flat").mkdir()
     (tmp_path / "flat" / "a.png").write_bytes(b"")
     with pytest.raises(DataError, match=r"no class folders: expected .*flat/<split>/<class>/\*\.png\|jpg"):
-        _create(regs, "image_folder", root=str(tmp_path / "flat"))
+        regs.datasets.create("image_folder", root=str(tmp_path / "flat"))
     mixed = write_image_folder(tmp_path / "mixed", {"train": 2, "test": 1})
     write_image_folder(tmp_path / "odd", {"train": 1}, size=(7, 8), classes=("emu",))
     os.replace(tmp_path / "odd" / "train" / "emu" / "000.png", mixed / "train" / "emu" / "001.png")
-    data = _create(regs, "image_folder", root=str(mixed))
+    data = regs.datasets.create("image_folder", root=str(mixed))
     with pytest.raises(DataError, match=r"mixed/train/emu/001.png is 8x7 but .*/cat/000.png is 8x6 .* "
                                         r"need image_size = \[height, width\]"):
         data.check()
-    assert _create(regs, "image_folder", root=str(mixed), image_size=[6, 8]).size("train") == 6
+    assert regs.datasets.create("image_folder", root=str(mixed), image_size=[6, 8]).size("train") == 6
     (mixed / "test" / "yak").mkdir()
     with pytest.raises(DataError, match=r"mixed/test/yak is not a class of the 'train' split"):
-        _create(regs, "image_folder", root=str(mixed))
+        regs.datasets.create("image_folder", root=str(mixed))
 
 
 # -- cifar10 / cifar100 ------------------------------------------------------------------------
@@ -82,21 +78,21 @@ def test_cifar_batches_round_trip_in_the_official_python2_format(regs, cifar10_r
         plain = pickle.load(f, encoding="latin1")
     assert plain["data"].shape == (10, 3072) and plain["batch_label"] == "training batch 1 of 5"
     for root in (cifar10_root, folder):  # torchvision's root, or the batches folder itself
-        data = _create(regs, "cifar10", root=str(root))
+        data = regs.datasets.create("cifar10", root=str(root))
         x, y = data.stored("train")
         assert torch.equal(x, torch.from_numpy(images)) and torch.equal(y, torch.from_numpy(labels))
     assert read_batch(folder / "batches.meta")["label_names"][0] == "class_0"
 
 
 def test_cifar_checksum_mismatch_is_a_warning_naming_the_file(regs, cifar10_root):
-    data = _create(regs, "cifar10", root=str(cifar10_root))
+    data = regs.datasets.create("cifar10", root=str(cifar10_root))
     with pytest.warns(UserWarning, match=r"cifar-10-batches-py/test_batch is not the official cifar10 file"):
         data.stored("test")
 
 
 def test_cifar100_fine_and_coarse_labels(regs, cifar100_root):
-    fine = _create(regs, "cifar100", root=str(cifar100_root))
-    coarse = _create(regs, "cifar100", root=str(cifar100_root), labels="coarse")
+    fine = regs.datasets.create("cifar100", root=str(cifar100_root))
+    coarse = regs.datasets.create("cifar100", root=str(cifar100_root), labels="coarse")
     assert (fine.num_classes, coarse.num_classes) == (100, 20)
     assert torch.equal(coarse.stored("test")[1], fine.stored("test")[1] // 5)
 
@@ -105,16 +101,16 @@ def test_cifar_missing_batch_and_foreign_pickles_are_refused(regs, tmp_path, ran
     folder = write_cifar(tmp_path, "cifar10", random_cifar(0, 10), random_cifar(1, 5))
     (folder / "data_batch_3").unlink()
     with pytest.raises(DataError, match=r"is missing data_batch_3 \(.*cifar-10-batches-py/data_batch_3\)"):
-        _create(regs, "cifar10", root=str(tmp_path))
+        regs.datasets.create("cifar10", root=str(tmp_path))
     (folder / "data_batch_3").write_bytes(pickle.dumps({"data": os.getcwd}))  # code, not data
     with pytest.raises(DataError, match=r"data_batch_3 is not a CIFAR python batch: refers to posix.getcwd"):
-        _create(regs, "cifar10", root=str(tmp_path)).check()
+        regs.datasets.create("cifar10", root=str(tmp_path)).check()
 
 
 # -- tensors ------------------------------------------------------------------------------------
 
 def test_tensors_from_npz_and_safetensors(regs, npz_path, tmp_path):
-    data = _create(regs, "tensors", path=str(npz_path))
+    data = regs.datasets.create("tensors", path=str(npz_path))
     assert data.input_shape == (5,) and data.num_classes == 4 and data.splits == ("train", "test")
     arrays = np.load(npz_path)
     assert torch.equal(data.split("train")[0], torch.from_numpy(arrays["x_train"]))
@@ -124,7 +120,7 @@ def test_tensors_from_npz_and_safetensors(regs, npz_path, tmp_path):
     save_file({"x_train": images, "y_train": torch.arange(6) % 2, "x_test": images[:2].clone(),
                "y_test": torch.tensor([0, 1]), "x_val": images[:3].clone(), "y_val": torch.tensor([1, 1, 0])},
               str(tmp_path / "d.safetensors"))
-    data = _create(regs, "tensors", path=str(tmp_path / "d.safetensors"), num_classes=3, image_size=8)
+    data = regs.datasets.create("tensors", path=str(tmp_path / "d.safetensors"), num_classes=3, image_size=8)
     assert data.splits == ("train", "test", "val") and data.input_shape == (1, 8, 8)
     x, _ = data.split("val")
     assert x.shape == (3, 1, 8, 8) and 0 <= float(x.min()) and float(x.max()) <= 1  # uint8 scaled
@@ -132,30 +128,37 @@ def test_tensors_from_npz_and_safetensors(regs, npz_path, tmp_path):
 
 def test_tensors_bad_input_names_the_file(regs, tmp_path):
     with pytest.raises(DataError, match=r"tensors file .*missing.npz does not exist"):
-        _create(regs, "tensors", path=str(tmp_path / "missing.npz"))
+        regs.datasets.create("tensors", path=str(tmp_path / "missing.npz"))
     np.savez(tmp_path / "half.npz", x_train=np.zeros((3, 2)), y_train=np.zeros(3, dtype=int))
     with pytest.raises(DataError, match=r"half.npz has no x_test, y_test; it holds x_train, y_train"):
-        _create(regs, "tensors", path=str(tmp_path / "half.npz"))
+        regs.datasets.create("tensors", path=str(tmp_path / "half.npz"))
     np.savez(tmp_path / "labels.npz", x_train=np.zeros((3, 2)), y_train=np.array([0, 1, 7]),
              x_test=np.zeros((1, 2)), y_test=np.array([0]))
-    data = _create(regs, "tensors", path=str(tmp_path / "labels.npz"), num_classes=3)
+    data = regs.datasets.create("tensors", path=str(tmp_path / "labels.npz"), num_classes=3)
     with pytest.raises(DataError, match=r"labels.npz \(x_train, y_train\): labels must lie in 0..2 for 3 "
                                         r"classes, but example 2 has label 7"):
+        data.check()
+    np.savez(tmp_path / "shapes.npz", x_train=np.zeros((3, 2)), y_train=np.zeros(3, dtype=int),
+             x_test=np.zeros((2, 5)), y_test=np.zeros(2, dtype=int))
+    data = regs.datasets.create("tensors", path=str(tmp_path / "shapes.npz"))
+    with pytest.raises(DataError, match=r"shapes.npz \(x_test, y_test\): inputs have shape \(5,\) per "
+                                        r"example but the dataset stores \(2,\)"):
         data.check()
 
 
 # -- preparing batches ----------------------------------------------------------------------------
 
 def test_normalisation_from_the_training_split_the_model_or_given(regs, cifar10_root):
-    data = _create(regs, "cifar10", root=str(cifar10_root))
+    data = regs.datasets.create("cifar10", root=str(cifar10_root))
     x, _ = data.split("train")
     assert torch.allclose(x.mean((0, 2, 3)), torch.zeros(3), atol=1e-5)
     assert torch.allclose(x.std((0, 2, 3), correction=0), torch.ones(3), atol=1e-4)
-    given = _create(regs, "cifar10", root=str(cifar10_root), normalize={"mean": 0.5, "std": [0.5, 0.25, 1]})
+    given = regs.datasets.create("cifar10", root=str(cifar10_root),
+                                 normalize={"mean": 0.5, "std": [0.5, 0.25, 1]})
     raw = data.stored("test")[0][:, :, :2, :2].float() / 255
     expected = (raw - 0.5) / torch.tensor([0.5, 0.25, 1]).reshape(1, 3, 1, 1)
     assert torch.allclose(given.split("test")[0][:, :, :2, :2], expected)
-    by_model = _create(regs, "cifar10", root=str(cifar10_root), normalize="model")
+    by_model = regs.datasets.create("cifar10", root=str(cifar10_root), normalize="model")
     with pytest.raises(ConfigError, match="normalize = 'model' but no model was bound"):
         by_model.split("test")
     pytest.importorskip("timm")
@@ -166,14 +169,14 @@ def test_normalisation_from_the_training_split_the_model_or_given(regs, cifar10_
     with pytest.raises(ConfigError, match="model 'mlp' has no data config"):
         by_model.bind_model(regs.models.create("mlp", input_shape=(3, 32, 32), num_classes=10, widths=[4]))
     with pytest.raises(ConfigError, match="normalize = 'imagenet' must be one of 'dataset', 'none', 'model'"):
-        _create(regs, "cifar10", root=str(cifar10_root), normalize="imagenet")
+        regs.datasets.create("cifar10", root=str(cifar10_root), normalize="imagenet")
     with pytest.raises(ConfigError, match="normalize is 'dataset', 'none', 'model' or {mean = "):
-        _create(regs, "cifar10", root=str(cifar10_root), normalize={"mean": 0.5})
+        regs.datasets.create("cifar10", root=str(cifar10_root), normalize={"mean": 0.5})
 
 
 def test_augmentation_only_for_training_batches_and_reproducible(regs, cifar10_root):
-    plain = _create(regs, "cifar10", root=str(cifar10_root))
-    augmented = _create(regs, "cifar10", root=str(cifar10_root), augment=True)
+    plain = regs.datasets.create("cifar10", root=str(cifar10_root))
+    augmented = regs.datasets.create("cifar10", root=str(cifar10_root), augment=True)
 
     def first(dataset, seed, augment):
         generator = torch.Generator().manual_seed(seed)
@@ -215,7 +218,7 @@ def test_decoded_splits_are_cached_reused_and_invalidated(regs, tmp_path, monkey
     cache = tmp_path / "cache"
 
     def load(**options):
-        data = _create(regs, "image_folder", root=str(root), **options)
+        data = regs.datasets.create("image_folder", root=str(root), **options)
         data.use_cache(cache)
         return data, data.stored("train")[0]
 
@@ -246,17 +249,17 @@ def test_decoded_splits_are_cached_reused_and_invalidated(regs, tmp_path, monkey
 def test_a_cache_that_cannot_be_written_is_a_warning_naming_it_and_the_data_is_used(
         regs, tmp_path, monkeypatch, write_image_folder):
     root = write_image_folder(tmp_path / "images", {"train": 2, "test": 1})
-    expected = _create(regs, "image_folder", root=str(root), cache=False).stored("train")[0]
+    expected = regs.datasets.create("image_folder", root=str(root), cache=False).stored("train")[0]
     blocked = tmp_path / "a-file"
     blocked.write_text("")  # a folder cannot be made under a file (as a Ray node may fail to make one)
     folders = [blocked / "cache"] + ([Path("/proc/nope")] if Path("/proc/self").exists() else [])
     for folder in folders:
-        data = _create(regs, "image_folder", root=str(root), cache=str(folder))
+        data = regs.datasets.create("image_folder", root=str(root), cache=str(folder))
         with pytest.warns(UserWarning, match=f"cannot write the data cache {re.escape(str(folder))}/"
                                              "image_folder-train-.*using the decoded split"):
             x, _ = data.stored("train")
         assert torch.equal(x, expected)
-    given = _create(regs, "image_folder", root=str(root))
+    given = regs.datasets.create("image_folder", root=str(root))
     given.use_cache(blocked / "data-cache")  # the pipeline's folder, on a node that cannot make it
     with pytest.warns(UserWarning, match="cannot write the data cache"):
         assert torch.equal(given.stored("train")[0], expected)
@@ -271,7 +274,7 @@ def test_a_cache_that_cannot_be_written_is_a_warning_naming_it_and_the_data_is_u
 
     monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
     cache = tmp_path / "cache"
-    full = _create(regs, "image_folder", root=str(root), cache=str(cache))
+    full = regs.datasets.create("image_folder", root=str(root), cache=str(cache))
     with pytest.warns(UserWarning, match="No space left on device"):
         assert torch.equal(full.stored("train")[0], expected)
     assert list(cache.iterdir()) == []  # the partial file is removed, no cache is left behind
@@ -279,7 +282,7 @@ def test_a_cache_that_cannot_be_written_is_a_warning_naming_it_and_the_data_is_u
 
 @pytest.mark.cuda
 def test_batches_move_as_uint8_and_are_prepared_on_the_device(regs, cifar10_root):
-    data = _create(regs, "cifar10", root=str(cifar10_root), image_size=16, augment=True)
+    data = regs.datasets.create("cifar10", root=str(cifar10_root), image_size=16, augment=True)
     xb, yb = next(data.batches("train", 8, device="cuda"))
     assert xb.device.type == yb.device.type == "cuda" and xb.shape == (8, 3, 16, 16)
     torch.testing.assert_close(xb.cpu(), data.split("train")[0][:8], rtol=1e-5, atol=1e-5)
@@ -318,7 +321,7 @@ def _whole_split_sums(model, state, data, split, batch_size):
 
 
 def _cifar_and_convnet(regs, root):
-    data = _create(regs, "cifar10", root=str(root), image_size=12)  # 32 x 32 stored, resized per batch
+    data = regs.datasets.create("cifar10", root=str(root), image_size=12)  # 32 x 32 stored, resized per batch
     model = regs.models.create("convnet", input_shape=data.input_shape, num_classes=10, widths=[4, 6])
     return data, model
 
