@@ -280,11 +280,7 @@ class WeightMatchingAligner(Aligner):
 
     def __init__(self, *, order: Order = "best", restarts: int = 3, max_iter: int = 100,
                  seed: int | None = None) -> None:
-        if order not in get_args(Order):
-            raise ConfigError(f"weight_matching order must be one of {get_args(Order)}, got {order!r}")
-        if restarts < 1 or max_iter < 1:
-            raise ConfigError(f"weight_matching needs restarts >= 1 and max_iter >= 1, got "
-                              f"restarts={restarts}, max_iter={max_iter}")
+        check_sweep_options(self.name, order, restarts, max_iter)
         super().__init__(order=order, restarts=restarts, max_iter=max_iter, seed=seed)
         self.order, self.restarts, self.max_iter, self.seed = order, int(restarts), int(max_iter), seed
 
@@ -303,6 +299,16 @@ class WeightMatchingAligner(Aligner):
                                                            seed=seed)
         return Alignment(perms=perms, objective=history[-1], history=tuple(history),
                          seconds=time.perf_counter() - start, diagnostics=diagnostics)
+
+
+def check_sweep_options(aligner: str, order: str, restarts: int, max_iter: int) -> None:
+    """Refuse an ``order``, ``restarts`` or ``max_iter`` that :func:`best_weight_matching` cannot
+    run, naming ``aligner``: the options of every aligner of this family that weight-matches."""
+    if order not in get_args(Order):
+        raise ConfigError(f"{aligner} order must be one of {get_args(Order)}, got {order!r}")
+    if restarts < 1 or max_iter < 1:
+        raise ConfigError(f"{aligner} needs restarts >= 1 and max_iter >= 1, got restarts={restarts}, "
+                          f"max_iter={max_iter}")
 
 
 def sweep_runs(order: str, restarts: int, seed: int) -> list[tuple[str, int]]:
