@@ -24,6 +24,7 @@ best unit-level match, then the units within the matched experts.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -82,9 +83,7 @@ class CostMatrices:
     def __init__(self, spec: PermutationSpec, a: Mapping[str, torch.Tensor],
                  b: Mapping[str, torch.Tensor]) -> None:
         self.spec, self.a, self.b = spec, a, b
-        self.dtype = _compute_dtype(a[min(spec.keys)])
-        for key in spec.keys:
-            self.dtype = torch.promote_types(self.dtype, a[key].dtype)
+        self.dtype = functools.reduce(torch.promote_types, (a[key].dtype for key in spec.keys), torch.float32)
         self.version = dict.fromkeys(spec.groups, 0)
         self._depends: dict[tuple[str, AxisRef], tuple[str, ...]] = {}
         for group, refs in spec.axes.items():
@@ -333,15 +332,14 @@ def best_weight_matching(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b
         perms, history = weight_matching(spec, a, b, order=run_order, max_iter=max_iter, seed=run_seed)
         runs.append((run_order, run_seed, perms, history))
     kept_order, kept_seed, perms, history = max(runs, key=lambda r: r[3][-1] if r[3] else -np.inf)
-    objectives = np.array([r[3][-1] if r[3] else np.nan for r in runs])
+    finals = [h[-1] if h else float("nan") for *_, h in runs]  # never empty: sweep_runs gives >= 1 run
     diagnostics = {
         "sweeps": len(history), "order": kept_order, "seed": kept_seed,
-        "runs": [{"order": o, "seed": s, "objective": h[-1] if h else float("nan"), "sweeps": len(h)}
-                 for o, s, _, h in runs],
-        "objectives": {_label(o, s): h[-1] if h else float("nan") for o, s, _, h in runs},
-        "objective_spread": {"min": float(np.nanmin(objectives)) if len(objectives) else float("nan"),
-                             "max": float(np.nanmax(objectives)) if len(objectives) else float("nan"),
-                             "std": float(np.nanstd(objectives)) if len(objectives) else float("nan")},
+        "runs": [{"order": o, "seed": s, "objective": final, "sweeps": len(h)}
+                 for (o, s, _, h), final in zip(runs, finals)],
+        "objectives": {_label(o, s): final for (o, s, _, _), final in zip(runs, finals)},
+        "objective_spread": {"min": float(np.nanmin(finals)), "max": float(np.nanmax(finals)),
+                             "std": float(np.nanstd(finals))},
     }
     return perms, history, diagnostics
 
