@@ -82,7 +82,7 @@ def router_logits(evaluator: Evaluator, state: Mapping[str, torch.Tensor], layer
     if missing:
         raise ConfigError(f"msmoe reads router logits from the module owning the router's weight; "
                           f"the network has no module {missing[0]!r}")
-    available = len(evaluator.stored(split)[0])
+    available = evaluator.dataset.size(split)  # counted where the data is kept, nothing moved
     if available < 2:
         raise DataError(f"msmoe needs calibration inputs; split {split!r} has {available}")
     found: dict[str, list[torch.Tensor]] = {p.group: [] for p in producers}
