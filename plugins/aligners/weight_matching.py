@@ -183,7 +183,7 @@ def _nested_step(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mappin
     held = {g: p for g, p in perms.items() if g != parent and g not in children}
     permuted = spec.apply(b, held)
     score = np.zeros((heads, heads))
-    current = 0.0
+    current, now = 0.0, perms[parent].cpu().numpy()  # the objective at the current head permutation
     within: dict[str, np.ndarray] = {}
     for child in children:
         n, d = spec.groups[child], spec.block(child)
@@ -192,10 +192,9 @@ def _nested_step(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mappin
         sim = sim.cpu().numpy().reshape(heads, d, heads, d)
         cols, totals = batched_assignment(sim.transpose(0, 2, 1, 3))  # [i, j]: head i of A, head j of B
         score += totals.numpy()
-        within[child] = cols = cols.numpy()
-        sigma = perms[parent].cpu().numpy()
+        within[child] = cols.numpy()
         tau = perms[child].cpu().numpy().reshape(heads, d) % d
-        current += sum(sim[i, np.arange(d), sigma[i], tau[i]].sum() for i in range(heads))
+        current += sum(sim[i, np.arange(d), now[i], tau[i]].sum() for i in range(heads))
     covered = {(r.key, r.axis) for child in children for r in spec.axes[child]}
     for ref in spec.axes[parent]:  # the parent's own axes (an expert's router row, its output bias)
         if (ref.key, ref.axis) not in covered:
@@ -203,7 +202,7 @@ def _nested_step(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mappin
                 spec.unit_view(permuted[ref.key], ref, heads).double().T
             own = own.cpu().numpy()
             score += own
-            current += float(own[np.arange(heads), perms[parent].cpu().numpy()].sum())
+            current += float(own[np.arange(heads), now].sum())
     sigma = assignment(torch.from_numpy(score))[0].numpy()
     best = float(score[np.arange(heads), sigma].sum())
     if best <= current + 1e-9 * max(1.0, abs(current)):
