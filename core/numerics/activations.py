@@ -108,22 +108,23 @@ def collect_moments(evaluator: Evaluator, states: Sequence[Mapping[str, torch.Te
     transforms = dict(transforms or {})
     states = [evaluator.on_device(state) for state in states]  # moved once, not once per batch
     moments = {p: Moments(p, len(states), features="post" if p in transforms else "pre") for p in plist}
-    captured: dict[Producer, list[list[torch.Tensor]]] = {}  # producer -> per state, per call
-    current = 0
+    captured: dict[Producer, list[torch.Tensor]] = {}  # producer -> its calls in one forward
     seen = 0
 
     def capture(producer: Producer, output: torch.Tensor) -> None:
         if producer in transforms:
             output = transforms[producer](output)
-        captured.setdefault(producer, [[] for _ in states])[current].append(unit_samples(output, producer))
+        captured.setdefault(producer, []).append(unit_samples(output, producer))
 
     with torch.no_grad(), hooked(evaluator.module, plist, capture):
         for batch, _ in evaluator.batches(split, limit=examples, batch_size=batch_size):
-            captured.clear()
-            for current, state in enumerate(states):  # noqa: B007 (capture reads it)
-                evaluator.logits(state, batch)
-            for producer, calls in captured.items():  # a shared module's calls are more samples
-                moments[producer].add(torch.cat([torch.cat(c, dim=0) for c in calls], dim=1))
+            per_state = []
+            for state in states:
+                captured.clear()
+                evaluator.logits(state, batch)  # a shared module's calls are more samples
+                per_state.append({p: torch.cat(calls, dim=0) for p, calls in captured.items()})
+            for producer in per_state[0]:
+                moments[producer].add(torch.cat([outputs[producer] for outputs in per_state], dim=1))
             seen += len(batch)
     for m in moments.values():
         if m.n < m.producer.size + 1:

@@ -42,11 +42,9 @@ class LossSurface:
         self.keys = parameter_keys(evaluator)
 
     def _chunks(self, dtype: torch.dtype | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
-        x, y = self.evaluator.stored(self.split)  # each chunk prepared as it is used
+        x, _ = self.evaluator.stored(self.split)  # held (on the device when it fits) for every pass
         n = len(x) if self.examples is None else min(self.examples, len(x))
-        size = self.evaluator.batch_size
-        for start in range(0, n, size):
-            xb, yb = self.evaluator.prepare(x[start:min(start + size, n)]), y[start:min(start + size, n)]
+        for xb, yb in self.evaluator.batches(self.split, limit=self.examples):  # each prepared as used
             if dtype is not None and xb.is_floating_point():
                 xb = xb.to(dtype)
             yield xb, yb, len(xb) / n

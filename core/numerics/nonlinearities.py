@@ -57,10 +57,6 @@ class PostActivation:
     apply: Callable[[torch.Tensor], torch.Tensor] = attrs.field(eq=False, repr=False)
 
 
-def _is_activation_module(module: nn.Module) -> bool:
-    return isinstance(module, ACTIVATION_MODULES)
-
-
 def _passes_through(node: fx.Node, modules: Mapping[str, nn.Module]) -> bool:
     if node.op == "call_module":
         module = modules[node.target]
@@ -84,7 +80,7 @@ def _activation_of(node: fx.Node, source: fx.Node, modules: Mapping[str, nn.Modu
     if not _constant(rest) or not _constant(tuple(kwargs.values())):
         return None
     kwargs.pop("inplace", None)
-    if node.op == "call_module" and not rest and _is_activation_module(modules[node.target]):
+    if node.op == "call_module" and not rest and isinstance(modules[node.target], ACTIVATION_MODULES):
         module = modules[node.target]
         return PostActivation(type(module).__name__, lambda x: module(x.clone()))
     if node.op == "call_function" and node.target in ACTIVATION_FUNCTIONS:
@@ -142,4 +138,3 @@ def post_activations(module: nn.Module, plist: Sequence[Producer]) -> dict[Produ
         if post is not None:
             found[producer] = post
     return found
-

@@ -153,7 +153,7 @@ def check_options(where: str, factory: Callable[..., Any], options: Mapping[str,
     unchecked. Ranges are the factory's own business (its constructor raises). Raises
     :class:`ConfigError`."""
     described = factory_options(factory, kind)  # no readable signature: no options, ``more`` set
-    supplied = {*described.supplied, *SUPPLIED.get(kind, ()), *skip}
+    supplied = {*SUPPLIED.get(kind, ()), *skip}  # described.supplied is the part of it in the signature
     by_name = {option.name: option for option in described}
     unknown = [k for k in options if k not in by_name and k not in supplied]
     if unknown and described.more is None:

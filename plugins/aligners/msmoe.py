@@ -57,7 +57,7 @@ from ridgeline.core import (
     SymmetryProduct,
 )
 from ridgeline.core.numerics import Producer, assignment, hooked, unit_samples
-from ridgeline.plugins.aligners.weight_matching import Order, best_weight_matching
+from ridgeline.plugins.aligners.weight_matching import Order, best_weight_matching, check_sweep_options
 
 Weighting = Literal["frequency", "uniform", "dominant"]
 WEIGHTINGS = get_args(Weighting)
@@ -82,7 +82,7 @@ def router_logits(evaluator: Evaluator, state: Mapping[str, torch.Tensor], layer
     if missing:
         raise ConfigError(f"msmoe reads router logits from the module owning the router's weight; "
                           f"the network has no module {missing[0]!r}")
-    available = len(evaluator.stored(split)[0])
+    available = evaluator.dataset.size(split)  # counted where the data is kept, nothing moved
     if available < 2:
         raise DataError(f"msmoe needs calibration inputs; split {split!r} has {available}")
     found: dict[str, list[torch.Tensor]] = {p.group: [] for p in producers}
@@ -208,9 +208,7 @@ class MSMoEAligner(Aligner):
             raise ConfigError(f"msmoe weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         if experts is not None and int(experts) < 1:
             raise ConfigError(f"msmoe experts must be at least 1, got {experts}")
-        if restarts < 1 or max_iter < 1:
-            raise ConfigError(f"msmoe needs restarts >= 1 and max_iter >= 1, got restarts={restarts}, "
-                              f"max_iter={max_iter}")
+        check_sweep_options(self.name, order, restarts, max_iter)
         super().__init__(experts=experts, align=align, weighting=weighting, samples=samples, order=order,
                          restarts=restarts, max_iter=max_iter)
         self.keep = None if experts is None else int(experts)

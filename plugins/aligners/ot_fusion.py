@@ -82,6 +82,9 @@ class OTFusionAligner(Aligner):
             raise ConfigError(f"ot_fusion 'on' must be one of {SOURCES}, got {on!r}")
         if solver not in SOLVERS:
             raise ConfigError(f"ot_fusion solver must be one of {SOLVERS}, got {solver!r}")
+        if examples < 1 or batch_size < 1:  # as activation_matching and zipit, which stream the same moments
+            raise ConfigError(f"ot_fusion needs examples >= 1 and batch_size >= 1, got examples={examples}, "
+                              f"batch_size={batch_size}")
         super().__init__(on=on, solver=solver, reg=reg, iters=iters, tol=tol, split=split,
                          examples=examples, batch_size=batch_size)
         self.on, self.solver, self.reg, self.iters, self.tol = on, solver, reg, iters, tol

@@ -44,7 +44,7 @@ from ridgeline.core import (
     TreeSymmetry,
 )
 from ridgeline.core.numerics import assignment, batched_assignment
-from ridgeline.plugins.aligners.weight_matching import Order, best_weight_matching
+from ridgeline.plugins.aligners.weight_matching import Order, best_weight_matching, check_sweep_options
 
 CHUNK_ELEMENTS = 2 ** 22  # score entries computed at once while enumerating patterns
 
@@ -239,9 +239,7 @@ class TreeMatchingAligner(Aligner):
                  max_iter: int = 100) -> None:
         if int(exact_limit) < 1:
             raise ConfigError(f"tree_matching exact_limit must be at least 1, got {exact_limit}")
-        if restarts < 1 or max_iter < 1:
-            raise ConfigError(f"tree_matching needs restarts >= 1 and max_iter >= 1, got "
-                              f"restarts={restarts}, max_iter={max_iter}")
+        check_sweep_options(self.name, order, restarts, max_iter)
         super().__init__(permutation=permutation, flips=flips, orders=orders, exact_limit=exact_limit,
                          order=order, restarts=restarts, max_iter=max_iter)
         self.permutation, self.flips, self.orders = bool(permutation), bool(flips), bool(orders)

@@ -24,6 +24,7 @@ best unit-level match, then the units within the matched experts.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -82,9 +83,7 @@ class CostMatrices:
     def __init__(self, spec: PermutationSpec, a: Mapping[str, torch.Tensor],
                  b: Mapping[str, torch.Tensor]) -> None:
         self.spec, self.a, self.b = spec, a, b
-        self.dtype = _compute_dtype(a[min(spec.keys)])
-        for key in spec.keys:
-            self.dtype = torch.promote_types(self.dtype, a[key].dtype)
+        self.dtype = functools.reduce(torch.promote_types, (a[key].dtype for key in spec.keys), torch.float32)
         self.version = dict.fromkeys(spec.groups, 0)
         self._depends: dict[tuple[str, AxisRef], tuple[str, ...]] = {}
         for group, refs in spec.axes.items():
@@ -184,7 +183,7 @@ def _nested_step(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mappin
     held = {g: p for g, p in perms.items() if g != parent and g not in children}
     permuted = spec.apply(b, held)
     score = np.zeros((heads, heads))
-    current = 0.0
+    current, now = 0.0, perms[parent].cpu().numpy()  # the objective at the current head permutation
     within: dict[str, np.ndarray] = {}
     for child in children:
         n, d = spec.groups[child], spec.block(child)
@@ -193,10 +192,9 @@ def _nested_step(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mappin
         sim = sim.cpu().numpy().reshape(heads, d, heads, d)
         cols, totals = batched_assignment(sim.transpose(0, 2, 1, 3))  # [i, j]: head i of A, head j of B
         score += totals.numpy()
-        within[child] = cols = cols.numpy()
-        sigma = perms[parent].cpu().numpy()
+        within[child] = cols.numpy()
         tau = perms[child].cpu().numpy().reshape(heads, d) % d
-        current += sum(sim[i, np.arange(d), sigma[i], tau[i]].sum() for i in range(heads))
+        current += sum(sim[i, np.arange(d), now[i], tau[i]].sum() for i in range(heads))
     covered = {(r.key, r.axis) for child in children for r in spec.axes[child]}
     for ref in spec.axes[parent]:  # the parent's own axes (an expert's router row, its output bias)
         if (ref.key, ref.axis) not in covered:
@@ -204,7 +202,7 @@ def _nested_step(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b: Mappin
                 spec.unit_view(permuted[ref.key], ref, heads).double().T
             own = own.cpu().numpy()
             score += own
-            current += float(own[np.arange(heads), perms[parent].cpu().numpy()].sum())
+            current += float(own[np.arange(heads), now].sum())
     sigma = assignment(torch.from_numpy(score))[0].numpy()
     best = float(score[np.arange(heads), sigma].sum())
     if best <= current + 1e-9 * max(1.0, abs(current)):
@@ -280,11 +278,7 @@ class WeightMatchingAligner(Aligner):
 
     def __init__(self, *, order: Order = "best", restarts: int = 3, max_iter: int = 100,
                  seed: int | None = None) -> None:
-        if order not in get_args(Order):
-            raise ConfigError(f"weight_matching order must be one of {get_args(Order)}, got {order!r}")
-        if restarts < 1 or max_iter < 1:
-            raise ConfigError(f"weight_matching needs restarts >= 1 and max_iter >= 1, got "
-                              f"restarts={restarts}, max_iter={max_iter}")
+        check_sweep_options(self.name, order, restarts, max_iter)
         super().__init__(order=order, restarts=restarts, max_iter=max_iter, seed=seed)
         self.order, self.restarts, self.max_iter, self.seed = order, int(restarts), int(max_iter), seed
 
@@ -303,6 +297,16 @@ class WeightMatchingAligner(Aligner):
                                                            seed=seed)
         return Alignment(perms=perms, objective=history[-1], history=tuple(history),
                          seconds=time.perf_counter() - start, diagnostics=diagnostics)
+
+
+def check_sweep_options(aligner: str, order: str, restarts: int, max_iter: int) -> None:
+    """Refuse an ``order``, ``restarts`` or ``max_iter`` that :func:`best_weight_matching` cannot
+    run, naming ``aligner``: the options of every aligner of this family that weight-matches."""
+    if order not in get_args(Order):
+        raise ConfigError(f"{aligner} order must be one of {get_args(Order)}, got {order!r}")
+    if restarts < 1 or max_iter < 1:
+        raise ConfigError(f"{aligner} needs restarts >= 1 and max_iter >= 1, got restarts={restarts}, "
+                          f"max_iter={max_iter}")
 
 
 def sweep_runs(order: str, restarts: int, seed: int) -> list[tuple[str, int]]:
@@ -327,15 +331,14 @@ def best_weight_matching(spec: PermutationSpec, a: Mapping[str, torch.Tensor], b
         perms, history = weight_matching(spec, a, b, order=run_order, max_iter=max_iter, seed=run_seed)
         runs.append((run_order, run_seed, perms, history))
     kept_order, kept_seed, perms, history = max(runs, key=lambda r: r[3][-1] if r[3] else -np.inf)
-    objectives = np.array([r[3][-1] if r[3] else np.nan for r in runs])
+    finals = [h[-1] if h else float("nan") for *_, h in runs]  # never empty: sweep_runs gives >= 1 run
     diagnostics = {
         "sweeps": len(history), "order": kept_order, "seed": kept_seed,
-        "runs": [{"order": o, "seed": s, "objective": h[-1] if h else float("nan"), "sweeps": len(h)}
-                 for o, s, _, h in runs],
-        "objectives": {_label(o, s): h[-1] if h else float("nan") for o, s, _, h in runs},
-        "objective_spread": {"min": float(np.nanmin(objectives)) if len(objectives) else float("nan"),
-                             "max": float(np.nanmax(objectives)) if len(objectives) else float("nan"),
-                             "std": float(np.nanstd(objectives)) if len(objectives) else float("nan")},
+        "runs": [{"order": o, "seed": s, "objective": final, "sweeps": len(h)}
+                 for (o, s, _, h), final in zip(runs, finals)],
+        "objectives": {_label(o, s): final for (o, s, _, _), final in zip(runs, finals)},
+        "objective_spread": {"min": float(np.nanmin(finals)), "max": float(np.nanmax(finals)),
+                             "std": float(np.nanstd(finals))},
     }
     return perms, history, diagnostics
 

@@ -89,6 +89,7 @@ def test_declared_choices_are_the_ones_the_factory_accepts(kind, name, regs):
     ("aligners", "tree_matching", {"order": "bogus"}, "order = 'bogus'"),
     ("aligners", "msmoe", {"weighting": "mean"}, "weighting = 'mean'"),
     ("aligners", "zipit", {"examples": -1}, "examples >= 1"),
+    ("aligners", "ot_fusion", {"on": "activations", "batch_size": 0}, "batch_size >= 1"),
     ("metrics", "curvature", {"iters": 0}, "iters >= 1"),
     ("metrics", "geometry", {"length_points": 0}, "length_points must be at least 2"),
     ("metrics", "gradient", {"examples": -4}, "examples must be at least 1"),

@@ -93,6 +93,15 @@ def test_restarts_run_that_many_random_orders(regs, small_mlp):
         regs.aligners.create("weight_matching", restarts=0)
 
 
+@pytest.mark.parametrize("name", ["weight_matching", "msmoe", "tree_matching"])
+def test_every_aligner_that_weight_matches_refuses_bad_sweep_options_when_built_directly(regs, name):
+    factory = regs.aligners.get(name)  # the class itself: no registry option check in front of it
+    with pytest.raises(ConfigError, match=rf"^{name} order must be one of .*'best'.*got 'sideways'$"):
+        factory(order="sideways")
+    with pytest.raises(ConfigError, match=rf"^{name} needs restarts >= 1 and max_iter >= 1"):
+        factory(max_iter=0)
+
+
 # -- the fast implementation against the pre-issue-9 one (benchmarks/weight_matching_reference.py) --
 REFERENCE = Path(__file__).resolve().parents[3] / "benchmarks" / "weight_matching_reference.py"
 
