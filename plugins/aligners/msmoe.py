@@ -68,7 +68,7 @@ def expert_layers(symmetry: Symmetry) -> list[ExpertSymmetry]:
     if isinstance(symmetry, ExpertSymmetry):
         return [symmetry]
     if isinstance(symmetry, SymmetryProduct):
-        return [p for p in symmetry.parts if isinstance(p, ExpertSymmetry)]
+        return symmetry.part(ExpertSymmetry)
     return []
 
 

@@ -55,7 +55,7 @@ def split_symmetry(symmetry: Symmetry) -> tuple[list[TreeSymmetry], PermutationS
     if isinstance(symmetry, TreeSymmetry):
         return [symmetry], None
     if isinstance(symmetry, SymmetryProduct):
-        trees = [p for p in symmetry.parts if isinstance(p, TreeSymmetry)]
+        trees = symmetry.part(TreeSymmetry)
         others = [p for p in symmetry.parts if not isinstance(p, TreeSymmetry)]
         return trees, (SymmetryProduct(others).permutations() if others else None)
     return [], symmetry.permutations()
