@@ -16,12 +16,10 @@ from ridgeline.core.errors import (
     StateMismatchError,
     UnknownEntryError,
 )
-from ridgeline.core.interfaces.metric import PathProbe
 from ridgeline.core.plugin_host.host import hookimpl, load_plugins
 from ridgeline.core.results.readers import read_curves, read_metadata, read_summaries
 from ridgeline.core.run.config import PipelineConfig
 from ridgeline.core.run.pipeline import Pipeline, run_pipeline
-from ridgeline.plugins.metrics.barrier import LossBarrier
 
 
 def small_config(tmp_path, **overrides):
@@ -51,45 +49,17 @@ def test_pipeline_writes_every_curve_and_marks_completion(tmp_path):
         assert "pairs/ab/alignments/weight_matching/perms/0/hidden.0" in f
 
 
-class Interrupt(Exception):
-    pass
-
-
-def interrupting_plugin(after: int):
-    calls = {"n": 0}
-
-    class FlakyBarrier(LossBarrier):
-        """A loss barrier that dies after a few points (simulates a crash)."""
-
-        name = "flaky"
-
-        def measure(self, point: float, probe: PathProbe):
-            calls["n"] += 1
-            if calls["n"] > after:
-                raise Interrupt
-            return super().measure(point, probe)
-
-    class Plugin:
-        @hookimpl
-        def register_metrics(self, register):
-            register("flaky", FlakyBarrier)
-
-    return Plugin()
-
-
-def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path):
+def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path, flaky):
     metrics = [{"name": "flaky", "grid": 6}, {"name": "error_barrier", "grid": 6}]
     reference = run_pipeline(small_config(tmp_path / "whole", metrics=metrics), progress=False,
-                             host=load_plugins([("flaky", interrupting_plugin(10**6))], autoload=False))
+                             host=flaky.host(10**6))
     config = small_config(tmp_path / "cut", metrics=metrics)
-    with pytest.raises(Interrupt):
-        Pipeline(config, progress=False,
-                 host=load_plugins([("flaky", interrupting_plugin(10))], autoload=False)).run()
+    with pytest.raises(flaky.Interrupt):
+        Pipeline(config, progress=False, host=flaky.host(10)).run()
     partial = read_summaries(config.output)
     assert not read_metadata(config.output)["complete"]
     assert any(not r["complete"] for r in partial)
-    resumed = Pipeline(config, progress=False,
-                       host=load_plugins([("flaky", interrupting_plugin(10**6))], autoload=False))
+    resumed = Pipeline(config, progress=False, host=flaky.host(10**6))
     resumed.run()
     assert "train_seed0" not in resumed.timings  # checkpoints were reused, not retrained
 
@@ -321,12 +291,12 @@ def test_bad_options_fail_before_any_training_or_file(tmp_path, monkeypatch, cha
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_run_that_fails_in_training_leaves_no_results_file(tmp_path, monkeypatch):
+def test_a_run_that_fails_in_training_leaves_no_results_file(tmp_path, monkeypatch, flaky):
     def interrupted(*args, **kwargs):
-        raise Interrupt
+        raise flaky.Interrupt
 
     monkeypatch.setattr("ridgeline.core.run.cells.train", interrupted)
-    with pytest.raises(Interrupt):
+    with pytest.raises(flaky.Interrupt):
         run_pipeline(small_config(tmp_path), progress=False)
     assert not (tmp_path / "results.h5").exists()
 
@@ -426,7 +396,8 @@ def test_aligners_without_nested_support_get_the_flat_spec_on_a_vit(tmp_path):
     assert {r["aligner"] for r in read_summaries(output)} == {"activation_matching", "weight_matching"}
 
 
-def test_trainable_paths_resume_to_the_same_numbers_and_are_not_refitted_when_done(tmp_path, monkeypatch):
+def test_trainable_paths_resume_to_the_same_numbers_and_are_not_refitted_when_done(
+        tmp_path, monkeypatch, flaky):
     from ridgeline.plugins.paths.bezier import BezierPath
 
     fits = []
@@ -440,12 +411,11 @@ def test_trainable_paths_resume_to_the_same_numbers_and_are_not_refitted_when_do
     metrics = [{"name": "flaky", "grid": 6}]
     paths = [{"name": "bezier", "steps": 10, "batch_size": 32}]
     reference = run_pipeline(small_config(tmp_path / "whole", metrics=metrics, paths=paths), progress=False,
-                             host=load_plugins([("flaky", interrupting_plugin(10**6))], autoload=False))
+                             host=flaky.host(10**6))
     config = small_config(tmp_path / "cut", metrics=metrics, paths=paths)
-    with pytest.raises(Interrupt):
-        Pipeline(config, progress=False,
-                 host=load_plugins([("flaky", interrupting_plugin(9))], autoload=False)).run()
-    host = load_plugins([("flaky", interrupting_plugin(10**6))], autoload=False)
+    with pytest.raises(flaky.Interrupt):
+        Pipeline(config, progress=False, host=flaky.host(9)).run()
+    host = flaky.host(10**6)
     fitted_before_resume = len(fits)
     Pipeline(config, progress=False, host=host).run()
     assert len(fits) == fitted_before_resume  # the stored curves are reused, not refitted

@@ -20,16 +20,17 @@ from ridgeline.core.results.tables import format_table, report_rows  # noqa: E40
 from ridgeline.core.run.config import PipelineConfig  # noqa: E402
 from ridgeline.core.run.pipeline import Pipeline  # noqa: E402
 from ridgeline.plugins.aligners.identity import IdentityAligner  # noqa: E402
-from ridgeline.plugins.metrics.barrier import LossBarrier  # noqa: E402
 
 DRIVER_PID = os.getpid()
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(flaky):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    # the plugins below live in this test module, which workers cannot import: ship them by value
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    # the plugins below and the flaky metric live in test modules, which workers cannot import:
+    # ship them by value
+    for module in (__name__, flaky.__module__):
+        ray.cloudpickle.register_pickle_by_value(sys.modules[module])
     yield
     ray.shutdown()
 
@@ -50,42 +51,16 @@ def small_config(tmp_path, **overrides):
     return PipelineConfig.from_dict(data)
 
 
-class Interrupt(Exception):
-    pass
-
-
-def flaky_plugin(after: int):
-    """A loss barrier registered as ``flaky`` that dies after ``after`` points (a crash)."""
-
-    class FlakyBarrier(LossBarrier):
-        calls = 0
-
-        def measure(self, point, probe):
-            FlakyBarrier.calls += 1
-            if FlakyBarrier.calls > after:
-                raise Interrupt
-            return super().measure(point, probe)
-
-    class Plugin:
-        @hookimpl
-        def register_metrics(self, register):
-            register("flaky", FlakyBarrier)
-
-    return Plugin()
-
-
 def curves(path):
     return sorted((tuple(r[k] for k in ("pair", "aligner", "correction", "path", "metric", "index")),
                    r["loss"], r["error"]) for r in read_curves(path))
 
 
-def test_ray_equals_serial_and_resumes_a_serial_run_exactly(tmp_path, local_ray):
+def test_ray_equals_serial_and_resumes_a_serial_run_exactly(tmp_path, local_ray, flaky):
     whole = tmp_path / "serial"
-    Pipeline(small_config(whole), progress=False,
-             host=load_plugins([("flaky", flaky_plugin(10**6))], autoload=False)).run()
+    Pipeline(small_config(whole), progress=False, host=flaky.host(10**6)).run()
     fresh = small_config(tmp_path / "ray")
-    on_ray = Pipeline(fresh, progress=False, executor="ray",
-                      host=load_plugins([("flaky", flaky_plugin(10**6))], autoload=False))
+    on_ray = Pipeline(fresh, progress=False, executor="ray", host=flaky.host(10**6))
     on_ray.run()
     assert curves(fresh.output) == curves(whole / "results.h5")
     assert read_metadata(fresh.output)["complete"] and not on_ray.failures
@@ -93,17 +68,15 @@ def test_ray_equals_serial_and_resumes_a_serial_run_exactly(tmp_path, local_ray)
 
     # interrupted serially, finished on Ray: the same numbers, nothing redone
     cut = small_config(tmp_path / "cut", checkpoint_dir=str(tmp_path / "ray" / "checkpoints"))
-    with pytest.raises(Interrupt):
-        Pipeline(cut, progress=False, host=load_plugins([("flaky", flaky_plugin(9))], autoload=False)).run()
-    resumed = Pipeline(cut, progress=False, executor="ray",
-                       host=load_plugins([("flaky", flaky_plugin(10**6))], autoload=False))
+    with pytest.raises(flaky.Interrupt):
+        Pipeline(cut, progress=False, host=flaky.host(9)).run()
+    resumed = Pipeline(cut, progress=False, executor="ray", host=flaky.host(10**6))
     resumed.run()
     assert curves(cut.output) == curves(whole / "results.h5")
     assert not any(k.startswith("train") for k in resumed.timings)  # checkpoints reused
     assert "align_sw:seed0-seed1_identity" not in resumed.timings  # stored alignment read back
 
-    again = Pipeline(cut, progress=False, executor="ray",
-                     host=load_plugins([("flaky", flaky_plugin(0))], autoload=False))
+    again = Pipeline(cut, progress=False, executor="ray", host=flaky.host(0))
     again.run()  # finished: no cell runs (flaky(0) would fail any measuring)
     assert curves(cut.output) == curves(whole / "results.h5") and not again.failures
 
