@@ -63,7 +63,7 @@ def report_rows(path: str | Path) -> Rows:
 
 def identity_labels(config: Mapping[str, Any]) -> set[str]:
     """The result labels of the pipeline's ``identity`` aligners (no alignment)."""
-    return {e.get("label") or e["name"] for e in config.get("aligners", []) if e["name"] == "identity"}
+    return {entry_label(e) for e in config.get("aligners", []) if e["name"] == "identity"}
 
 
 def barriers_above_identity(rows: Sequence[dict[str, Any]], identity: set[str]) -> list[tuple[dict, str]]:
@@ -97,22 +97,29 @@ def curve_name(row: dict[str, Any]) -> str:
     return "/".join(str(row[k]) for k in CURVE_KEYS)
 
 
+def entry_label(entry: Mapping[str, Any]) -> str:
+    """The label results carry for a stored config entry: its ``label``, else its name."""
+    return str(entry.get("label") or entry["name"])
+
+
+def entry_order(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The labels of a stored pipeline config's model sets (``pair``), aligners, correction sets
+    and paths, in the order the config lists them: tables sort rows by it, figures assign
+    styles by it (so the same config draws the same styles)."""
+    return {
+        "pair": [p["name"] for p in config.get("pairs", [])],
+        "aligner": [entry_label(e) for e in config.get("aligners", [])],
+        "correction": ["+".join(entry_label(c) for c in cs) or "none"
+                       for cs in config.get("corrections", [])],
+        "path": [entry_label(e) for e in config.get("paths", [])],
+    }
+
+
 def _config_order(path: str | Path):
     """Sort key putting rows in the order the pipeline config lists its entries."""
     config = read_metadata(path).get("config", {})
-
-    def labels(entries: list) -> list[str]:
-        return [e.get("label") or e["name"] for e in entries]
-
-    order = {
-        "pair": [p["name"] for p in config.get("pairs", [])],
-        "aligner": labels(config.get("aligners", [])),
-        "correction": ["+".join(c.get("label") or c["name"] for c in cs) or "none"
-                       for cs in config.get("corrections", [])],
-        "path": labels(config.get("paths", [])),
-    }
-
-    sweeps = [p["name"] for p in config.get("pairs", []) if p.get("pairs")]
+    order = entry_order(config)
+    sweeps = _sweeps(config)
 
     def key(row: dict[str, Any]) -> tuple:
         sweep = sweep_of(row["pair"], sweeps)
@@ -295,7 +302,11 @@ SWEEP_SEPARATOR = ":"  # between a sweep's name and its pair (ridgeline.core.run
 
 def sweep_names(path: str | Path) -> list[str]:
     """The names of the file's paired model sets (``pairs = "all"`` or ``"first"``)."""
-    return [p["name"] for p in read_metadata(path).get("config", {}).get("pairs", []) if p.get("pairs")]
+    return _sweeps(read_metadata(path).get("config", {}))
+
+
+def _sweeps(config: Mapping[str, Any]) -> list[str]:
+    return [p["name"] for p in config.get("pairs", []) if p.get("pairs")]
 
 
 def sweep_of(pair: str, sweeps: Sequence[str]) -> str | None:
