@@ -231,7 +231,7 @@ def format_table(rows: Sequence[dict[str, Any]], *, wide: bool = False,
     chosen, caption = _chosen_columns(rows, wide, columns)
     body = [[_cell(row, key, kind) for _, key, kind in chosen] for row in rows]
     header = [c[0] for c in chosen]
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
+    widths = _widths(header, body)
     if not wide:
         key_index = [i for i, c in enumerate(chosen) if c[1] in CURVE_KEYS]
         while sum(widths) + 2 * (len(widths) - 1) > width:
@@ -243,9 +243,7 @@ def format_table(rows: Sequence[dict[str, Any]], *, wide: bool = False,
     lines = []
     if caption:
         lines.append("   ".join(f"{k}: {rows[0][k]}" for k in caption))
-    lines += ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
-              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in body]
+    lines += _grid(header, body, widths)
     shown = {key for _, key, _ in chosen}
     hidden = [c[0] for c in TABLE_COLUMNS if c[1] not in shown and any(c[1] in r for r in rows)
               and c[1] not in CURVE_KEYS]
@@ -264,6 +262,19 @@ def format_table(rows: Sequence[dict[str, Any]], *, wide: bool = False,
         for flag in row["flags"]:
             lines.append(_warning(row, flag, None if wide else width))
     return "\n".join(lines)
+
+
+def _widths(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[int]:
+    """Each column's width: its longest cell or header."""
+    return [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
+
+
+def _grid(header: Sequence[str], body: Sequence[Sequence[str]], widths: Sequence[int]) -> list[str]:
+    """The lines of a plain-text table: the header, a rule, a line per row, columns of
+    ``widths`` two spaces apart, no trailing spaces."""
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    return lines + ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in body]
 
 
 def _warning(row: dict[str, Any], flag: str, width: int | None) -> str:
@@ -358,8 +369,4 @@ def format_sweeps(rows: Sequence[dict[str, Any]]) -> str:
         cells.append(f"{_fmt(row['loss_barrier_mean'])} ± {_fmt(row['loss_barrier_std'])}")
         cells.append(f"{_fmt(100 * row['error_barrier_mean'])} ± {_fmt(100 * row['error_barrier_std'])}")
         body.append(cells)
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in body]
-    return "\n".join(lines)
+    return "\n".join(_grid(header, body, _widths(header, body)))
