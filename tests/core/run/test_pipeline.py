@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 import math
 
@@ -68,6 +69,20 @@ def test_the_seed_and_training_threads_are_recorded_in_checkpoints_and_results(t
     assert [(m["source"], m["seed"], m["threads"], m["deterministic"]) for m in models] == [
         (str(c), s, 1, True) for c, s in zip(checkpoints, (0, 1))]
     assert read_metadata(output)["config"]["train"]["threads"] == 1
+
+
+def test_a_foreign_pickled_checkpoint_is_recorded_by_its_source_alone(tmp_path, small_config):
+    """A trusted checkpoint holding pickled objects (``allow_pickle``) has no ridgeline metadata to
+    read: its models are recorded by their files, and the run goes on."""
+    pipeline = Pipeline(small_config(tmp_path), progress=False)
+    paths = [str(tmp_path / f"m{seed}.pt") for seed in (0, 1)]
+    for seed, path in enumerate(paths):  # a training script's checkpoint: the weights and its arguments
+        torch.save({"state_dict": pipeline.model.init_state(seed), "args": argparse.Namespace(lr=0.1)}, path)
+    config = small_config(tmp_path, pairs=[{"name": "ab", "checkpoints": paths, "allow_pickle": True}],
+                          aligners=["identity"], metrics=[{"name": "loss_barrier", "grid": 2}])
+    output = run_pipeline(config, progress=False)
+    with h5py.File(output) as f:
+        assert json.loads(f["pairs/ab"].attrs["models"]) == [{"source": path} for path in paths]
 
 
 def test_loss_and_error_barriers_of_one_path_store_their_rows_once(tmp_path, small_config):
