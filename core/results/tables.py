@@ -50,7 +50,8 @@ def report_rows(path: str | Path) -> Rows:
                 if name not in (*CURVE_KEYS, "metric", "complete", "points", "align_seconds",
                                 "align_objective", "align_objective_spread", "align_objectives"):
                     row[f"{metric}.{name}"] = value
-    identity = identity_labels(read_metadata(path).get("config", {}))
+    config = read_metadata(path).get("config", {})
+    identity = identity_labels(config)
     for row, flag in barriers_above_identity(list(rows.values()), identity):
         row["flags"].append(flag)
     for failure in read_failures(path):
@@ -58,7 +59,7 @@ def report_rows(path: str | Path) -> Rows:
         rows[(failure["pair"], failure["cell"])] = {
             **dict(zip(CURVE_KEYS, (failure["pair"], *levels, ""))),
             "flags": [f"failed: {failure['error']}"], "error": failure["error"]}
-    return Rows(sorted(rows.values(), key=_config_order(path)))
+    return Rows(sorted(rows.values(), key=_config_order(config)))
 
 
 def identity_labels(config: Mapping[str, Any]) -> set[str]:
@@ -115,9 +116,8 @@ def entry_order(config: Mapping[str, Any]) -> dict[str, list[str]]:
     }
 
 
-def _config_order(path: str | Path):
-    """Sort key putting rows in the order the pipeline config lists its entries."""
-    config = read_metadata(path).get("config", {})
+def _config_order(config: Mapping[str, Any]):
+    """Sort key putting rows in the order the (stored) pipeline config lists its entries."""
     order = entry_order(config)
     sweeps = _sweeps(config)
 
