@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,7 +126,8 @@ class Bench:
 
     def args(self, name: str, *extra: str) -> list[str]:
         """``ridgeline run`` of the sweep into ``<out>/<name>/``, after removing what is there."""
-        subprocess.run(["rm", "-rf", str(self.out / name)], check=True)
+        if (self.out / name).exists():
+            shutil.rmtree(self.out / name)
         return ["run", str(self.toml), "--quiet", "--output", str(self.results(name)), *extra]
 
     def serial(self, default_threads: bool) -> dict:

@@ -64,7 +64,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_describe(args: argparse.Namespace) -> int:
     from ridgeline.core.cli.describe import describe
     from ridgeline.core.cli.text import terminal_width
-    from ridgeline.core.errors import UnknownEntryError
     from ridgeline.core.plugin_host.host import default_host
 
     host = default_host()
@@ -153,7 +152,7 @@ def _spec_table(args: argparse.Namespace) -> int:
     """``ridgeline spec --all PATTERN``: one row per architecture a model factory knows, printed
     as each is derived (the table of docs/specs.md)."""
     from ridgeline.core.plugin_host.host import registries
-    from ridgeline.core.symmetry.report import format_spec_table, spec_row
+    from ridgeline.core.symmetry.report import SpecRow, format_spec_table, spec_row
 
     regs = registries()
     names = sorted({arch for entry in regs.models
@@ -167,8 +166,6 @@ def _spec_table(args: argparse.Namespace) -> int:
             _, model = _build_model(args)
             row = spec_row(arch, model, seeds=args.seeds)
         except RidgelineError as error:
-            from ridgeline.core.symmetry.report import SpecRow
-
             row = SpecRow(arch, (), error=str(error).splitlines()[0])
         table = format_spec_table([row]).splitlines()
         print("\n".join(table if header else table[2:]), flush=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ridgeline.core import __version__
 from ridgeline.core.cli.text import plain_text, reflow
-from ridgeline.core.plugin_host.host import PluginHost
+from ridgeline.core.plugin_host.host import INTERNAL_PLUGINS, PluginHost
 from ridgeline.core.plugin_host.options import REQUIRED, FactoryOptions, Option, factory_options
 
 # where each kind's entries go in a pipeline TOML: a table of its own, or a list of entries
@@ -74,7 +74,7 @@ def _pipeline_snippet(kind: str, name: str, options: tuple[Option, ...]) -> str:
 
 def _provenance(host: PluginHost, plugin: str) -> str:
     distribution = host.distributions.get(plugin)
-    if distribution is None and plugin.startswith("ridgeline.plugins."):
+    if distribution is None and plugin in INTERNAL_PLUGINS:
         return f"plugin {plugin} (first-party), distribution ridgeline {__version__}"
     if distribution is None:
         return f"plugin {plugin} (registered in this process, no distribution)"

@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
                        help="model option, repeatable, e.g. -o widths=[256,256] or -o arch=resnet18")
 
+    def threads_argument(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--threads", type=int, help="intra-op threads while training (default: torch's); "
+                       "with the seed it fixes the result bit for bit")
+
     p = _command(sub, "spec", "derive and check a model's permutation spec",
                  "examples:\n"
                  "  ridgeline spec mlp -o widths=[64,64]\n"
@@ -95,8 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimiser (default: adam)")
     p.add_argument("--checkpoint-every", type=int, help="also save every N steps (a checkpoint series)")
     p.add_argument("--spawn-step", type=int, help="train a parent this many steps, then two children")
-    p.add_argument("--threads", type=int, help="intra-op threads while training (default: torch's); "
-                   "with the seed it fixes the result bit for bit")
+    threads_argument(p)
     p.add_argument("--out", default="model.safetensors", help="checkpoint file (default: model.safetensors)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.set_defaults(func=commands.cmd_train)
@@ -161,8 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=512, help="hidden units per layer (default: 512)")
     p.add_argument("--depth", type=int, default=3, help="hidden layers (default: 3)")
     p.add_argument("--grid", type=int, default=25, help="points along each path (default: 25)")
-    p.add_argument("--threads", type=int, help="intra-op threads while training (default: torch's); "
-                   "with the seed it fixes the result bit for bit")
+    threads_argument(p)
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=commands.cmd_quickstart)

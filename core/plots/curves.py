@@ -94,6 +94,19 @@ def curve_figure(curves: Sequence[Mapping[str, Any]], *, pair: str, split: str,
     return fig
 
 
+def _add_point(curves: dict[tuple, dict[str, Any]], row: Mapping[str, Any], metric: str, t: float,
+               value: float) -> None:
+    """Append ``(t, value)`` to the curve of ``row`` (its aligner, correction, path, segment and
+    metric label) in ``curves``, made if new in the form :func:`curve_figure` takes (``metric``:
+    the registry name, a key of :data:`CURVE_METRICS`)."""
+    key = (row["aligner"], row["correction"], row["path"], row["segment"], row["metric"])
+    curve = curves.setdefault(key, {
+        "aligner": row["aligner"], "correction": row["correction"], "path": row["path"],
+        "segment": row["segment"], "metric": metric, "t": [], "value": []})
+    curve["t"].append(t)
+    curve["value"].append(value)
+
+
 def plot_curves(results: str | Path, out_dir: str | Path, *, fmt: str = "png") -> list[Path]:
     """One figure per model set and split (:func:`curve_figure`): loss and error against t.
 
@@ -106,12 +119,7 @@ def plot_curves(results: str | Path, out_dir: str | Path, *, fmt: str = "png") -
         name, split = splits.get(row["metric"], (row["metric"], "test"))
         if name not in CURVE_METRICS:
             continue
-        key = (row["aligner"], row["correction"], row["path"], row["segment"], row["metric"])
-        curve = groups[(row["pair"], split)].setdefault(key, {
-            "aligner": row["aligner"], "correction": row["correction"], "path": row["path"],
-            "segment": row["segment"], "metric": name, "t": [], "value": []})
-        curve["t"].append(row["t"])
-        curve["value"].append(row[CURVE_METRICS[name][0]])
+        _add_point(groups[(row["pair"], split)], row, name, row["t"], row[CURVE_METRICS[name][0]])
     if not groups:
         return []
     out_dir = Path(out_dir)
@@ -177,12 +185,7 @@ def plot_training_time(results: str | Path, out_dir: str | Path, *, fmt: str = "
         match = STEP_PAIR.match(row["pair"])
         name, split = splits.get(row["metric"], (row["metric"], "test"))
         if match and name in CURVE_METRICS:
-            key = (row["aligner"], row["correction"], row["path"], row["segment"], row["metric"])
-            curve = groups[(match["base"], split)].setdefault(key, {
-                "aligner": row["aligner"], "correction": row["correction"], "path": row["path"],
-                "segment": row["segment"], "metric": name, "t": [], "value": []})
-            curve["t"].append(int(match["step"]))
-            curve["value"].append(row["barrier"])
+            _add_point(groups[(match["base"], split)], row, name, int(match["step"]), row["barrier"])
     written = []
     several = len({split for _, split in groups}) > 1
     for (base, split), curves in groups.items():

@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 
 from ridgeline.core import __version__
 from ridgeline.core.results.readers import read_metadata
+from ridgeline.core.results.tables import entry_label, entry_order
 
 FORMATS = ("png", "pdf", "svg")
 _UNSAFE = re.compile(r'[<>:"\\|?*\x00-\x1f]')
@@ -36,20 +37,11 @@ def provenance(results: str | Path) -> dict[str, str]:
     return {"results": str(Path(results).resolve()), "config": json.dumps(config, sort_keys=True)}
 
 
-def _entry_label(entry: Mapping[str, Any]) -> str:
-    return str(entry.get("label") or entry["name"])
-
-
 def config_order(results: str | Path) -> dict[str, list[str]]:
-    """The pipeline's aligners, corrections and paths in the order its config lists them
-    (styles follow this order, so the same config draws the same styles)."""
-    config = read_metadata(results).get("config", {})
-    return {
-        "aligner": [_entry_label(e) for e in config.get("aligners", [])],
-        "correction": ["+".join(_entry_label(c) for c in cs) or "none"
-                       for cs in config.get("corrections", [])],
-        "path": [_entry_label(e) for e in config.get("paths", [])],
-    }
+    """The pipeline's model sets, aligners, corrections and paths in the order its config lists
+    them (:func:`~ridgeline.core.results.tables.entry_order`; styles follow this order, so the
+    same config draws the same styles)."""
+    return entry_order(read_metadata(results).get("config", {}))
 
 
 def metric_splits(results: str | Path) -> dict[str, tuple[str, str]]:
@@ -68,7 +60,7 @@ def metric_splits(results: str | Path) -> dict[str, tuple[str, str]]:
                 factory = None
             defaults = {o.name: o.default for o in factory_options(factory)} if factory else {}
             split = defaults.get("split") if isinstance(defaults.get("split"), str) else "default"
-        out[_entry_label(entry)] = (str(entry["name"]), str(split))
+        out[entry_label(entry)] = (str(entry["name"]), str(split))
     return out
 
 

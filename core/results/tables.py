@@ -50,7 +50,8 @@ def report_rows(path: str | Path) -> Rows:
                 if name not in (*CURVE_KEYS, "metric", "complete", "points", "align_seconds",
                                 "align_objective", "align_objective_spread", "align_objectives"):
                     row[f"{metric}.{name}"] = value
-    identity = identity_labels(read_metadata(path).get("config", {}))
+    config = read_metadata(path).get("config", {})
+    identity = identity_labels(config)
     for row, flag in barriers_above_identity(list(rows.values()), identity):
         row["flags"].append(flag)
     for failure in read_failures(path):
@@ -58,12 +59,12 @@ def report_rows(path: str | Path) -> Rows:
         rows[(failure["pair"], failure["cell"])] = {
             **dict(zip(CURVE_KEYS, (failure["pair"], *levels, ""))),
             "flags": [f"failed: {failure['error']}"], "error": failure["error"]}
-    return Rows(sorted(rows.values(), key=_config_order(path)))
+    return Rows(sorted(rows.values(), key=_config_order(config)))
 
 
 def identity_labels(config: Mapping[str, Any]) -> set[str]:
     """The result labels of the pipeline's ``identity`` aligners (no alignment)."""
-    return {e.get("label") or e["name"] for e in config.get("aligners", []) if e["name"] == "identity"}
+    return {entry_label(e) for e in config.get("aligners", []) if e["name"] == "identity"}
 
 
 def barriers_above_identity(rows: Sequence[dict[str, Any]], identity: set[str]) -> list[tuple[dict, str]]:
@@ -97,22 +98,28 @@ def curve_name(row: dict[str, Any]) -> str:
     return "/".join(str(row[k]) for k in CURVE_KEYS)
 
 
-def _config_order(path: str | Path):
-    """Sort key putting rows in the order the pipeline config lists its entries."""
-    config = read_metadata(path).get("config", {})
+def entry_label(entry: Mapping[str, Any]) -> str:
+    """The label results carry for a stored config entry: its ``label``, else its name."""
+    return str(entry.get("label") or entry["name"])
 
-    def labels(entries: list) -> list[str]:
-        return [e.get("label") or e["name"] for e in entries]
 
-    order = {
+def entry_order(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The labels of a stored pipeline config's model sets (``pair``), aligners, correction sets
+    and paths, in the order the config lists them: tables sort rows by it, figures assign
+    styles by it (so the same config draws the same styles)."""
+    return {
         "pair": [p["name"] for p in config.get("pairs", [])],
-        "aligner": labels(config.get("aligners", [])),
-        "correction": ["+".join(c.get("label") or c["name"] for c in cs) or "none"
+        "aligner": [entry_label(e) for e in config.get("aligners", [])],
+        "correction": ["+".join(entry_label(c) for c in cs) or "none"
                        for cs in config.get("corrections", [])],
-        "path": labels(config.get("paths", [])),
+        "path": [entry_label(e) for e in config.get("paths", [])],
     }
 
-    sweeps = [p["name"] for p in config.get("pairs", []) if p.get("pairs")]
+
+def _config_order(config: Mapping[str, Any]):
+    """Sort key putting rows in the order the (stored) pipeline config lists its entries."""
+    order = entry_order(config)
+    sweeps = _sweeps(config)
 
     def key(row: dict[str, Any]) -> tuple:
         sweep = sweep_of(row["pair"], sweeps)
@@ -224,7 +231,7 @@ def format_table(rows: Sequence[dict[str, Any]], *, wide: bool = False,
     chosen, caption = _chosen_columns(rows, wide, columns)
     body = [[_cell(row, key, kind) for _, key, kind in chosen] for row in rows]
     header = [c[0] for c in chosen]
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
+    widths = _widths(header, body)
     if not wide:
         key_index = [i for i, c in enumerate(chosen) if c[1] in CURVE_KEYS]
         while sum(widths) + 2 * (len(widths) - 1) > width:
@@ -236,9 +243,7 @@ def format_table(rows: Sequence[dict[str, Any]], *, wide: bool = False,
     lines = []
     if caption:
         lines.append("   ".join(f"{k}: {rows[0][k]}" for k in caption))
-    lines += ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
-              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in body]
+    lines += _grid(header, body, widths)
     shown = {key for _, key, _ in chosen}
     hidden = [c[0] for c in TABLE_COLUMNS if c[1] not in shown and any(c[1] in r for r in rows)
               and c[1] not in CURVE_KEYS]
@@ -257,6 +262,19 @@ def format_table(rows: Sequence[dict[str, Any]], *, wide: bool = False,
         for flag in row["flags"]:
             lines.append(_warning(row, flag, None if wide else width))
     return "\n".join(lines)
+
+
+def _widths(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[int]:
+    """Each column's width: its longest cell or header."""
+    return [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
+
+
+def _grid(header: Sequence[str], body: Sequence[Sequence[str]], widths: Sequence[int]) -> list[str]:
+    """The lines of a plain-text table: the header, a rule, a line per row, columns of
+    ``widths`` two spaces apart, no trailing spaces."""
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    return lines + ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in body]
 
 
 def _warning(row: dict[str, Any], flag: str, width: int | None) -> str:
@@ -295,7 +313,11 @@ SWEEP_SEPARATOR = ":"  # between a sweep's name and its pair (ridgeline.core.run
 
 def sweep_names(path: str | Path) -> list[str]:
     """The names of the file's paired model sets (``pairs = "all"`` or ``"first"``)."""
-    return [p["name"] for p in read_metadata(path).get("config", {}).get("pairs", []) if p.get("pairs")]
+    return _sweeps(read_metadata(path).get("config", {}))
+
+
+def _sweeps(config: Mapping[str, Any]) -> list[str]:
+    return [p["name"] for p in config.get("pairs", []) if p.get("pairs")]
 
 
 def sweep_of(pair: str, sweeps: Sequence[str]) -> str | None:
@@ -347,8 +369,4 @@ def format_sweeps(rows: Sequence[dict[str, Any]]) -> str:
         cells.append(f"{_fmt(row['loss_barrier_mean'])} ± {_fmt(row['loss_barrier_std'])}")
         cells.append(f"{_fmt(100 * row['error_barrier_mean'])} ± {_fmt(100 * row['error_barrier_std'])}")
         body.append(cells)
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in body]
-    return "\n".join(lines)
+    return "\n".join(_grid(header, body, _widths(header, body)))

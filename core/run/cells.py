@@ -215,6 +215,8 @@ class CellContext:
         self.registries = registries
         self.device = device
         self.progress = progress
+        self.data_cache = data_cache
+        """The folder decoded dataset splits are kept in (None: not kept)."""
         self.dataset: Dataset = registries.datasets.create(config.dataset.name, **config.dataset.options)
         if data_cache is not None:  # decoded splits are kept beside the results
             self.dataset.use_cache(data_cache)

@@ -17,6 +17,7 @@ import contextlib
 import difflib
 import hashlib
 import json
+import pickle
 import platform
 import time
 import warnings
@@ -242,8 +243,8 @@ class Pipeline:
         for source in self.sources(model_set):
             try:
                 meta = load_metadata(source)
-            except Exception:  # a foreign checkpoint: its provenance is unknown, not an error
-                meta = {}
+            except (pickle.UnpicklingError, json.JSONDecodeError):
+                meta = {}  # a foreign checkpoint (pickled objects, other metadata): provenance unknown
             keys = ("seed", "data_seed", "threads", "deterministic", "torch_version", "step")
             records.append({"source": str(source), **{k: meta[k] for k in keys if k in meta}})
         return records

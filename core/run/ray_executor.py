@@ -92,7 +92,7 @@ class WorkerRecipe:
     autoload: bool | None
     providers: Mapping[str, str]
     """``<kind>:<name>`` -> the plugin that provides the entry on the driver."""
-    data_cache: str | None = None
+    data_cache: Path | None = None
     """The driver's folder for decoded dataset splits (shared when workers see the same disk)."""
 
 
@@ -104,9 +104,9 @@ def _context(recipe: WorkerRecipe) -> CellContext:
     if context is None:
         host = load_plugins(extra=recipe.plugins, autoload=recipe.autoload)
         _CONTEXTS.clear()  # one run at a time per worker process
-        cache = Path(recipe.data_cache) if recipe.data_cache else None
         context = _CONTEXTS[recipe.key] = CellContext(recipe.config, host.registries,
-                                                      torch.device(recipe.device), data_cache=cache)
+                                                      torch.device(recipe.device),
+                                                      data_cache=recipe.data_cache)
     return context
 
 
@@ -289,7 +289,7 @@ class _Sweep:
         self.recipe = ray.put(WorkerRecipe(
             key=uuid.uuid4().hex, config=pipeline.config, device=str(pipeline.device),
             threads=max(1, round(config.num_cpus)), plugins=host.extra, autoload=host.autoload,
-            providers=providers, data_cache=str(pipeline.output.parent / "data-cache")))
+            providers=providers, data_cache=pipeline.context.data_cache))
         self.remote = ray.remote(run_cell)
         self.resources = {"num_cpus": config.num_cpus, "num_gpus": config.num_gpus,
                           "max_retries": config.max_retries, "retry_exceptions": False}

@@ -28,7 +28,6 @@ from ridgeline.core.run.pipeline import Pipeline, run_pipeline
 from ridgeline.core.state import combine
 from ridgeline.core.symmetry.spec import PermutationSpec
 from ridgeline.plugins.aligners.weight_matching import matching_objective
-from ridgeline.plugins.metrics.barrier import LossBarrier
 
 
 # -- the models ------------------------------------------------------------------------------
@@ -380,42 +379,18 @@ def test_only_a_path_that_asks_for_the_ties_gets_them():
     assert path_arguments(paths.get("linear"), [{}, {}], ties) == {"endpoints": [{}, {}]}
 
 
-class Interrupt(Exception):
-    pass
-
-
-def interrupting(after):
-    calls = {"n": 0}
-
-    class Flaky(LossBarrier):
-        name = "flaky"
-
-        def measure(self, point, probe):
-            calls["n"] += 1
-            if calls["n"] > after:
-                raise Interrupt
-            return super().measure(point, probe)
-
-    class FlakyPlugin:
-        @hookimpl
-        def register_metrics(self, register):
-            register("flaky", Flaky)
-
-    return ("flaky", FlakyPlugin())
-
-
 @pytest.mark.parametrize("name", MODELS)
-def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path, name):
+def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path, name, flaky):
     overrides = {"metrics": [{"name": "flaky", "grid": 4}],
                  "paths": ["linear", {"name": "bezier", "steps": 5, "batch_size": 32}],
                  "corrections": [[], ["repair"]]}
     reference = run_pipeline(config(tmp_path / "whole", name, **overrides), progress=False,
-                             host=host(interrupting(10**6)))
+                             host=host(flaky.plugin(10**6)))
     cut = config(tmp_path / "cut", name, **overrides)
-    with pytest.raises(Interrupt):
-        Pipeline(cut, progress=False, host=host(interrupting(11))).run()
+    with pytest.raises(flaky.Interrupt):
+        Pipeline(cut, progress=False, host=host(flaky.plugin(11))).run()
     assert not read_metadata(cut.output)["complete"]
-    Pipeline(cut, progress=False, host=host(interrupting(10**6))).run()
+    Pipeline(cut, progress=False, host=host(flaky.plugin(10**6))).run()
 
     def key(rows):
         return sorted(((r["aligner"], r["correction"], r["path"], r["index"]), r["loss"]) for r in rows)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 import math
 
@@ -16,30 +17,13 @@ from ridgeline.core.errors import (
     StateMismatchError,
     UnknownEntryError,
 )
-from ridgeline.core.interfaces.metric import PathProbe
 from ridgeline.core.plugin_host.host import hookimpl, load_plugins
 from ridgeline.core.results.readers import read_curves, read_metadata, read_summaries
 from ridgeline.core.run.config import PipelineConfig
 from ridgeline.core.run.pipeline import Pipeline, run_pipeline
-from ridgeline.plugins.metrics.barrier import LossBarrier
 
 
-def small_config(tmp_path, **overrides):
-    data = {
-        "output": str(tmp_path / "results.h5"),
-        "dataset": {"name": "synthetic", "features": 12, "num_classes": 3, "train_size": 256,
-                    "test_size": 128},
-        "model": {"name": "mlp", "widths": [16, 16]},
-        "train": {"steps": 40, "batch_size": 32, "lr": 0.01},
-        "pairs": [{"name": "ab", "seeds": [0, 1]}],
-        "aligners": ["identity", "weight_matching"],
-        "metrics": [{"name": "loss_barrier", "grid": 6}, {"name": "error_barrier", "grid": 6}],
-    }
-    data.update(overrides)
-    return PipelineConfig.from_dict(data)
-
-
-def test_pipeline_writes_every_curve_and_marks_completion(tmp_path):
+def test_pipeline_writes_every_curve_and_marks_completion(tmp_path, small_config):
     output = run_pipeline(small_config(tmp_path), progress=False)
     rows = read_summaries(output)
     assert {(r["aligner"], r["metric"]) for r in rows} == {
@@ -51,45 +35,17 @@ def test_pipeline_writes_every_curve_and_marks_completion(tmp_path):
         assert "pairs/ab/alignments/weight_matching/perms/0/hidden.0" in f
 
 
-class Interrupt(Exception):
-    pass
-
-
-def interrupting_plugin(after: int):
-    calls = {"n": 0}
-
-    class FlakyBarrier(LossBarrier):
-        """A loss barrier that dies after a few points (simulates a crash)."""
-
-        name = "flaky"
-
-        def measure(self, point: float, probe: PathProbe):
-            calls["n"] += 1
-            if calls["n"] > after:
-                raise Interrupt
-            return super().measure(point, probe)
-
-    class Plugin:
-        @hookimpl
-        def register_metrics(self, register):
-            register("flaky", FlakyBarrier)
-
-    return Plugin()
-
-
-def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path):
+def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path, flaky, small_config):
     metrics = [{"name": "flaky", "grid": 6}, {"name": "error_barrier", "grid": 6}]
     reference = run_pipeline(small_config(tmp_path / "whole", metrics=metrics), progress=False,
-                             host=load_plugins([("flaky", interrupting_plugin(10**6))], autoload=False))
+                             host=flaky.host(10**6))
     config = small_config(tmp_path / "cut", metrics=metrics)
-    with pytest.raises(Interrupt):
-        Pipeline(config, progress=False,
-                 host=load_plugins([("flaky", interrupting_plugin(10))], autoload=False)).run()
+    with pytest.raises(flaky.Interrupt):
+        Pipeline(config, progress=False, host=flaky.host(10)).run()
     partial = read_summaries(config.output)
     assert not read_metadata(config.output)["complete"]
     assert any(not r["complete"] for r in partial)
-    resumed = Pipeline(config, progress=False,
-                       host=load_plugins([("flaky", interrupting_plugin(10**6))], autoload=False))
+    resumed = Pipeline(config, progress=False, host=flaky.host(10**6))
     resumed.run()
     assert "train_seed0" not in resumed.timings  # checkpoints were reused, not retrained
 
@@ -100,7 +56,7 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(tmp_path):
     assert read_metadata(config.output)["complete"]
 
 
-def test_the_seed_and_training_threads_are_recorded_in_checkpoints_and_results(tmp_path):
+def test_the_seed_and_training_threads_are_recorded_in_checkpoints_and_results(tmp_path, small_config):
     from ridgeline.core.checkpoint import load_metadata
 
     config = small_config(tmp_path, train={"steps": 10, "batch_size": 32, "lr": 0.01, "threads": 1})
@@ -115,7 +71,21 @@ def test_the_seed_and_training_threads_are_recorded_in_checkpoints_and_results(t
     assert read_metadata(output)["config"]["train"]["threads"] == 1
 
 
-def test_loss_and_error_barriers_of_one_path_store_their_rows_once(tmp_path):
+def test_a_foreign_pickled_checkpoint_is_recorded_by_its_source_alone(tmp_path, small_config):
+    """A trusted checkpoint holding pickled objects (``allow_pickle``) has no ridgeline metadata to
+    read: its models are recorded by their files, and the run goes on."""
+    pipeline = Pipeline(small_config(tmp_path), progress=False)
+    paths = [str(tmp_path / f"m{seed}.pt") for seed in (0, 1)]
+    for seed, path in enumerate(paths):  # a training script's checkpoint: the weights and its arguments
+        torch.save({"state_dict": pipeline.model.init_state(seed), "args": argparse.Namespace(lr=0.1)}, path)
+    config = small_config(tmp_path, pairs=[{"name": "ab", "checkpoints": paths, "allow_pickle": True}],
+                          aligners=["identity"], metrics=[{"name": "loss_barrier", "grid": 2}])
+    output = run_pipeline(config, progress=False)
+    with h5py.File(output) as f:
+        assert json.loads(f["pairs/ab"].attrs["models"]) == [{"source": path} for path in paths]
+
+
+def test_loss_and_error_barriers_of_one_path_store_their_rows_once(tmp_path, small_config):
     from ridgeline.core.numerics.curves import barrier_summary
 
     metrics = [{"name": "loss_barrier", "grid": 6}, {"name": "error_barrier", "grid": 6},
@@ -138,7 +108,7 @@ def test_loss_and_error_barriers_of_one_path_store_their_rows_once(tmp_path):
     assert summary["complete"] and summary["points"] == 7 and summary["barrier"] == expected["barrier"]
 
 
-def test_a_file_of_an_earlier_version_with_its_own_error_barrier_columns_resumes(tmp_path):
+def test_a_file_of_an_earlier_version_with_its_own_error_barrier_columns_resumes(tmp_path, small_config):
     from ridgeline.core.results.store import ResultsStore
 
     config = small_config(tmp_path, aligners=["identity"])
@@ -161,7 +131,7 @@ def test_a_file_of_an_earlier_version_with_its_own_error_barrier_columns_resumes
     assert read_curves(output) == before
 
 
-def test_rerunning_a_finished_pipeline_changes_nothing(tmp_path):
+def test_rerunning_a_finished_pipeline_changes_nothing(tmp_path, small_config):
     config = small_config(tmp_path)
     run_pipeline(config, progress=False)
     before = read_curves(config.output)
@@ -171,7 +141,7 @@ def test_rerunning_a_finished_pipeline_changes_nothing(tmp_path):
     assert not any(k.startswith(("train", "align")) for k in pipeline.timings)
 
 
-def test_a_different_config_on_the_same_file_is_refused(tmp_path):
+def test_a_different_config_on_the_same_file_is_refused(tmp_path, small_config):
     run_pipeline(small_config(tmp_path), progress=False)
     changed = small_config(tmp_path, model={"name": "mlp", "widths": [16, 8]})
     expected = r"model.widths: file has \[16, 16\], pipeline has \[16, 8\]"
@@ -179,7 +149,7 @@ def test_a_different_config_on_the_same_file_is_refused(tmp_path):
         run_pipeline(changed, progress=False)
 
 
-def test_nan_losses_are_recorded_and_flagged(tmp_path):
+def test_nan_losses_are_recorded_and_flagged(tmp_path, small_config):
     config = small_config(tmp_path)
     pipeline = Pipeline(config, progress=False)
     states = [pipeline.model.init_state(s) for s in (0, 1)]
@@ -196,7 +166,8 @@ def test_nan_losses_are_recorded_and_flagged(tmp_path):
     assert "NaN/inf" in format_table(report_rows(output))
 
 
-def test_a_non_finite_checkpoint_is_refused_before_any_alignment_naming_file_and_tensor(tmp_path):
+def test_a_non_finite_checkpoint_is_refused_before_any_alignment_naming_file_and_tensor(
+        tmp_path, small_config):
     pipeline = Pipeline(small_config(tmp_path), progress=False)
     good = pipeline.model.init_state(0)
     bad = dict(pipeline.model.init_state(1))
@@ -212,7 +183,7 @@ def test_a_non_finite_checkpoint_is_refused_before_any_alignment_naming_file_and
     assert not (tmp_path / "results.h5").exists()  # nothing was aligned or measured
 
 
-def test_a_refused_run_removes_the_empty_output_folders_it_created_and_keeps_others(tmp_path):
+def test_a_refused_run_removes_the_empty_output_folders_it_created_and_keeps_others(tmp_path, small_config):
     pipeline = Pipeline(small_config(tmp_path), progress=False)
     bad = {k: torch.full_like(v, float("nan")) for k, v in pipeline.model.init_state(1).items()}
     paths = [str(save_state(tmp_path / "a.safetensors", pipeline.model.init_state(0))),
@@ -235,7 +206,7 @@ def test_a_refused_run_removes_the_empty_output_folders_it_created_and_keeps_oth
     assert (kept / "run3").is_dir()  # an empty folder the user made stays too
 
 
-def test_checkpoints_of_another_architecture_name_key_and_shapes(tmp_path):
+def test_checkpoints_of_another_architecture_name_key_and_shapes(tmp_path, small_config):
     config = small_config(tmp_path)
     state = Pipeline(config, progress=False).model.init_state(0)
     good = save_state(tmp_path / "good.safetensors", state)
@@ -246,7 +217,7 @@ def test_checkpoints_of_another_architecture_name_key_and_shapes(tmp_path):
         run_pipeline(config, progress=False)
 
 
-def test_unknown_names_fail_before_any_work_with_close_matches(tmp_path):
+def test_unknown_names_fail_before_any_work_with_close_matches(tmp_path, small_config):
     with pytest.raises(UnknownEntryError, match="did you mean 'weight_matching'"):
         Pipeline(small_config(tmp_path, aligners=["weight_matchng"]), progress=False)
     assert not (tmp_path / "results.h5").exists()
@@ -262,7 +233,7 @@ def test_unknown_names_fail_before_any_work_with_close_matches(tmp_path):
     ({"train": {"lr": -1.0}}, "train option lr = -1.0 must be > 0"),
     ({"batch_size": 0}, "pipeline option batch_size = 0 must be >= 1"),
 ])
-def test_bad_configs_are_explained(tmp_path, bad, message):
+def test_bad_configs_are_explained(tmp_path, bad, message, small_config):
     with pytest.raises(ConfigError, match=message):
         small_config(tmp_path, **bad)
 
@@ -311,7 +282,7 @@ def test_bad_configs_are_explained(tmp_path, bad, message):
     ({"paths": [{"name": "linear", "ties": []}]},
      r"path 'linear': ties is not an option: it comes from model"),
 ])
-def test_bad_options_fail_before_any_training_or_file(tmp_path, monkeypatch, change, message):
+def test_bad_options_fail_before_any_training_or_file(tmp_path, monkeypatch, change, message, small_config):
     def no_training(*args, **kwargs):
         raise AssertionError("trained before the options were checked")
 
@@ -321,17 +292,17 @@ def test_bad_options_fail_before_any_training_or_file(tmp_path, monkeypatch, cha
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_run_that_fails_in_training_leaves_no_results_file(tmp_path, monkeypatch):
+def test_a_run_that_fails_in_training_leaves_no_results_file(tmp_path, monkeypatch, flaky, small_config):
     def interrupted(*args, **kwargs):
-        raise Interrupt
+        raise flaky.Interrupt
 
     monkeypatch.setattr("ridgeline.core.run.cells.train", interrupted)
-    with pytest.raises(Interrupt):
+    with pytest.raises(flaky.Interrupt):
         run_pipeline(small_config(tmp_path), progress=False)
     assert not (tmp_path / "results.h5").exists()
 
 
-def test_an_alignment_that_raises_the_barrier_is_warned_about_and_flagged(tmp_path):
+def test_an_alignment_that_raises_the_barrier_is_warned_about_and_flagged(tmp_path, small_config):
     from ridgeline.core.interfaces.aligner import Aligner, Alignment
     from ridgeline.core.results.tables import format_table, report_rows
 
@@ -361,7 +332,7 @@ def test_an_alignment_that_raises_the_barrier_is_warned_about_and_flagged(tmp_pa
     assert "WARNING twins/scramble/none/linear/line: loss barrier" in format_table(report_rows(config.output))
 
 
-def test_a_merging_aligners_product_is_stored_and_measured(tmp_path):
+def test_a_merging_aligners_product_is_stored_and_measured(tmp_path, small_config):
     from ridgeline.core.interfaces.aligner import Alignment
     from ridgeline.core.state import lerp
     from ridgeline.plugins.aligners.weight_matching import WeightMatchingAligner
@@ -393,7 +364,7 @@ def test_a_merging_aligners_product_is_stored_and_measured(tmp_path):
         assert "pairs/ab/alignments/average/merged/hidden.0.weight" in f
 
 
-def test_cached_models_come_back_in_the_modules_key_order(tmp_path):
+def test_cached_models_come_back_in_the_modules_key_order(tmp_path, small_config):
     config = small_config(tmp_path)
     pipeline = Pipeline(config, progress=False)
     trained = pipeline.load_models(config.pairs[0])
@@ -426,7 +397,8 @@ def test_aligners_without_nested_support_get_the_flat_spec_on_a_vit(tmp_path):
     assert {r["aligner"] for r in read_summaries(output)} == {"activation_matching", "weight_matching"}
 
 
-def test_trainable_paths_resume_to_the_same_numbers_and_are_not_refitted_when_done(tmp_path, monkeypatch):
+def test_trainable_paths_resume_to_the_same_numbers_and_are_not_refitted_when_done(
+        tmp_path, monkeypatch, flaky, small_config):
     from ridgeline.plugins.paths.bezier import BezierPath
 
     fits = []
@@ -440,12 +412,11 @@ def test_trainable_paths_resume_to_the_same_numbers_and_are_not_refitted_when_do
     metrics = [{"name": "flaky", "grid": 6}]
     paths = [{"name": "bezier", "steps": 10, "batch_size": 32}]
     reference = run_pipeline(small_config(tmp_path / "whole", metrics=metrics, paths=paths), progress=False,
-                             host=load_plugins([("flaky", interrupting_plugin(10**6))], autoload=False))
+                             host=flaky.host(10**6))
     config = small_config(tmp_path / "cut", metrics=metrics, paths=paths)
-    with pytest.raises(Interrupt):
-        Pipeline(config, progress=False,
-                 host=load_plugins([("flaky", interrupting_plugin(9))], autoload=False)).run()
-    host = load_plugins([("flaky", interrupting_plugin(10**6))], autoload=False)
+    with pytest.raises(flaky.Interrupt):
+        Pipeline(config, progress=False, host=flaky.host(9)).run()
+    host = flaky.host(10**6)
     fitted_before_resume = len(fits)
     Pipeline(config, progress=False, host=host).run()
     assert len(fits) == fitted_before_resume  # the stored curves are reused, not refitted
@@ -459,7 +430,7 @@ def test_trainable_paths_resume_to_the_same_numbers_and_are_not_refitted_when_do
     assert len(fits) == before
 
 
-def test_a_replaced_checkpoint_is_refused_on_resume(tmp_path):
+def test_a_replaced_checkpoint_is_refused_on_resume(tmp_path, small_config):
     config = small_config(tmp_path)
     pipeline = Pipeline(config, progress=False)
     paths = [str(save_state(tmp_path / f"m{s}.safetensors", pipeline.model.init_state(s))) for s in (0, 1)]
@@ -470,7 +441,7 @@ def test_a_replaced_checkpoint_is_refused_on_resume(tmp_path):
         run_pipeline(config, progress=False)
 
 
-def test_bad_devices_splits_and_metric_combinations_fail_before_any_work(tmp_path):
+def test_bad_devices_splits_and_metric_combinations_fail_before_any_work(tmp_path, small_config):
     with pytest.raises(ConfigError, match="device 'gpu' is not one torch knows"):
         Pipeline(small_config(tmp_path, device="gpu"), progress=False)
     with pytest.raises(ConfigError, match="has no split 'validation'"):
@@ -482,14 +453,15 @@ def test_bad_devices_splits_and_metric_combinations_fail_before_any_work(tmp_pat
     assert not (tmp_path / "results.h5").exists()
 
 
-def test_batchnorm_models_without_statistics_correction_are_warned_about(tmp_path):
+def test_batchnorm_models_without_statistics_correction_are_warned_about(tmp_path, small_config):
     config = small_config(tmp_path, dataset={"name": "synthetic", "image_size": [1, 8, 8]},
                           model={"name": "convnet", "widths": [4, 4]})
     with pytest.warns(UserWarning, match="BatchNorm but no correction set"):
         Pipeline(config, progress=False)
 
 
-def test_a_model_that_cannot_take_the_datasets_inputs_is_one_line_naming_both_shapes(tmp_path):
+def test_a_model_that_cannot_take_the_datasets_inputs_is_one_line_naming_both_shapes(
+        tmp_path, small_config):
     pytest.importorskip("timm")
     config = small_config(tmp_path, dataset={"name": "synthetic", "image_size": [3, 16, 16]},
                           model={"name": "timm", "arch": "vit_tiny_patch16_224", "img_size": 32})
@@ -499,7 +471,7 @@ def test_a_model_that_cannot_take_the_datasets_inputs_is_one_line_naming_both_sh
     assert not (tmp_path / "results.h5").exists()
 
 
-def test_labels_out_of_range_stop_the_run_before_any_training(tmp_path):
+def test_labels_out_of_range_stop_the_run_before_any_training(tmp_path, small_config):
     import numpy as np
 
     np.savez(tmp_path / "data.npz", x_train=np.zeros((8, 12), np.float32), y_train=np.arange(8) % 3,
@@ -512,7 +484,7 @@ def test_labels_out_of_range_stop_the_run_before_any_training(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.npz"]  # nothing trained or written
 
 
-def test_points_per_batch_gives_the_records_of_one_point_at_a_time(tmp_path, monkeypatch):
+def test_points_per_batch_gives_the_records_of_one_point_at_a_time(tmp_path, monkeypatch, small_config):
     from ridgeline.core.interfaces.evaluator import Evaluator
 
     one = run_pipeline(small_config(tmp_path / "one"), progress=False)
@@ -542,7 +514,7 @@ def test_points_per_batch_gives_the_records_of_one_point_at_a_time(tmp_path, mon
         assert row["loss"] == pytest.approx(reference["loss"], rel=1e-6)
 
 
-def test_a_reduced_evaluation_precision_without_cuda_is_refused_before_any_work(tmp_path):
+def test_a_reduced_evaluation_precision_without_cuda_is_refused_before_any_work(tmp_path, small_config):
     with pytest.raises(ConfigError, match="precision 'fp16' is CUDA autocast"):
         Pipeline(small_config(tmp_path, precision="fp16", device="cpu"), progress=False)
     with pytest.raises(ConfigError, match="points_per_batch must be a whole number"):
@@ -551,7 +523,7 @@ def test_a_reduced_evaluation_precision_without_cuda_is_refused_before_any_work(
 
 
 @pytest.mark.cuda
-def test_a_cuda_run_with_stacked_points_matches_the_cpu_run(tmp_path):
+def test_a_cuda_run_with_stacked_points_matches_the_cpu_run(tmp_path, small_config):
     shared = str(tmp_path / "checkpoints")  # the GPU run evaluates the models the CPU run trained
     cpu = run_pipeline(small_config(tmp_path / "cpu", device="cpu", checkpoint_dir=shared), progress=False)
     gpu = run_pipeline(small_config(tmp_path / "gpu", device="cuda", points_per_batch=4,

@@ -4,6 +4,7 @@ bad clusters get clear errors. Skipped when Ray is not installed (``pip install 
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -17,61 +18,29 @@ from ridgeline.core.interfaces.aligner import Alignment  # noqa: E402
 from ridgeline.core.plugin_host.host import hookimpl, load_plugins  # noqa: E402
 from ridgeline.core.results.readers import read_curves, read_failures, read_metadata  # noqa: E402
 from ridgeline.core.results.tables import format_table, report_rows  # noqa: E402
-from ridgeline.core.run.config import PipelineConfig  # noqa: E402
 from ridgeline.core.run.pipeline import Pipeline  # noqa: E402
 from ridgeline.plugins.aligners.identity import IdentityAligner  # noqa: E402
-from ridgeline.plugins.metrics.barrier import LossBarrier  # noqa: E402
 
 DRIVER_PID = os.getpid()
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(flaky):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    # the plugins below live in this test module, which workers cannot import: ship them by value
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    # the plugins below and the flaky metric live in test modules, which workers cannot import:
+    # ship them by value
+    for module in (__name__, flaky.__module__):
+        ray.cloudpickle.register_pickle_by_value(sys.modules[module])
     yield
     ray.shutdown()
 
 
-def small_config(tmp_path, **overrides):
-    data = {
-        "output": str(tmp_path / "results.h5"),
-        "checkpoint_dir": str(tmp_path / "checkpoints"),
-        "dataset": {"name": "synthetic", "features": 12, "num_classes": 3, "train_size": 256,
-                    "test_size": 128},
-        "model": {"name": "mlp", "widths": [16, 16]},
-        "train": {"steps": 30, "batch_size": 32, "lr": 0.01},
-        "pairs": [{"name": "sw", "seeds": "0..2", "pairs": "first"}],
-        "aligners": ["identity", "weight_matching"],
-        "metrics": [{"name": "flaky", "grid": 4}, {"name": "error_barrier", "grid": 4}],
-    }
-    data.update(overrides)
-    return PipelineConfig.from_dict(data)
-
-
-class Interrupt(Exception):
-    pass
-
-
-def flaky_plugin(after: int):
-    """A loss barrier registered as ``flaky`` that dies after ``after`` points (a crash)."""
-
-    class FlakyBarrier(LossBarrier):
-        calls = 0
-
-        def measure(self, point, probe):
-            FlakyBarrier.calls += 1
-            if FlakyBarrier.calls > after:
-                raise Interrupt
-            return super().measure(point, probe)
-
-    class Plugin:
-        @hookimpl
-        def register_metrics(self, register):
-            register("flaky", FlakyBarrier)
-
-    return Plugin()
+@pytest.fixture(scope="module")
+def ray_config(sweep_config):
+    """The run tests' sweep (seeds 0..2 paired with the first), the flaky metric and the error
+    barrier at 4 points."""
+    return functools.partial(sweep_config, metrics=[{"name": "flaky", "grid": 4},
+                                                    {"name": "error_barrier", "grid": 4}])
 
 
 def curves(path):
@@ -79,31 +48,27 @@ def curves(path):
                    r["loss"], r["error"]) for r in read_curves(path))
 
 
-def test_ray_equals_serial_and_resumes_a_serial_run_exactly(tmp_path, local_ray):
+def test_ray_equals_serial_and_resumes_a_serial_run_exactly(tmp_path, local_ray, flaky, ray_config):
     whole = tmp_path / "serial"
-    Pipeline(small_config(whole), progress=False,
-             host=load_plugins([("flaky", flaky_plugin(10**6))], autoload=False)).run()
-    fresh = small_config(tmp_path / "ray")
-    on_ray = Pipeline(fresh, progress=False, executor="ray",
-                      host=load_plugins([("flaky", flaky_plugin(10**6))], autoload=False))
+    Pipeline(ray_config(whole), progress=False, host=flaky.host(10**6)).run()
+    fresh = ray_config(tmp_path / "ray")
+    on_ray = Pipeline(fresh, progress=False, executor="ray", host=flaky.host(10**6))
     on_ray.run()
     assert curves(fresh.output) == curves(whole / "results.h5")
     assert read_metadata(fresh.output)["complete"] and not on_ray.failures
     assert {f"train_seed{s}" for s in range(3)} <= set(on_ray.timings)
 
     # interrupted serially, finished on Ray: the same numbers, nothing redone
-    cut = small_config(tmp_path / "cut", checkpoint_dir=str(tmp_path / "ray" / "checkpoints"))
-    with pytest.raises(Interrupt):
-        Pipeline(cut, progress=False, host=load_plugins([("flaky", flaky_plugin(9))], autoload=False)).run()
-    resumed = Pipeline(cut, progress=False, executor="ray",
-                       host=load_plugins([("flaky", flaky_plugin(10**6))], autoload=False))
+    cut = ray_config(tmp_path / "cut", checkpoint_dir=str(tmp_path / "ray" / "checkpoints"))
+    with pytest.raises(flaky.Interrupt):
+        Pipeline(cut, progress=False, host=flaky.host(9)).run()
+    resumed = Pipeline(cut, progress=False, executor="ray", host=flaky.host(10**6))
     resumed.run()
     assert curves(cut.output) == curves(whole / "results.h5")
     assert not any(k.startswith("train") for k in resumed.timings)  # checkpoints reused
     assert "align_sw:seed0-seed1_identity" not in resumed.timings  # stored alignment read back
 
-    again = Pipeline(cut, progress=False, executor="ray",
-                     host=load_plugins([("flaky", flaky_plugin(0))], autoload=False))
+    again = Pipeline(cut, progress=False, executor="ray", host=flaky.host(0))
     again.run()  # finished: no cell runs (flaky(0) would fail any measuring)
     assert curves(cut.output) == curves(whole / "results.h5") and not again.failures
 
@@ -137,8 +102,9 @@ class Broken:
         register("broken", BrokenAligner)
 
 
-def test_failed_cells_are_recorded_the_rest_completes_and_a_rerun_retries_them(tmp_path, local_ray):
-    config = small_config(tmp_path, pairs=[{"name": "ab", "seeds": [0, 1]}],
+def test_failed_cells_are_recorded_the_rest_completes_and_a_rerun_retries_them(
+        tmp_path, local_ray, ray_config):
+    config = ray_config(tmp_path, pairs=[{"name": "ab", "seeds": [0, 1]}],
                           aligners=["identity", "broken", "local_only"],
                           metrics=[{"name": "error_barrier", "grid": 3}])
     pipeline = Pipeline(config, progress=False, executor="ray",
@@ -165,8 +131,8 @@ def test_failed_cells_are_recorded_the_rest_completes_and_a_rerun_retries_them(t
     assert {r["aligner"] for r in read_curves(config.output)} == {"identity", "broken", "local_only"}
 
 
-def test_resources_no_node_has_are_refused_after_the_timeout(tmp_path, local_ray):
-    config = small_config(tmp_path, executor={"name": "ray", "num_gpus": 1, "timeout_s": 1},
+def test_resources_no_node_has_are_refused_after_the_timeout(tmp_path, local_ray, ray_config):
+    config = ray_config(tmp_path, executor={"name": "ray", "num_gpus": 1, "timeout_s": 1},
                           metrics=["error_barrier"], device="cpu")
     start = time.perf_counter()
     with pytest.raises(ConfigError, match=r"no node of the Ray cluster can run a cell asking for "
@@ -175,8 +141,8 @@ def test_resources_no_node_has_are_refused_after_the_timeout(tmp_path, local_ray
     assert time.perf_counter() - start < 30
 
 
-def test_an_unreachable_cluster_is_a_clear_error_within_seconds(tmp_path):
-    config = small_config(tmp_path, executor={"name": "ray", "address": "127.0.0.1:9"},
+def test_an_unreachable_cluster_is_a_clear_error_within_seconds(tmp_path, ray_config):
+    config = ray_config(tmp_path, executor={"name": "ray", "address": "127.0.0.1:9"},
                           metrics=["error_barrier"])
     start = time.perf_counter()
     with pytest.raises(ConfigError, match=r"cannot reach the Ray cluster at '127.0.0.1:9'.*ray start --head"):

@@ -3,6 +3,7 @@ is reported and plotted. Runs serially; the Ray executor has its own tests."""
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 
@@ -13,24 +14,16 @@ from ridgeline.core.errors import ConfigError
 from ridgeline.core.plugin_host.host import registries
 from ridgeline.core.results.readers import read_summaries
 from ridgeline.core.results.tables import report_rows, sweep_rows
-from ridgeline.core.run.config import EntryConfig, ExecutorConfig, PipelineConfig
+from ridgeline.core.run.config import EntryConfig, ExecutorConfig
 from ridgeline.core.run.pipeline import Pipeline, run_pipeline
 from ridgeline.core.run.sweeps import expand_entry, pair_sets
 
 
-def config(tmp_path, **overrides):
-    data = {
-        "output": str(tmp_path / "results.h5"),
-        "dataset": {"name": "synthetic", "features": 12, "num_classes": 3, "train_size": 256,
-                    "test_size": 128},
-        "model": {"name": "mlp", "widths": [16, 16]},
-        "train": {"steps": 30, "batch_size": 32, "lr": 0.01},
-        "pairs": [{"name": "sw", "seeds": "0..2", "pairs": "first"}],
-        "aligners": ["identity", "weight_matching"],
-        "metrics": [{"name": "loss_barrier", "grid": 3}, {"name": "error_barrier", "grid": 3}],
-    }
-    data.update(overrides)
-    return PipelineConfig.from_dict(data)
+@pytest.fixture
+def config(sweep_config):
+    """The run tests' sweep (seeds 0..2 paired with the first), loss and error barriers at 3 points."""
+    return functools.partial(sweep_config, metrics=[{"name": "loss_barrier", "grid": 3},
+                                                    {"name": "error_barrier", "grid": 3}])
 
 
 @pytest.mark.parametrize("pairing, names", [
@@ -38,7 +31,7 @@ def config(tmp_path, **overrides):
              "s:seed5-seed6"]),
     ("first", ["s:seed3-seed4", "s:seed3-seed5", "s:seed3-seed6"]),
 ])
-def test_seed_ranges_pair_off_into_model_sets(tmp_path, pairing, names):
+def test_seed_ranges_pair_off_into_model_sets(tmp_path, pairing, names, config):
     model_set = config(tmp_path, pairs=[{"name": "s", "seeds": "3..6", "pairs": pairing}]).pairs[0]
     assert model_set.seeds == (3, 4, 5, 6)
     sets = pair_sets(model_set)
@@ -47,7 +40,7 @@ def test_seed_ranges_pair_off_into_model_sets(tmp_path, pairing, names):
     assert config(tmp_path, pairs=[{"seeds": "0..7", "pairs": pairing}]).pairs[0].name == "seeds0..7"
 
 
-def test_a_two_model_path_is_checked_on_the_pairs_a_sweep_makes(tmp_path):
+def test_a_two_model_path_is_checked_on_the_pairs_a_sweep_makes(tmp_path, config):
     # three seeds paired with the first are two pairs: a curve joining two models must be accepted
     sweep = config(tmp_path, paths=["linear", {"name": "bezier", "steps": 2}])
     Pipeline(sweep, progress=False)  # options checked on placeholder pairs, nothing run
@@ -56,7 +49,7 @@ def test_a_two_model_path_is_checked_on_the_pairs_a_sweep_makes(tmp_path):
                         pairs=[{"name": "three", "seeds": [0, 1, 2]}]), progress=False)
 
 
-def test_checkpoints_pair_off_too(tmp_path):
+def test_checkpoints_pair_off_too(tmp_path, config):
     files = [str(tmp_path / f"{n}.safetensors") for n in ("a", "b", "c")]
     model_set = config(tmp_path, pairs=[{"name": "ck", "checkpoints": files, "pairs": "all"}]).pairs[0]
     assert [(s.name, len(s.checkpoints)) for s in pair_sets(model_set)] == [
@@ -77,7 +70,7 @@ def test_an_option_grid_becomes_keyed_entries_but_a_sequence_option_stays_one_va
     assert [e.key for e in two] == ["lb[grid=[0.0,1.0]]", "lb[grid=[0.0,0.5,1.0]]"]
 
 
-def test_grids_expand_in_the_pipeline_and_in_correction_sets(tmp_path):
+def test_grids_expand_in_the_pipeline_and_in_correction_sets(tmp_path, config):
     pipeline = Pipeline(config(tmp_path, aligners=[{"name": "weight_matching", "order": ["random", "best"]}],
                                corrections=[[], [{"name": "repair", "examples": [64, 128]}]]), progress=False)
     assert [a.key for a in pipeline.config.aligners] == ["weight_matching[order=random]",
@@ -94,26 +87,26 @@ def test_grids_expand_in_the_pipeline_and_in_correction_sets(tmp_path):
     ({"executor": {"name": "ray", "gpus": 1}}, r"unknown keys \['gpus'\]"),
     ({"executor": {"name": "ray", "num_cpus": 0}}, "num_cpus must be > 0"),
 ])
-def test_bad_sweeps_and_executors_are_explained(tmp_path, bad, message):
+def test_bad_sweeps_and_executors_are_explained(tmp_path, bad, message, config):
     with pytest.raises(ConfigError, match=message):
         config(tmp_path, **bad)
 
 
-def test_the_executor_table_is_read_but_not_part_of_the_stored_config(tmp_path):
+def test_the_executor_table_is_read_but_not_part_of_the_stored_config(tmp_path, config):
     parsed = config(tmp_path, executor={"name": "ray", "address": "head:6379", "num_cpus": 2,
                                         "num_gpus": 0.5, "max_retries": 3})
     assert parsed.executor == ExecutorConfig("ray", "head:6379", 2.0, 0.5, 3)
     assert "executor" not in parsed.to_dict()  # a run may resume under another executor
 
 
-def test_asking_for_ray_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
+def test_asking_for_ray_without_ray_says_how_to_install_it(tmp_path, monkeypatch, config):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     with pytest.raises(ConfigError, match=r"not installed: pip install 'ridgeline\[ray\]"):
         Pipeline(config(tmp_path), progress=False, executor="ray")
     assert not (tmp_path / "results.h5").exists()
 
 
-def test_a_sweep_is_reported_grouped_and_plotted(tmp_path, capsys):
+def test_a_sweep_is_reported_grouped_and_plotted(tmp_path, capsys, config):
     output = run_pipeline(config(tmp_path), progress=False)
     assert {r["pair"] for r in read_summaries(output)} == {"sw:seed0-seed1", "sw:seed0-seed2"}
     rows = report_rows(output)
@@ -132,7 +125,7 @@ def test_a_sweep_is_reported_grouped_and_plotted(tmp_path, capsys):
     assert (tmp_path / "figs" / "sw_barriers.png").stat().st_size > 10_000
 
 
-def test_a_cluster_address_without_the_ray_executor_is_refused(tmp_path):
+def test_a_cluster_address_without_the_ray_executor_is_refused(tmp_path, config):
     with pytest.raises(ConfigError, match="cluster address .* is for the ray executor"):
         Pipeline(config(tmp_path), address="127.0.0.1:6379", progress=False)
     assert not (tmp_path / "results.h5").exists()
