@@ -27,7 +27,7 @@ _EXPORTS = {
         "RidgelineError", "UnknownEntryError", "DuplicateEntryError", "PluginLoadError",
         "StateMismatchError", "SpecError", "CheckpointError", "ConfigError",
         "ResultsMismatchError", "ResultsReadError", "DataError", "MissingExtraError", "CellError",
-        "NonFiniteStateError"), "ridgeline.core.errors"),
+        "NonFiniteStateError", "ExampleInputError"), "ridgeline.core.errors"),
     # states and checkpoints
     **dict.fromkeys(("State", "Ties"), "ridgeline.core.state"),
     "load_state": "ridgeline.core.checkpoint",
@@ -77,6 +77,7 @@ if TYPE_CHECKING:  # what static tools see; at run time names load on first use
         ConfigError,
         DataError,
         DuplicateEntryError,
+        ExampleInputError,
         MissingExtraError,
         NonFiniteStateError,
         PluginLoadError,

@@ -65,6 +65,16 @@ class SpecError(RidgelineError, ValueError):
     """A permutation spec is malformed, does not fit a state, or fails its check."""
 
 
+class ExampleInputError(SpecError):
+    """A model fails on the example input while its spec is derived. ``failure`` says which model,
+    where in the graph and why, without the advice the message adds, so that a model plugin that
+    knows better advice (timm: the architecture's native input size) can give it."""
+
+    def __init__(self, message: str, failure: str | None = None) -> None:
+        super().__init__(message)
+        self.failure = failure if failure is not None else message
+
+
 class CheckpointError(RidgelineError):
     """A checkpoint file cannot be loaded safely as a state dict."""
 

@@ -34,13 +34,13 @@ import attrs
 import torch
 from torch import fx, nn
 
-from ridgeline.core.errors import SpecError
+from ridgeline.core.errors import ExampleInputError, SpecError
 from ridgeline.core.state import Ties
 from ridgeline.core.symmetry import layer_rules, op_rules, rules
 from ridgeline.core.symmetry.assemble import assemble
 from ridgeline.core.symmetry.labels import Unions
 from ridgeline.core.symmetry.spec import PermutationSpec, SpecCheck
-from ridgeline.core.symmetry.walker import ExampleError, Walker
+from ridgeline.core.symmetry.walker import Walker
 
 RULE_MODULES = (layer_rules, op_rules)  # importing them fills the tables in ``rules``
 
@@ -142,11 +142,12 @@ def derive_and_check(module: nn.Module, example_input: torch.Tensor, *,
         walker = Walker(graph_module, unions, shapes)
         with torch.no_grad():
             walker.run(example)
-    except ExampleError as error:
-        raise SpecError(
-            f"{type(module).__name__} {error}. If the input shape is wrong for this architecture, "
-            "give one it takes; if its forward wants something other than one tensor (a dict, "
-            f"several tensors), {_HOW_TO}"
+    except ExampleInputError as error:
+        failure = f"{type(module).__name__} {error}"
+        raise ExampleInputError(
+            f"{failure}. If the input shape is wrong for this architecture, give one it takes; if "
+            f"its forward wants something other than one tensor (a dict, several tensors), {_HOW_TO}",
+            failure,
         ) from None
     finally:
         module.train(was_training)

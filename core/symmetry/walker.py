@@ -20,7 +20,7 @@ import torch
 from torch import fx, nn
 from torch.overrides import TorchFunctionMode
 
-from ridgeline.core.errors import SpecError
+from ridgeline.core.errors import ExampleInputError
 from ridgeline.core.symmetry import rules
 from ridgeline.core.symmetry.labels import (
     Label,
@@ -43,11 +43,6 @@ _METHOD_ALIASES = {"__getitem__": "getitem", "__matmul__": "matmul",
                    "__rtruediv__": "div", "__truediv__": "div", "__neg__": "neg", "__pow__": "pow",
                    "__add__": "add", "__sub__": "sub", "__mul__": "mul", "__iadd__": "add_",
                    "__imul__": "mul_"}
-
-
-class ExampleError(SpecError):
-    """The graph failed on the example input (the message says where and why; the caller adds
-    which model and what to do)."""
 
 
 class Walker(fx.Interpreter):
@@ -122,7 +117,7 @@ class Walker(fx.Interpreter):
             result = super().run_node(n)
         except Exception as error:
             where = n.target if n.op == "call_module" else n.name
-            raise ExampleError(
+            raise ExampleInputError(
                 f"fails on the example input at {where!r} ({n.op} {rules.target_name(n)}): "
                 f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
             ) from None

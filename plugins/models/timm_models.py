@@ -16,7 +16,14 @@ from typing import Any
 
 from torch import nn
 
-from ridgeline.core import ConfigError, Model, PermutationSpec, SpecError, UnknownEntryError
+from ridgeline.core import (
+    ConfigError,
+    ExampleInputError,
+    Model,
+    PermutationSpec,
+    SpecError,
+    UnknownEntryError,
+)
 
 
 def _timm() -> Any:
@@ -126,13 +133,12 @@ class TimmModel(Model):
         """The derived spec; an input the architecture cannot take is named with its native size."""
         try:
             return super().spec()
-        except SpecError as error:
+        except ExampleInputError as error:
             native = self.native_input(arch=self.arch, **self.timm_kwargs)
-            if "fails on the example input" not in str(error) or native is None \
-                    or tuple(self.input_shape) == native[0]:
+            if native is None or tuple(self.input_shape) == native[0]:
                 raise
             raise SpecError(
-                f"{str(error).split('. If the input shape is wrong')[0]}: timm's {self.arch!r} is built "
+                f"{error.failure}: timm's {self.arch!r} is built "
                 f"for {_shape(native[0])} inputs, not {_shape(self.input_shape)}; use its native "
                 f"size (no --dataset: `ridgeline spec {self.arch}`)") from None
 

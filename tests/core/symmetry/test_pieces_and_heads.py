@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ridgeline.core.errors import SpecError
+from ridgeline.core.errors import ExampleInputError, SpecError
 from ridgeline.core.symmetry.derive import derive_spec, generic_state
 from ridgeline.core.symmetry.spec import AxisRef, PermutationSpec
 
@@ -385,5 +385,9 @@ class DictInput(nn.Module):
 
 
 def test_a_forward_that_wants_a_dict_but_gets_a_tensor_is_told_to_wrap_the_model():
-    with pytest.raises(SpecError, match=r"^DictInput fails on the example input at 'getitem'.*wrap the "):
+    message = r"^DictInput fails on the example input at 'getitem'.*wrap the "
+    with pytest.raises(ExampleInputError, match=message) as error:
         derive_spec(DictInput(), torch.randn(2, 4))
+    # the failure alone, for a model plugin to add its own advice (timm: the native input size)
+    assert error.value.failure.startswith("DictInput fails on the example input at 'getitem'")
+    assert "wrap the model" not in error.value.failure and isinstance(error.value, SpecError)
